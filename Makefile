@@ -1,0 +1,56 @@
+# Two set-up commands: `make run` (service + demo project) and `make test` (ruff + pytest).
+# Both create .venv and install the pinned requirements on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.run-installed
+DEV_STAMP := $(VENV)/.dev-installed
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev run worker test lint format bench bench-ssl bench-select bench-al bench-loop bench-annotate bench-load clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(RUN_STAMP) $@
+
+install: $(RUN_STAMP)
+install-dev: $(DEV_STAMP)
+
+## run: migrate, create demo users and project, start embedded Redis + a worker + the web server
+run: $(RUN_STAMP)
+	$(PY) manage.py rundemo
+
+## test: lint and the whole test suite
+test: $(DEV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(DEV_STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+## benchmarks: each prints a table and writes bench/results/<name>.json
+bench-ssl: $(DEV_STAMP)
+	$(PY) -m bench.ssl
+
+bench-select: $(DEV_STAMP)
+	$(PY) -m bench.select
+
+bench-al: $(DEV_STAMP)
+	$(PY) -m bench.al
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
