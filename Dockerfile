@@ -1,0 +1,12 @@
+# One image for the web and worker services (see docker-compose.yml).
+FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends dataset-fashion-mnist && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt .
+# The CPU build of torch: no CUDA download.
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+COPY . .
+RUN DJANGO_SETTINGS_MODULE=labelling.settings SECRET_KEY=build python manage.py collectstatic --noinput
+EXPOSE 8000
+CMD ["gunicorn", "labelling.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120"]

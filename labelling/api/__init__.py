@@ -1,0 +1,1 @@
+"""The REST API (DRF): views validate input, call one service or selector, serialize output."""

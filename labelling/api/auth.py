@@ -1,0 +1,47 @@
+"""Who am I, and an API token for scripts."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labelling.services.errors import InvalidInput
+
+
+class MeApi(APIView):
+    class MeOutput(serializers.Serializer):
+        id = serializers.IntegerField()
+        username = serializers.CharField()
+
+    @extend_schema(responses=MeOutput, operation_id="me")
+    def get(self, request):
+        return Response({"id": request.user.id, "username": request.user.username})
+
+
+class TokenApi(APIView):
+    """Exchange a username and password for an API token (send it as ``Authorization: Token ...``)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    class TokenInput(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=128, style={"input_type": "password"})
+
+    class TokenOutput(serializers.Serializer):
+        token = serializers.CharField()
+
+    @extend_schema(request=TokenInput, responses=TokenOutput, operation_id="token_create")
+    def post(self, request):
+        data = self.TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request, **data.validated_data)
+        if user is None:
+            raise InvalidInput("wrong username or password", code="bad_credentials")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})

@@ -1,0 +1,172 @@
+"""Projects, label sets and members."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labelling.api.base import paginated
+from labelling.models import LabelClass, Membership, Project, Role
+from labelling.selectors.access import access_project, projects_for_user, role_in
+from labelling.services.errors import NotFound
+from labelling.services.projects import (
+    membership_remove,
+    membership_set,
+    project_create,
+    project_delete,
+    project_update,
+)
+
+
+class LabelClassOutput(serializers.ModelSerializer):
+    class Meta:
+        model = LabelClass
+        fields = ["id", "name", "hotkey", "order"]
+
+
+class ProjectOutput(serializers.ModelSerializer):
+    labels = LabelClassOutput(source="label_classes", many=True, read_only=True)
+    my_role = serializers.SerializerMethodField()
+    image_count = serializers.IntegerField(read_only=True, default=None)
+    labelled_count = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id", "name", "description", "instructions", "labels", "label_budget", "cost_per_label", "currency",
+            "target_accuracy", "annotations_per_image", "audit_fraction", "selection_strategy",
+            "labelling_paused", "created_at", "my_role", "image_count", "labelled_count",
+        ]  # fmt: skip
+
+    def get_my_role(self, obj: Project) -> str | None:
+        request = self.context.get("request")
+        return role_in(request.user, obj) if request else None
+
+
+class LabelInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True)
+
+
+class ProjectFields(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    instructions = serializers.CharField(required=False, allow_blank=True, max_length=50_000)
+    label_budget = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=100_000_000
+    )
+    cost_per_label = serializers.DecimalField(
+        required=False, allow_null=True, max_digits=10, decimal_places=4, min_value=0
+    )
+    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, allow_blank=True)
+    target_accuracy = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    annotations_per_image = serializers.IntegerField(required=False, min_value=1, max_value=10)
+    audit_fraction = serializers.FloatField(required=False, min_value=0.0, max_value=0.5)
+    selection_strategy = serializers.CharField(required=False, max_length=50)
+
+
+def _with_counts(qs):
+    return qs.annotate(
+        image_count=Count("images", distinct=True),
+        labelled_count=Count("images", filter=Q(images__status="labelled"), distinct=True),
+    ).prefetch_related("label_classes")
+
+
+class ProjectListApi(APIView):
+    class ProjectCreateInput(ProjectFields):
+        name = serializers.CharField(max_length=200)
+        labels = LabelInput(many=True, min_length=2, max_length=1000)
+
+    @extend_schema(responses=ProjectOutput(many=True), operation_id="projects_list")
+    def get(self, request):
+        qs = _with_counts(projects_for_user(request.user)).order_by("id")
+        return paginated(request=request, view=self, queryset=qs, serializer_class=self._out)
+
+    def _out(self, *args, **kwargs):
+        return ProjectOutput(*args, context={"request": self.request}, **kwargs)
+
+    @extend_schema(request=ProjectCreateInput, responses={201: ProjectOutput}, operation_id="projects_create")
+    def post(self, request):
+        data = self.ProjectCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        labels = [dict(label) for label in fields.pop("labels")]
+        project = project_create(name=fields.pop("name"), labels=labels, created_by=request.user, **fields)
+        project = _with_counts(Project.objects.filter(pk=project.pk)).get()
+        return Response(self._out(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    class ProjectUpdateInput(ProjectFields):
+        name = serializers.CharField(max_length=200, required=False)
+        labelling_paused = serializers.BooleanField(required=False)
+
+    @extend_schema(responses=ProjectOutput, operation_id="projects_retrieve")
+    def get(self, request, project_id: int):
+        access_project(request.user, project_id)
+        project = _with_counts(Project.objects.filter(pk=project_id)).get()
+        return Response(ProjectOutput(project, context={"request": request}).data)
+
+    @extend_schema(request=ProjectUpdateInput, responses=ProjectOutput, operation_id="projects_update")
+    def patch(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        data = self.ProjectUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        project_update(project=project, **data.validated_data)
+        project = _with_counts(Project.objects.filter(pk=project_id)).get()
+        return Response(ProjectOutput(project, context={"request": request}).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("confirm", bool, required=False, description="needed when it has labels")
+        ],
+        responses={204: None},
+        operation_id="projects_destroy",
+    )
+    def delete(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        project_delete(project=project, confirm=request.query_params.get("confirm") in ("true", "1", "yes"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MembershipOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+    user_id = serializers.IntegerField()
+
+    class Meta:
+        model = Membership
+        fields = ["user_id", "username", "role", "created_at"]
+
+
+class MemberListApi(APIView):
+    class MemberSetInput(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(responses=MembershipOutput(many=True), operation_id="members_list")
+    def get(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        qs = project.memberships.select_related("user").order_by("id")
+        return paginated(request=request, view=self, queryset=qs, serializer_class=MembershipOutput)
+
+    @extend_schema(request=MemberSetInput, responses={201: MembershipOutput}, operation_id="members_set")
+    def post(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        data = self.MemberSetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
+        if user is None:
+            raise NotFound("no user with that username", code="unknown_user")
+        membership = membership_set(project=project, user=user, role=data.validated_data["role"])
+        return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(APIView):
+    @extend_schema(responses={204: None}, operation_id="members_remove")
+    def delete(self, request, project_id: int, user_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        membership_remove(project=project, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

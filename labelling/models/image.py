@@ -1,0 +1,38 @@
+"""An image of a project's pool. Bytes live in storage under a content-addressed key."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from labelling.models.project import LabelClass, Project
+
+
+class ImageStatus(models.TextChoices):
+    UNLABELLED = "unlabelled", "Unlabelled"
+    LABELLED = "labelled", "Labelled"
+    FLAGGED = "flagged", "Flagged"
+
+
+class Image(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    sha256 = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10)  # Pillow's format name: PNG, JPEG, WEBP, BMP, GIF, TIFF
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    original_name = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=20, choices=ImageStatus.choices, default=ImageStatus.UNLABELLED)
+    # Ground truth of demo/evaluation datasets: never shown to annotators, never used for training.
+    reference_label = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["project", "sha256"], name="image_unique_content")]
+        indexes = [models.Index(fields=["project", "status"])]
+
+    def __str__(self) -> str:
+        return self.original_name or self.sha256[:12]

@@ -1,0 +1,86 @@
+"""A project: a pool of images, an ordered label set, a label budget and a target accuracy."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    instructions = models.TextField(
+        blank=True, default="", help_text="Shown to annotators, Markdown allowed."
+    )
+    # Label budget: the most labels to pay for (null: no limit), and optionally what one costs.
+    label_budget = models.PositiveIntegerField(null=True, blank=True)
+    cost_per_label = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
+    )
+    currency = models.CharField(max_length=3, blank=True, default="")
+    target_accuracy = models.FloatField(
+        default=0.9, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="0..1"
+    )
+    annotations_per_image = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    audit_fraction = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)]
+    )
+    selection_strategy = models.CharField(max_length=50, default="auto")
+    labelling_paused = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LabelClass(models.Model):
+    """One class of a project's ordered label set; the hotkey is a single key (1-9, 0, a-z)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_classes")
+    name = models.CharField(max_length=100)
+    hotkey = models.CharField(max_length=1, blank=True, default="")
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project_id", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="label_class_unique_name"),
+            models.UniqueConstraint(
+                fields=["project", "hotkey"], condition=~models.Q(hotkey=""), name="label_class_unique_hotkey"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    ENGINEER = "engineer", "ML engineer"
+    ANNOTATOR = "annotator", "Annotator"
+
+
+class Membership(models.Model):
+    """A user's role in one project. No membership: the project does not exist for that user."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.role} of {self.project}"

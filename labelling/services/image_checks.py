@@ -1,0 +1,116 @@
+"""Image validation by content, never by name.
+
+``image_bytes_check`` accepts PNG, JPEG, WebP, BMP, GIF (first frame) and TIFF, recognised by their
+magic bytes, fully decoded, within a pixel limit (decompression bombs) and a size limit.
+Anything else raises :class:`ImageRejected` with a code and a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from labelling.services.errors import InvalidInput
+
+# (magic prefix, Pillow format); WebP is RIFF....WEBP and checked separately.
+_MAGIC = [
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+]
+CONTENT_TYPES = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "WEBP": "image/webp",
+}
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp"}
+
+
+class ImageRejected(InvalidInput):
+    """One file is not an acceptable image; ``code`` says which rule it broke."""
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes
+    sha256: str
+    format: str  # a key of CONTENT_TYPES
+    width: int
+    height: int
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format the first bytes announce, or None."""
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    return None
+
+
+def image_bytes_check(data: bytes, *, name: str = "") -> CheckedImage:
+    """Validate one uploaded file; raise ImageRejected with a precise reason otherwise."""
+    max_bytes = settings.UPLOAD_MAX_IMAGE_BYTES
+    if len(data) == 0:
+        raise ImageRejected("the file is empty", code="empty_file")
+    if len(data) > max_bytes:
+        raise ImageRejected(
+            f"the file is {len(data):,} bytes, over the limit of {max_bytes:,} bytes", code="file_too_large"
+        )
+    fmt = sniff_format(data[:16])
+    if fmt is None:
+        head = data[:256].lstrip().lower()
+        if head.startswith((b"<svg", b"<?xml")) or b"<svg" in head:
+            raise ImageRejected(
+                "SVG is not accepted (vector images can carry scripts)", code="unsupported_format"
+            )
+        if head.startswith((b"<!doctype", b"<html")) or b"<html" in head or b"<script" in head:
+            raise ImageRejected("the file is HTML, not an image", code="unsupported_format")
+        raise ImageRejected(
+            "not a supported image: the content is none of PNG, JPEG, WebP, BMP, GIF or TIFF",
+            code="unsupported_format",
+        )
+    max_pixels = settings.UPLOAD_MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns between its limit and twice it, and raises beyond: treat both as a bomb.
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data)) as img:
+                if img.format != fmt:
+                    raise ImageRejected(
+                        f"the content starts like {fmt} but decodes as {img.format}", code="format_mismatch"
+                    )
+                width, height = img.size
+                if width < 1 or height < 1:
+                    raise ImageRejected("the image has no pixels", code="corrupt_image")
+                if width * height > max_pixels:
+                    raise ImageRejected(
+                        f"{width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} "
+                        "(decompression bomb guard)",
+                        code="too_many_pixels",
+                    )
+                img.seek(0)  # GIF/TIFF: the first frame is the image
+                img.load()  # full decode: truncated or corrupt data fails here
+    except ImageRejected:
+        raise
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
+        raise ImageRejected(f"decompression bomb: {exc}", code="too_many_pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(f"the image cannot be decoded ({exc})", code="corrupt_image") from None
+    return CheckedImage(
+        data=data, sha256=hashlib.sha256(data).hexdigest(), format=fmt, width=width, height=height
+    )

@@ -1,0 +1,85 @@
+"""Background jobs: a Job row first, the Celery task only once that row is committed.
+
+Tasks are enqueued by name (``workers.<kind>``) so the web process never imports worker code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from labelling.models import Job, Project
+from labelling.models.job import FINISHED_STATES, JobState
+
+
+def task_name_for(kind: str) -> str:
+    return f"workers.{kind}"
+
+
+def _send(job_id: int, kind: str) -> None:
+    from workers.celery import app  # celery only; no torch on the web path
+
+    app.send_task(task_name_for(kind), args=[job_id])
+
+
+def job_create(
+    *,
+    project: Project,
+    kind: str,
+    params: dict[str, Any] | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> Job:
+    """Create a queued job and enqueue its task when the surrounding transaction commits."""
+    job = Job.objects.create(project=project, kind=kind, params=params or {}, created_by=created_by)
+    transaction.on_commit(lambda: _send(job.id, kind))
+    return job
+
+
+def job_start(*, job_id: int) -> Job | None:
+    """Mark a job running; None when it is already finished (a redelivered task must not redo it)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.state in FINISHED_STATES:
+            return None
+        job.state = JobState.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["state", "started_at"])
+    return job
+
+
+def job_progress(*, job_id: int, fraction: float, message: str = "") -> None:
+    Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(
+        progress=max(0.0, min(1.0, float(fraction))), message=message[:500]
+    )
+
+
+def job_finish(*, job_id: int, result: dict[str, Any], message: str = "done") -> None:
+    Job.objects.filter(pk=job_id).update(
+        state=JobState.SUCCEEDED,
+        progress=1.0,
+        result=result,
+        message=message[:500],
+        finished_at=timezone.now(),
+    )
+
+
+def job_fail(*, job_id: int, error: str) -> None:
+    Job.objects.filter(pk=job_id).exclude(state__in=FINISHED_STATES).update(
+        state=JobState.FAILED, error=error[:10_000], message="failed", finished_at=timezone.now()
+    )
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Ask a job to stop: a queued one never starts, a running one stops at its next progress check."""
+    Job.objects.filter(pk=job.pk).exclude(state__in=FINISHED_STATES).update(
+        state=JobState.CANCELLED, message="cancelled", finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def job_is_cancelled(*, job_id: int) -> bool:
+    return Job.objects.filter(pk=job_id, state=JobState.CANCELLED).exists()

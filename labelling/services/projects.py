@@ -1,0 +1,129 @@
+"""Projects, their label sets and memberships."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from labelling.models import LabelClass, Membership, Project, Role
+from labelling.services.errors import Conflict, InvalidInput, NotFound
+
+_DEFAULT_HOTKEYS = "1234567890" + "abcdefghijklmnopqrstuvwxyz"
+
+
+def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
+    """Normalise a label set given as names or {name, hotkey} objects; give free hotkeys in order."""
+    rows: list[tuple[str, str]] = []
+    for entry in labels:
+        if isinstance(entry, str):
+            name, hotkey = entry, ""
+        elif isinstance(entry, dict):
+            name, hotkey = entry.get("name", ""), entry.get("hotkey") or ""
+        else:
+            raise InvalidInput("each label is a name or an object {name, hotkey}", code="invalid_labels")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("a label needs a non-empty name", code="invalid_labels")
+        if not isinstance(hotkey, str) or len(hotkey) > 1 or (hotkey and hotkey not in _DEFAULT_HOTKEYS):
+            raise InvalidInput(
+                f"hotkey {hotkey!r} of {name!r} must be one of 0-9 or a-z", code="invalid_labels"
+            )
+        rows.append((name.strip(), hotkey))
+    names = [n for n, _ in rows]
+    if len(set(names)) != len(names):
+        raise InvalidInput("label names must be unique", code="invalid_labels")
+    used = {h for _, h in rows if h}
+    if len(used) != sum(1 for _, h in rows if h):
+        raise InvalidInput("hotkeys must be unique", code="invalid_labels")
+    free = iter(k for k in _DEFAULT_HOTKEYS if k not in used)
+    return [(n, h or next(free, "")) for n, h in rows]
+
+
+@transaction.atomic
+def project_create(
+    *, name: str, labels: list[Any], created_by: AbstractBaseUser | None, **fields: Any
+) -> Project:
+    """Create a project with its ordered label set; the creator becomes its admin."""
+    if not labels or len(labels) < 2:
+        raise InvalidInput("a project needs at least two labels", code="invalid_labels")
+    if len(labels) > 1000:
+        raise InvalidInput("a project has at most 1000 labels", code="invalid_labels")
+    rows = _label_rows(labels)
+    if "cost_per_label" in fields and fields["cost_per_label"] is not None:
+        fields["cost_per_label"] = Decimal(str(fields["cost_per_label"]))
+    project = Project.objects.create(name=name, created_by=created_by, **fields)
+    LabelClass.objects.bulk_create(
+        [LabelClass(project=project, name=n, hotkey=h, order=i) for i, (n, h) in enumerate(rows)]
+    )
+    if created_by is not None:
+        Membership.objects.create(project=project, user=created_by, role=Role.ADMIN)
+    return project
+
+
+@transaction.atomic
+def project_update(*, project: Project, **fields: Any) -> Project:
+    for key, value in fields.items():
+        setattr(project, key, value)
+    project.full_clean(exclude=["created_by"])
+    project.save()
+    return project
+
+
+@transaction.atomic
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    """Add a member or change their role; a project always keeps at least one admin."""
+    if role not in Role.values:
+        raise InvalidInput(f"role must be one of {', '.join(Role.values)}", code="invalid_role")
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        _keep_an_admin(project=project, leaving=membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+def _keep_an_admin(*, project: Project, leaving: Membership) -> None:
+    if (
+        leaving.role == Role.ADMIN
+        and not project.memberships.filter(role=Role.ADMIN).exclude(pk=leaving.pk).exists()
+    ):
+        raise Conflict("a project must keep at least one admin", code="last_admin")
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, user_id: int) -> None:
+    membership = Membership.objects.select_for_update().filter(project=project, user_id=user_id).first()
+    if membership is None:
+        raise NotFound("no such member")
+    _keep_an_admin(project=project, leaving=membership)
+    membership.delete()
+
+
+def project_delete(*, project: Project, confirm: bool) -> None:
+    """Delete a project, its pool and its labels. Labels are the one thing money was spent on, so a
+    project that has any is only deleted with ``confirm``; stored bytes no other project uses go too."""
+    from django.core.files.storage import default_storage
+
+    from labelling.models import Annotation, Image
+
+    labels = Annotation.objects.filter(image__project=project).count()
+    if labels and not confirm:
+        raise Conflict(
+            f"the project holds {labels} labels; export them, then delete with ?confirm=true",
+            code="project_has_labels",
+        )
+    keys = set(project.images.values_list("storage_key", flat=True))
+    with transaction.atomic():
+        Annotation.objects.filter(image__project=project).delete()
+        project.delete()
+
+    def forget_files() -> None:
+        still_used = set(Image.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+        for key in keys - still_used:
+            default_storage.delete(key)
+
+    transaction.on_commit(forget_files)

@@ -1,0 +1,1 @@
+"""Server-rendered pages: the project list, project pages, labelling and the dashboard."""

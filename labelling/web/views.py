@@ -1,0 +1,77 @@
+"""Pages. They read through the same selectors as the API, so page and API never disagree."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from labelling.api.errors import error_body
+from labelling.models import Role
+from labelling.selectors.access import access_project, projects_for_user, role_in
+from labelling.services.errors import NotFound
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    projects = (
+        projects_for_user(request.user)
+        .annotate(
+            image_count=Count("images", distinct=True),
+            labelled_count=Count("images", filter=Q(images__status="labelled"), distinct=True),
+        )
+        .order_by("id")
+    )
+    rows = [{"project": p, "role": role_in(request.user, p)} for p in projects]
+    return render(request, "web/home.html", {"rows": rows})
+
+
+@login_required
+def project_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    try:
+        project = access_project(request.user, project_id)
+    except NotFound:
+        raise Http404("project not found") from None
+    role = role_in(request.user, project)
+    can_see_pool = role in (Role.ENGINEER, Role.ADMIN)
+    page = None
+    if can_see_pool:
+        page = Paginator(project.images.order_by("id"), 60).get_page(request.GET.get("page"))
+    counts = project.images.aggregate(total=Count("id"), labelled=Count("id", filter=Q(status="labelled")))
+    jobs = project.jobs.order_by("-id")[:10] if can_see_pool else []
+    return render(
+        request,
+        "web/project.html",
+        {
+            "project": project,
+            "role": role,
+            "page": page,
+            "counts": counts,
+            "jobs": jobs,
+            "can_see_pool": can_see_pool,
+        },
+    )
+
+
+def _error(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(code, message), status=status)
+    return render(request, "web/error.html", {"status": status, "message": message}, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error(request, 400, "bad_request", "the request could not be understood")
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error(request, 403, "forbidden", "you may not do this")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error(request, 404, "not_found", "not found")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return _error(request, 500, "server_error", "something went wrong on our side; it has been logged")

@@ -1,0 +1,69 @@
+"""The web path never loads the ML stack, and the API schema matches the code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_importing_the_urlconf_and_views_loads_no_ml_library():
+    code = (
+        "import django, sys; django.setup();"
+        "import labelling.urls, labelling.api.urls, labelling.web.views;"
+        "from django.urls import resolve; resolve('/api/projects');"
+        "print(json.dumps(sorted(m for m in ('torch', 'sklearn', 'faiss') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json;" + code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_schema_generates_without_warnings_and_validates():
+    out = subprocess.run(
+        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", os.devnull],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.mark.django_db
+def test_schema_is_served_and_lists_every_api_route(client_for, users):
+    from django.urls import get_resolver
+
+    response = client_for(users["admin"]).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = json.loads(response.content)
+    paths = set(schema["paths"])
+    api_routes = {
+        "/api/" + str(p.pattern).replace("<int:", "{").replace(">", "}")
+        for p in get_resolver().url_patterns[0].url_patterns
+        if not str(p.pattern).startswith(("schema", "docs"))
+    }
+    assert api_routes <= paths, api_routes - paths
+
+
+def test_compose_file_is_valid():
+    from tests.conftest import require
+
+    exe = "/usr/bin/docker-compose"
+    require(Path(exe).exists(), "Debian's docker-compose validates docker-compose.yml")
+    out = subprocess.run(
+        [exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr

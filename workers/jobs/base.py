@@ -1,0 +1,59 @@
+"""Running a job function against its Job row: start, progress, cancel, finish or fail."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from labelling.models import Job
+from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress, job_start
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its row was cancelled; the job stops where it is."""
+
+
+class Progress:
+    """Reports progress to the Job row at most every ``interval`` seconds, and notices a cancel."""
+
+    def __init__(self, job_id: int, *, interval: float = 0.5) -> None:
+        self.job_id = job_id
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, fraction: float, message: str = "", *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        if job_is_cancelled(job_id=self.job_id):
+            raise JobCancelled()
+        job_progress(job_id=self.job_id, fraction=fraction, message=message)
+
+
+JobFunction = Callable[[Job, Progress], dict[str, Any]]
+
+
+def run_job(job_id: int, fn: JobFunction) -> None:
+    """Run ``fn`` for the job once; a redelivered task for a finished job does nothing."""
+    job = job_start(job_id=job_id)
+    if job is None:
+        log.info("job %s already finished; nothing to do", job_id)
+        return
+    progress = Progress(job_id)
+    try:
+        result = fn(job, progress)
+    except JobCancelled:
+        log.info("job %s cancelled", job_id)
+        return
+    except Exception as exc:  # a failed job records why; the worker keeps serving
+        log.exception("job %s failed", job_id)
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=5)}")
+        return
+    summary = result.pop("_message", "done") if isinstance(result, dict) else "done"
+    job_finish(job_id=job_id, result=result, message=summary)
