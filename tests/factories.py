@@ -56,3 +56,35 @@ def zip_bytes(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLA
         for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+def pool(project, n: int, *, seed: int = 0, reference: bool = False):
+    """Store ``n`` distinct small PNG images in the project's pool; return their Image rows."""
+    from labelling.models import Image
+    from labelling.services.images import IngestItem, pool_image_ingest
+
+    labels = list(project.label_classes.all())
+    ids = []
+    for i in range(n):
+        ref = labels[i % len(labels)] if reference else None
+        result = pool_image_ingest(
+            project=project, item=IngestItem(name=f"{i}.png", data=image_bytes(seed=seed * 100_000 + i), reference_label=ref)
+        )
+        ids.append(result.image_id)
+    return list(Image.objects.filter(pk__in=ids).order_by("id"))
+
+
+def queue_round(project, images, *, strategy: str = "random"):
+    """A selection round that queues ``images`` in the given order (as the select job would)."""
+    from django.db import transaction
+
+    from labelling.models import SelectionRound
+    from labelling.services.queue import Pick, queue_fill
+
+    with transaction.atomic():
+        number = SelectionRound.objects.filter(project=project).count() + 1
+        rnd = SelectionRound.objects.create(
+            project=project, number=number, strategy=strategy, requested_strategy=strategy, batch_size=len(images)
+        )
+        queue_fill(project=project, round=rnd, picks=[Pick(im.id, 1.0 - i / 1000, "test pick") for i, im in enumerate(images)])
+    return rnd

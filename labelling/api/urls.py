@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from labelling.api import annotations, auth, images, jobs, projects
+from labelling.api import annotations, auth, images, jobs, projects, queue
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -23,6 +23,19 @@ urlpatterns = [
         "projects/<int:project_id>/annotations",
         annotations.AnnotationListApi.as_view(),
         name="api-annotations",
+    ),
+    path("projects/<int:project_id>/queue/next", queue.QueueNextApi.as_view(), name="api-queue-next"),
+    path("projects/<int:project_id>/queue/undo", queue.QueueUndoApi.as_view(), name="api-queue-undo"),
+    path(
+        "assignments/<int:assignment_id>/submit",
+        queue.AssignmentSubmitApi.as_view(),
+        name="api-assignment-submit",
+    ),
+    path(
+        "assignments/<int:assignment_id>/skip", queue.AssignmentSkipApi.as_view(), name="api-assignment-skip"
+    ),
+    path(
+        "assignments/<int:assignment_id>/flag", queue.AssignmentFlagApi.as_view(), name="api-assignment-flag"
     ),
     path("images/<int:image_id>", images.ImageDetailApi.as_view(), name="api-image"),
     path("images/<int:image_id>/file", images.ImageFileApi.as_view(), name="api-image-file"),

@@ -4,5 +4,20 @@ from labelling.models.annotation import Annotation
 from labelling.models.image import Image
 from labelling.models.job import Job
 from labelling.models.project import LabelClass, Membership, Project, Role
+from labelling.models.queue import Assignment, QueueItem
+from labelling.models.training import EncoderVersion, ModelVersion, SelectionRound
 
-__all__ = ["Annotation", "Image", "Job", "LabelClass", "Membership", "Project", "Role"]
+__all__ = [
+    "Annotation",
+    "Assignment",
+    "EncoderVersion",
+    "Image",
+    "Job",
+    "LabelClass",
+    "Membership",
+    "ModelVersion",
+    "Project",
+    "QueueItem",
+    "Role",
+    "SelectionRound",
+]

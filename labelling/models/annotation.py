@@ -17,6 +17,10 @@ class Annotation(models.Model):
     label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="annotations")
     created_at = models.DateTimeField(auto_now_add=True)
     seconds_spent = models.FloatField(null=True, blank=True)
+    # The reservation it answers: one annotation per assignment, so a double submit stores one.
+    assignment = models.OneToOneField(
+        "labelling.Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation"
+    )
 
     class Meta:
         ordering = ["id"]

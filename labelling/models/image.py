@@ -27,6 +27,17 @@ class Image(models.Model):
     reference_label = models.ForeignKey(
         LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Audit slice: a random sample whose labels only measure accuracy; never used for training.
+    is_audit = models.BooleanField(default=False)
+    # The current model's view of the image (written by the predict job).
+    predicted_label = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confidence = models.FloatField(null=True, blank=True)  # top class probability
+    uncertainty = models.FloatField(null=True, blank=True)  # 1 - margin between the two top classes
+    predicted_by = models.ForeignKey(
+        "labelling.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -11,6 +11,16 @@ from labelling.models.project import Project
 class JobKind(models.TextChoices):
     IMPORT_ZIP = "import_zip", "Import a zip of images"
     IMPORT_DATASET = "import_dataset", "Import a built-in dataset"
+    PRETRAIN = "pretrain", "Pretrain an encoder (self-supervised)"
+    EMBED = "embed", "Embed the pool"
+    FINETUNE = "finetune", "Train a classifier on the labels"
+    PREDICT = "predict", "Score the pool"
+    SELECT = "select", "Select images to label"
+    CYCLE = "cycle", "Retrain, score and select"
+
+
+# Kinds that train or rewrite the project's model state: at most one runs per project at a time.
+TRAINING_KINDS = ("pretrain", "embed", "finetune", "predict", "select", "cycle")
 
 
 class JobState(models.TextChoices):

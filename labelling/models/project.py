@@ -32,6 +32,22 @@ class Project(models.Model):
     )
     selection_strategy = models.CharField(max_length=50, default="auto")
     labelling_paused = models.BooleanField(default=False)
+    # Active learning: a cycle (finetune -> predict -> select) is queued after every `cycle_every`
+    # new training labels; each selection round queues `batch_size` images.
+    cycle_every = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
+    batch_size = models.PositiveIntegerField(
+        default=40, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
+    reservation_minutes = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)]
+    )
+    labels_at_last_cycle = models.PositiveIntegerField(default=0)
+    current_encoder = models.ForeignKey(
+        "labelling.EncoderVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    current_model = models.ForeignKey(
+        "labelling.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

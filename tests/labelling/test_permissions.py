@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from labelling.models import Annotation, Image, Job
 from labelling.services.images import IngestItem, pool_image_ingest
-from tests.factories import image_bytes, project_with_members
+from tests.factories import image_bytes, project_with_members, queue_round
 
 pytestmark = pytest.mark.django_db
 
@@ -45,8 +45,8 @@ def _endpoints(w):
         ("jobs list", "get", f"/api/projects/{p}/jobs", "engineer", None),
         ("job detail", "get", f"/api/jobs/{j}", "engineer", None),
         ("annotations list", "get", f"/api/projects/{p}/annotations", "engineer", None),
-        ("annotation submit", "post", f"/api/projects/{p}/annotations", "annotator",
-         lambda: {"image": i, "label": label}),
+        ("queue next", "get", f"/api/projects/{p}/queue/next", "annotator", None),
+        ("queue undo", "post", f"/api/projects/{p}/queue/undo", "annotator", lambda: {}),
         ("image detail", "get", f"/api/images/{i}", "engineer", None),
         ("image file", "get", f"/api/images/{i}/file", "annotator", None),
         ("image thumbnail", "get", f"/api/images/{i}/thumbnail", "annotator", None),
@@ -86,27 +86,6 @@ def test_outsider_never_sees_the_project_in_lists(users, world, client_for):
     assert [p["name"] for p in body["results"]] == ["Elsewhere"]
 
 
-def test_annotator_submits_once_then_gets_a_conflict(users, world, client_for):
-    client = client_for(users["annotator"])
-    label = world["project"].label_classes.first().id
-    payload = {"image": world["image"].id, "label": label, "seconds_spent": 2.5}
-    assert client.post(f"/api/projects/{world['project'].id}/annotations", payload).status_code == 201
-    again = client.post(f"/api/projects/{world['project'].id}/annotations", payload)
-    assert again.status_code == 409 and again.json()["error"]["code"] == "already_labelled"
-    assert Annotation.objects.count() == 1
-
-
-def test_unknown_label_is_a_400(users, world, client_for):
-    other = project_with_members(admin=users["admin"], name="Other labels")
-    foreign_label = other.label_classes.first().id
-    response = client_for(users["annotator"]).post(
-        f"/api/projects/{world['project'].id}/annotations",
-        {"image": world["image"].id, "label": foreign_label},
-    )
-    assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_label"
-    assert Annotation.objects.count() == 0
-
-
 def test_session_requests_without_csrf_are_refused(users, world):
     from django.test import Client
 
@@ -121,9 +100,10 @@ def test_session_requests_without_csrf_are_refused(users, world):
 def test_project_with_labels_is_deleted_only_with_confirmation(users, world, client_for):
     client = client_for(users["admin"])
     label = world["project"].label_classes.first().id
-    client_for(users["annotator"]).post(
-        f"/api/projects/{world['project'].id}/annotations", {"image": world["image"].id, "label": label}
-    )
+    queue_round(world["project"], [world["image"]])
+    annotator = client_for(users["annotator"])
+    assignment = annotator.get(f"/api/projects/{world['project'].id}/queue/next").json()["assignment"]
+    assert annotator.post(f"/api/assignments/{assignment['id']}/submit", {"label": label}).status_code == 201
     refused = client.delete(f"/api/projects/{world['project'].id}")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "project_has_labels"
     assert Annotation.objects.count() == 1

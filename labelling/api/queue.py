@@ -1,0 +1,161 @@
+"""The annotator's loop: next item(s), submit, skip, flag, undo."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labelling.models import Assignment
+from labelling.selectors.access import access_project
+from labelling.selectors.queue import annotator_progress, assignment_view
+from labelling.services.errors import InvalidInput, NotFound
+from labelling.services.queue import (
+    FLAG_REASONS,
+    annotation_undo_last,
+    assignment_flag,
+    assignment_skip,
+    assignment_submit,
+    assignments_reserve,
+    queue_empty_reason,
+)
+
+
+class SuggestionOutput(serializers.Serializer):
+    label = serializers.IntegerField()
+    confidence = serializers.FloatField(allow_null=True)
+
+
+class QueueImageOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    url = serializers.CharField()
+
+
+class AssignmentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+    image = QueueImageOutput()
+    suggestion = SuggestionOutput(allow_null=True)
+
+
+class ProgressOutput(serializers.Serializer):
+    labelled_today = serializers.IntegerField()
+    labelled_total = serializers.IntegerField()
+    left_in_queue = serializers.IntegerField()
+
+
+class NextOutput(serializers.Serializer):
+    assignment = AssignmentOutput(allow_null=True)
+    upcoming = AssignmentOutput(allow_null=True)
+    empty_reason = serializers.ChoiceField(
+        choices=["paused", "budget_exhausted", "waiting_for_model", "queue_empty"], allow_null=True
+    )
+    progress = ProgressOutput()
+
+
+def _next_body(project, user, lookahead: bool) -> dict:
+    held = assignments_reserve(project=project, annotator=user, count=2 if lookahead else 1)
+    return {
+        "assignment": assignment_view(held[0]) if held else None,
+        "upcoming": assignment_view(held[1]) if len(held) > 1 else None,
+        "empty_reason": None if held else queue_empty_reason(project=project),
+        "progress": annotator_progress(project=project, annotator=user),
+    }
+
+
+class QueueNextApi(APIView):
+    """Reserve the next item (reloading returns the one I hold). ``lookahead=1`` also reserves the
+    one after, so the UI can load its image ahead."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("lookahead", bool, required=False)],
+        responses=NextOutput,
+        operation_id="queue_next",
+    )
+    def get(self, request, project_id: int):
+        project = access_project(request.user, project_id)
+        lookahead = request.query_params.get("lookahead") in ("1", "true")
+        return Response(_next_body(project, request.user, lookahead))
+
+
+class QueueUndoApi(APIView):
+    @extend_schema(request=None, responses=AssignmentOutput, operation_id="queue_undo")
+    def post(self, request, project_id: int):
+        project = access_project(request.user, project_id)
+        return Response(assignment_view(annotation_undo_last(project=project, annotator=request.user)))
+
+
+def _assignment_project(request, assignment_id: int):
+    project_id = (
+        Assignment.objects.filter(pk=assignment_id, annotator=request.user)
+        .values_list("project_id", flat=True)
+        .first()
+    )
+    if project_id is None:
+        raise NotFound("no such assignment of yours")
+    return access_project(request.user, project_id)
+
+
+class SubmitOutput(serializers.Serializer):
+    annotation_id = serializers.IntegerField()
+    created = serializers.BooleanField()
+
+
+class AssignmentSubmitApi(APIView):
+    class SubmitInput(serializers.Serializer):
+        label = serializers.IntegerField(min_value=1)
+        seconds_spent = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=86400)
+
+    @extend_schema(
+        request=SubmitInput,
+        responses={201: SubmitOutput, 200: SubmitOutput},
+        operation_id="assignment_submit",
+    )
+    def post(self, request, assignment_id: int):
+        _assignment_project(request, assignment_id)
+        data = self.SubmitInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        annotation, created = assignment_submit(
+            assignment_id=assignment_id,
+            annotator=request.user,
+            label_id=data.validated_data["label"],
+            seconds_spent=data.validated_data.get("seconds_spent"),
+        )
+        return Response(
+            {"annotation_id": annotation.id, "created": created},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class AssignmentSkipApi(APIView):
+    class SkipInput(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    @extend_schema(request=SkipInput, responses={204: None}, operation_id="assignment_skip")
+    def post(self, request, assignment_id: int):
+        _assignment_project(request, assignment_id)
+        data = self.SkipInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment_skip(
+            assignment_id=assignment_id, annotator=request.user, reason=data.validated_data.get("reason", "")
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AssignmentFlagApi(APIView):
+    class FlagInput(serializers.Serializer):
+        reason = serializers.ChoiceField(choices=FLAG_REASONS)
+
+    @extend_schema(request=FlagInput, responses={204: None}, operation_id="assignment_flag")
+    def post(self, request, assignment_id: int):
+        _assignment_project(request, assignment_id)
+        data = self.FlagInput(data=request.data)
+        if not data.is_valid():
+            raise InvalidInput(f"reason must be one of {', '.join(FLAG_REASONS)}", details=data.errors)
+        assignment_flag(
+            assignment_id=assignment_id, annotator=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

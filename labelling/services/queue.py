@@ -1,0 +1,361 @@
+"""The annotation queue: filling it from a selection round, reserving, submitting, skipping, undoing.
+
+Concurrency: every write runs in one transaction. On SQLite those transactions start IMMEDIATE
+(settings), so writers are serialised; on PostgreSQL candidate items are locked with
+``FOR UPDATE SKIP LOCKED`` and the project row is locked while a label budget is checked, so two
+annotators never hold the same item and the budget is never exceeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from labelling.models import Annotation, Assignment, Image, LabelClass, Project, QueueItem, SelectionRound
+from labelling.models.image import ImageStatus
+from labelling.models.job import TRAINING_KINDS, JobState
+from labelling.models.queue import AssignmentState, QueueState
+from labelling.services.errors import Conflict, InvalidInput, NotFound
+
+FINISHED = (AssignmentState.SUBMITTED, AssignmentState.SKIPPED, AssignmentState.FLAGGED)
+UNDO_WINDOW = timedelta(minutes=30)
+
+
+@dataclass
+class Pick:
+    image_id: int
+    score: float
+    reason: str
+
+
+# --- filling ---------------------------------------------------------------------------------------
+
+
+def queue_fill(*, project: Project, round: SelectionRound, picks: list[Pick], seed: int = 0) -> int:
+    """Replace the untouched open items with this round's picks, interleaving audit images.
+
+    The audit slice is a uniform random sample of the pool, drawn at the project's audit fraction
+    and spread evenly through the batch, so accuracy is measured on images no strategy chose.
+    Returns the number of items queued. Call inside a transaction.
+    """
+    now = timezone.now()
+    touched = Assignment.objects.filter(
+        Q(state__in=FINISHED) | Q(state=AssignmentState.ACTIVE, expires_at__gt=now)
+    ).values("item_id")
+    QueueItem.objects.filter(
+        project=project, state=QueueState.OPEN, annotations_done=0, is_audit=False
+    ).exclude(pk__in=touched).update(state=QueueState.REMOVED)
+    queued = set(
+        QueueItem.objects.filter(project=project, state=QueueState.OPEN).values_list("image_id", flat=True)
+    )
+    picks = [p for p in picks if p.image_id not in queued]
+
+    n_audit = int(round_half_up(len(picks) * project.audit_fraction / max(1e-9, 1 - project.audit_fraction)))
+    audit_ids: list[int] = []
+    if n_audit and project.audit_fraction > 0:
+        pick_ids = {p.image_id for p in picks}
+        candidates = np.array(
+            Image.objects.filter(project=project, status=ImageStatus.UNLABELLED, is_audit=False)
+            .exclude(pk__in=queued)
+            .values_list("id", flat=True)
+        )
+        candidates = candidates[~np.isin(candidates, list(pick_ids))] if candidates.size else candidates
+        rng = np.random.default_rng(seed + round.number * 7919)
+        audit_ids = [
+            int(i) for i in rng.choice(candidates, size=min(n_audit, candidates.size), replace=False)
+        ]
+        Image.objects.filter(pk__in=audit_ids).update(is_audit=True)
+
+    total = len(picks) + len(audit_ids)
+    items = []
+    # Priorities count down from the newest round's top, so new rounds come first and order holds.
+    base = float(round.number) * 1_000_000
+    for rank, pick in enumerate(picks):
+        items.append(
+            QueueItem(
+                project=project, image_id=pick.image_id, round=round, priority=base + total - rank,
+                score=float(pick.score), reason=pick.reason[:200], annotations_needed=project.annotations_per_image,
+            )
+        )  # fmt: skip
+    step = len(picks) / max(len(audit_ids), 1)
+    for j, image_id in enumerate(audit_ids):
+        # Audit item j goes just before pick (j + 0.5) * step: evenly spread through the batch.
+        items.append(
+            QueueItem(
+                project=project, image_id=image_id, round=round, priority=base + total - (j + 0.5) * step + 0.5,
+                score=0.0, reason="audit sample (random, measures accuracy)", is_audit=True,
+                annotations_needed=project.annotations_per_image,
+            )
+        )  # fmt: skip
+    QueueItem.objects.bulk_create(items)
+    return len(items)
+
+
+def round_half_up(x: float) -> int:
+    return int(np.floor(x + 0.5))
+
+
+# --- reading the state of the queue ---------------------------------------------------------------
+
+
+def labels_used(project: Project) -> int:
+    return Annotation.objects.filter(image__project=project).count()
+
+
+def _active_holders():
+    now = timezone.now()
+    return Subquery(
+        Assignment.objects.filter(item=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__gt=now)
+        .values("item")
+        .annotate(c=Count("id"))
+        .values("c"),
+        output_field=IntegerField(),
+    )
+
+
+def queue_empty_reason(*, project: Project) -> str:
+    """Why there is nothing to label: paused, budget_exhausted, waiting_for_model or queue_empty."""
+    if project.labelling_paused:
+        return "paused"
+    if project.label_budget is not None and labels_used(project) >= project.label_budget:
+        return "budget_exhausted"
+    if project.jobs.filter(kind__in=TRAINING_KINDS, state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
+        return "waiting_for_model"
+    return "queue_empty"
+
+
+# --- reserving -------------------------------------------------------------------------------------
+
+
+def assignments_reserve(*, project: Project, annotator: AbstractBaseUser, count: int = 1) -> list[Assignment]:
+    """The items this annotator holds, topped up with fresh reservations of the best free items
+    until ``count`` are held (1 for the current image, 2 to also fetch the next one ahead).
+
+    An empty list means there is nothing to label: queue_empty_reason() says why.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        held = list(
+            Assignment.objects.filter(
+                project=project, annotator=annotator, state=AssignmentState.ACTIVE, expires_at__gt=now
+            ).order_by("reserved_at", "id")
+        )
+        if len(held) < count:
+            held += _reserve_more(project=project, annotator=annotator, wanted=count - len(held), now=now)
+        ids = [a.pk for a in held[:count]]
+    by_id = Assignment.objects.select_related("item__image").in_bulk(ids)
+    return [by_id[i] for i in ids]
+
+
+def _reserve_more(*, project: Project, annotator: AbstractBaseUser, wanted: int, now) -> list[Assignment]:
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    if locked.labelling_paused:
+        return []
+    if locked.label_budget is not None:
+        held_all = Assignment.objects.filter(
+            project=project, state=AssignmentState.ACTIVE, expires_at__gt=now
+        ).count()
+        wanted = min(wanted, locked.label_budget - labels_used(locked) - held_all)
+    if wanted <= 0:
+        return []
+    not_again = Assignment.objects.filter(annotator=annotator, project=project).filter(
+        Q(state__in=FINISHED) | Q(state=AssignmentState.ACTIVE, expires_at__gt=now)
+    )
+    candidates = (
+        QueueItem.objects.filter(project=project, state=QueueState.OPEN)
+        .exclude(pk__in=not_again.values("item_id"))
+        .annotate(holders=Coalesce(_active_holders(), Value(0)))
+        .filter(annotations_done__lt=F("annotations_needed") - F("holders"))
+        .order_by("-priority", "id")
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    expires = now + timedelta(minutes=locked.reservation_minutes)
+    reserved = []
+    for item in candidates[:wanted]:
+        # An earlier reservation of mine that lapsed is renewed rather than duplicated.
+        assignment, created = Assignment.objects.get_or_create(
+            item=item,
+            annotator=annotator,
+            defaults={"project": project, "reserved_at": now, "expires_at": expires},
+        )
+        if not created:
+            assignment.state = AssignmentState.ACTIVE
+            assignment.reserved_at, assignment.expires_at = now, expires
+            assignment.save(update_fields=["state", "reserved_at", "expires_at"])
+        reserved.append(assignment)
+    return reserved
+
+
+def _mine(assignment_id: int, annotator: AbstractBaseUser) -> Assignment:
+    assignment = (
+        Assignment.objects.select_for_update()
+        .select_related("item")
+        .filter(pk=assignment_id, annotator=annotator)
+        .first()
+    )
+    if assignment is None:
+        raise NotFound("no such assignment of yours", code="not_found")
+    return assignment
+
+
+# --- submitting ------------------------------------------------------------------------------------
+
+
+def assignment_submit(
+    *, assignment_id: int, annotator: AbstractBaseUser, label_id: int, seconds_spent: float | None = None
+) -> tuple[Annotation, bool]:
+    """Store the label for a reservation; returns (annotation, created).
+
+    Idempotent: the same submit twice returns the first annotation (created False). A submit for a
+    reservation that lapsed is still taken while nobody else holds the item and it needs a label;
+    otherwise it is a 409 ``reservation_expired``.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = _mine(assignment_id, annotator)
+        if assignment.state == AssignmentState.SUBMITTED:
+            existing = Annotation.objects.filter(assignment=assignment).first()
+            if existing is not None and existing.label_id == label_id:
+                return existing, False
+            raise Conflict(
+                "you already labelled this item; undo it to change the label", code="already_submitted"
+            )
+        if assignment.state in (AssignmentState.SKIPPED, AssignmentState.FLAGGED):
+            raise Conflict(f"this item was {assignment.state} by you", code="not_active")
+        item = QueueItem.objects.select_for_update().get(pk=assignment.item_id)
+        lapsed = assignment.state != AssignmentState.ACTIVE or assignment.expires_at <= now
+        if lapsed:
+            others = Assignment.objects.filter(
+                item=item, state=AssignmentState.ACTIVE, expires_at__gt=now
+            ).exclude(pk=assignment.pk)
+            if (
+                item.state != QueueState.OPEN
+                or item.annotations_done + others.count() >= item.annotations_needed
+            ):
+                raise Conflict(
+                    "your reservation of this item expired and it went to someone else; take the next one",
+                    code="reservation_expired",
+                )
+        if not LabelClass.objects.filter(pk=label_id, project_id=assignment.project_id).exists():
+            raise InvalidInput(f"label {label_id} is not in this project's label set", code="unknown_label")
+        if seconds_spent is not None and not (0 <= seconds_spent <= 86400):
+            raise InvalidInput("seconds_spent must be between 0 and 86400", code="invalid")
+        project = Project.objects.select_for_update().get(pk=assignment.project_id)
+        if project.label_budget is not None and labels_used(project) >= project.label_budget:
+            raise Conflict("the project's label budget is spent", code="budget_exhausted")
+        try:
+            with transaction.atomic():
+                annotation = Annotation.objects.create(
+                    image_id=item.image_id,
+                    annotator=annotator,
+                    label_id=label_id,
+                    seconds_spent=seconds_spent,
+                    assignment=assignment,
+                )
+        except IntegrityError:
+            raise Conflict("you have already labelled this image", code="already_labelled") from None
+        assignment.state, assignment.finished_at = AssignmentState.SUBMITTED, now
+        assignment.save(update_fields=["state", "finished_at"])
+        item.annotations_done += 1
+        if item.annotations_done >= item.annotations_needed:
+            item.state = QueueState.DONE
+        item.save(update_fields=["annotations_done", "state"])
+        Image.objects.filter(pk=item.image_id).update(status=ImageStatus.LABELLED)
+        _maybe_queue_cycle(project)
+    return annotation, True
+
+
+def _maybe_queue_cycle(project: Project) -> None:
+    """After every ``cycle_every`` new training labels, queue a retrain (coalesced: one at a time)."""
+    from labelling.services.training import training_job_request  # cycle -> jobs -> queue
+
+    if project.current_encoder_id is None:
+        return
+    training_labels = Image.objects.filter(
+        project=project, is_audit=False, status=ImageStatus.LABELLED
+    ).count()
+    if training_labels - project.labels_at_last_cycle < project.cycle_every:
+        return
+    training_job_request(project=project, kind="cycle", params={"trigger": "labels"}, coalesce=True)
+
+
+# --- skipping, flagging, undoing -------------------------------------------------------------------
+
+
+def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: str = "") -> Assignment:
+    """Give an item back with a reason; it stays in the queue for others, never again for me."""
+    with transaction.atomic():
+        assignment = _mine(assignment_id, annotator)
+        if assignment.state != AssignmentState.ACTIVE:
+            raise Conflict(f"this item is already {assignment.state}", code="not_active")
+        assignment.state, assignment.finished_at = AssignmentState.SKIPPED, timezone.now()
+        assignment.skip_reason = reason[:200]
+        assignment.save(update_fields=["state", "finished_at", "skip_reason"])
+    return assignment
+
+
+FLAG_REASONS = ("broken", "ambiguous", "other")
+
+
+def assignment_flag(*, assignment_id: int, annotator: AbstractBaseUser, reason: str) -> Assignment:
+    """Flag an image (broken, ambiguous): it leaves the queue for everyone until an admin looks."""
+    if reason not in FLAG_REASONS:
+        raise InvalidInput(f"reason must be one of {', '.join(FLAG_REASONS)}", code="invalid")
+    with transaction.atomic():
+        assignment = _mine(assignment_id, annotator)
+        if assignment.state != AssignmentState.ACTIVE:
+            raise Conflict(f"this item is already {assignment.state}", code="not_active")
+        assignment.state, assignment.finished_at = AssignmentState.FLAGGED, timezone.now()
+        assignment.skip_reason = reason
+        assignment.save(update_fields=["state", "finished_at", "skip_reason"])
+        QueueItem.objects.filter(pk=assignment.item_id, state=QueueState.OPEN).update(
+            state=QueueState.REMOVED
+        )
+        Image.objects.filter(pk=assignment.item.image_id, status=ImageStatus.UNLABELLED).update(
+            status=ImageStatus.FLAGGED
+        )
+    return assignment
+
+
+def annotation_undo_last(*, project: Project, annotator: AbstractBaseUser) -> Assignment:
+    """Take back my last label in this project (within 30 minutes); its item is mine again."""
+    now = timezone.now()
+    with transaction.atomic():
+        annotation = (
+            Annotation.objects.select_for_update()
+            .filter(image__project=project, annotator=annotator, assignment__isnull=False)
+            .order_by("-id")
+            .first()
+        )
+        if annotation is None or annotation.created_at < now - UNDO_WINDOW:
+            raise Conflict("there is no recent label of yours to undo", code="nothing_to_undo")
+        assignment = Assignment.objects.select_for_update().get(pk=annotation.assignment_id)
+        item = QueueItem.objects.select_for_update().get(pk=assignment.item_id)
+        annotation.delete()
+        item.annotations_done = max(0, item.annotations_done - 1)
+        if item.state == QueueState.DONE:
+            item.state = QueueState.OPEN
+        try:
+            with transaction.atomic():
+                item.save(update_fields=["annotations_done", "state"])
+        except IntegrityError:
+            raise Conflict(
+                "this image is queued again elsewhere; cannot undo", code="nothing_to_undo"
+            ) from None
+        if not Annotation.objects.filter(image_id=item.image_id).exists():
+            Image.objects.filter(pk=item.image_id).update(status=ImageStatus.UNLABELLED)
+        assignment.state, assignment.finished_at = AssignmentState.ACTIVE, None
+        assignment.reserved_at, assignment.expires_at = (
+            now,
+            now + timedelta(minutes=project.reservation_minutes),
+        )
+        assignment.save(update_fields=["state", "finished_at", "reserved_at", "expires_at"])
+    return Assignment.objects.select_related("item__image").get(pk=assignment.pk)

@@ -1,0 +1,70 @@
+"""Asking for training work, one job per project at a time, and making its results current.
+
+Single flight: a request while a training job is queued or running answers 409 naming that job,
+or, for automatic cycles (``coalesce``), returns it: the running job will see the new labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from labelling.models import EncoderVersion, Job, ModelVersion, Project
+from labelling.models.job import TRAINING_KINDS, JobState
+from labelling.services.errors import Conflict, InvalidInput
+from labelling.services.jobs import job_create
+
+
+def running_training_job(project: Project) -> Job | None:
+    return (
+        Job.objects.filter(
+            project=project, kind__in=TRAINING_KINDS, state__in=(JobState.QUEUED, JobState.RUNNING)
+        )
+        .order_by("id")
+        .first()
+    )
+
+
+def training_job_request(
+    *,
+    project: Project,
+    kind: str,
+    params: dict[str, Any] | None = None,
+    created_by: AbstractBaseUser | None = None,
+    coalesce: bool = False,
+) -> Job:
+    """Create a training job unless one is already queued or running for the project."""
+    if kind not in TRAINING_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(TRAINING_KINDS)}", code="invalid_kind")
+    with transaction.atomic():
+        # The project row lock serialises concurrent requests (SQLite serialises all writers anyway).
+        Project.objects.select_for_update().get(pk=project.pk)
+        running = running_training_job(project)
+        if running is not None:
+            if coalesce:
+                return running
+            raise Conflict(
+                f"a {running.kind} job (#{running.id}) is already {running.state} for this project",
+                code="job_running",
+                details={"job_id": running.id, "kind": running.kind, "state": running.state},
+            )
+        return job_create(project=project, kind=kind, params=params or {}, created_by=created_by)
+
+
+def job_follow_up(*, job: Job, kind: str, params: dict[str, Any] | None = None) -> Job:
+    """Queue the next step of a chain (pretrain -> embed -> select). Call while ``job`` is still
+    running, in the transaction that finishes it, so no other training job can slip in between."""
+    return job_create(project=job.project, kind=kind, params={**(params or {}), "after_job": job.id})
+
+
+@transaction.atomic
+def encoder_version_publish(*, project: Project, version: EncoderVersion) -> None:
+    """Make an encoder version (whose embeddings are complete) the project's current one."""
+    Project.objects.filter(pk=project.pk).update(current_encoder=version)
+
+
+@transaction.atomic
+def model_version_publish(*, project: Project, version: ModelVersion, training_labels: int) -> None:
+    Project.objects.filter(pk=project.pk).update(current_model=version, labels_at_last_cycle=training_labels)

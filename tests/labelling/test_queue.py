@@ -1,0 +1,222 @@
+"""Assignment rules: who gets which item, reservations, overlap, idempotent submits, the budget."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from labelling.models import Annotation, Assignment, Image, QueueItem
+from tests.factories import UserFactory, pool, queue_round
+
+pytestmark = pytest.mark.django_db
+
+
+def nxt(client, project, **params):
+    response = client.get(f"/api/projects/{project.id}/queue/next", params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def submit(client, assignment_id, label, **extra):
+    return client.post(f"/api/assignments/{assignment_id}/submit", {"label": label, **extra})
+
+
+@pytest.fixture
+def label(project):
+    return project.label_classes.first().id
+
+
+@pytest.fixture
+def queued(project):
+    project.audit_fraction = 0.0
+    project.save()
+    images = pool(project, 6)
+    queue_round(project, images)
+    return images
+
+
+def test_next_gives_the_top_item_and_a_reload_gives_the_same(client_for, users, project, queued):
+    client = client_for(users["annotator"])
+    first = nxt(client, project)
+    assert first["assignment"]["image"]["id"] == queued[0].id
+    assert first["assignment"]["image"]["url"] == f"/api/images/{queued[0].id}/file"
+    assert nxt(client, project)["assignment"]["id"] == first["assignment"]["id"]
+    assert first["progress"] == {"labelled_today": 0, "labelled_total": 0, "left_in_queue": 6}
+
+
+def test_two_annotators_never_hold_the_same_item(client_for, users, project, queued):
+    a = nxt(client_for(users["annotator"]), project)["assignment"]
+    b = nxt(client_for(users["engineer"]), project)["assignment"]
+    assert a["image"]["id"] != b["image"]["id"]
+
+
+def test_lookahead_reserves_the_next_one_too(client_for, users, project, queued, label):
+    client = client_for(users["annotator"])
+    body = nxt(client, project, lookahead=1)
+    assert [body["assignment"]["image"]["id"], body["upcoming"]["image"]["id"]] == [queued[0].id, queued[1].id]
+    assert submit(client, body["assignment"]["id"], label).status_code == 201
+    after = nxt(client, project, lookahead=1)
+    assert after["assignment"]["id"] == body["upcoming"]["id"]
+    assert after["upcoming"]["image"]["id"] == queued[2].id
+
+
+def test_overlap_needs_distinct_annotators(client_for, users, project, label):
+    project.annotations_per_image, project.audit_fraction = 2, 0.0
+    project.save()
+    images = pool(project, 2)
+    queue_round(project, images)
+    c1, c2, c3 = (client_for(users[r]) for r in ("annotator", "engineer", "admin"))
+    a1 = nxt(c1, project)["assignment"]
+    a2 = nxt(c2, project)["assignment"]
+    assert a1["image"]["id"] == a2["image"]["id"] == images[0].id  # two people on the same image
+    assert nxt(c3, project)["assignment"]["image"]["id"] == images[1].id  # a third goes on
+    assert submit(c1, a1["id"], label).status_code == 201
+    # The first annotator never gets the image again, even though it still needs a label.
+    assert nxt(c1, project)["assignment"]["image"]["id"] == images[1].id
+    assert submit(c2, a2["id"], label).status_code == 201
+    item = QueueItem.objects.get(image=images[0])
+    assert (item.state, item.annotations_done) == ("done", 2)
+
+
+def test_a_lapsed_reservation_returns_to_the_queue(client_for, users, project, queued, label):
+    mine = nxt(client_for(users["annotator"]), project)["assignment"]
+    Assignment.objects.filter(pk=mine["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    theirs = nxt(client_for(users["engineer"]), project)["assignment"]
+    assert theirs["image"]["id"] == mine["image"]["id"]
+    # The first annotator's late submit is refused clearly: the item is someone else's now.
+    late = submit(client_for(users["annotator"]), mine["id"], label)
+    assert late.status_code == 409 and late.json()["error"]["code"] == "reservation_expired"
+    assert Annotation.objects.count() == 0
+
+
+def test_a_late_submit_is_kept_when_nobody_else_took_the_item(client_for, users, project, queued, label):
+    client = client_for(users["annotator"])
+    mine = nxt(client, project)["assignment"]
+    Assignment.objects.filter(pk=mine["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert submit(client, mine["id"], label).status_code == 201
+
+
+def test_double_submit_stores_one_annotation(client_for, users, project, queued, label):
+    client = client_for(users["annotator"])
+    mine = nxt(client, project)["assignment"]
+    first = submit(client, mine["id"], label, seconds_spent=1.5)
+    again = submit(client, mine["id"], label, seconds_spent=1.5)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["annotation_id"] == again.json()["annotation_id"]
+    assert Annotation.objects.count() == 1
+    assert Annotation.objects.get().seconds_spent == 1.5
+    other_label = project.label_classes.last().id
+    changed = submit(client, mine["id"], other_label)
+    assert changed.status_code == 409 and changed.json()["error"]["code"] == "already_submitted"
+
+
+def test_someone_elses_assignment_is_a_404(client_for, users, project, queued, label):
+    mine = nxt(client_for(users["annotator"]), project)["assignment"]
+    response = submit(client_for(users["engineer"]), mine["id"], label)
+    assert response.status_code == 404
+    assert Annotation.objects.count() == 0
+
+
+def test_unknown_label_is_a_400_and_nothing_stored(client_for, users, project, queued):
+    from tests.factories import project_with_members
+
+    foreign = project_with_members(admin=users["admin"], name="Other").label_classes.first().id
+    mine = nxt(client_for(users["annotator"]), project)["assignment"]
+    for bad in (foreign, 10**9, -1, "cat", None):
+        response = submit(client_for(users["annotator"]), mine["id"], bad)
+        assert response.status_code == 400, (bad, response.content)
+    assert Annotation.objects.count() == 0
+
+
+def test_budget_stops_handing_out_labels(client_for, users, project, queued, label):
+    project.label_budget = 2
+    project.save()
+    c1, c2, c3 = (client_for(users[r]) for r in ("annotator", "engineer", "admin"))
+    a1 = nxt(c1, project)["assignment"]
+    a2 = nxt(c2, project)["assignment"]
+    third = nxt(c3, project)
+    assert third["assignment"] is None and third["empty_reason"] == "queue_empty" or third["assignment"] is None
+    assert submit(c1, a1["id"], label).status_code == 201
+    assert submit(c2, a2["id"], label).status_code == 201
+    after = nxt(c1, project)
+    assert after["assignment"] is None and after["empty_reason"] == "budget_exhausted"
+    assert Annotation.objects.count() == 2
+
+
+def test_skip_gives_the_item_to_others_not_me(client_for, users, project, queued):
+    me, other = client_for(users["annotator"]), client_for(users["engineer"])
+    mine = nxt(me, project)["assignment"]
+    assert me.post(f"/api/assignments/{mine['id']}/skip", {"reason": "too blurry"}).status_code == 204
+    assert nxt(me, project)["assignment"]["image"]["id"] == queued[1].id
+    assert nxt(other, project)["assignment"]["image"]["id"] == queued[0].id
+
+
+def test_flag_takes_the_image_out_of_the_queue(client_for, users, project, queued):
+    me = client_for(users["annotator"])
+    mine = nxt(me, project)["assignment"]
+    bad = me.post(f"/api/assignments/{mine['id']}/flag", {"reason": "nonsense"})
+    assert bad.status_code == 400
+    assert me.post(f"/api/assignments/{mine['id']}/flag", {"reason": "broken"}).status_code == 204
+    assert Image.objects.get(pk=mine["image"]["id"]).status == "flagged"
+    assert nxt(client_for(users["engineer"]), project)["assignment"]["image"]["id"] == queued[1].id
+
+
+def test_undo_takes_back_my_last_label_and_gives_me_the_item_again(client_for, users, project, queued, label):
+    me = client_for(users["annotator"])
+    first = nxt(me, project)["assignment"]
+    submit(me, first["id"], label)
+    second = nxt(me, project)["assignment"]
+    undone = me.post(f"/api/projects/{project.id}/queue/undo")
+    assert undone.status_code == 200 and undone.json()["image"]["id"] == first["image"]["id"]
+    assert Annotation.objects.count() == 0
+    assert Image.objects.get(pk=first["image"]["id"]).status == "unlabelled"
+    assert me.post(f"/api/projects/{project.id}/queue/undo").json()["error"]["code"] == "nothing_to_undo"
+    # Both items are mine now; the undone one comes first.
+    assert {nxt(me, project)["assignment"]["id"]} <= {first["id"], second["id"]}
+
+
+def test_audit_items_are_interleaved_and_hide_the_suggestion(client_for, users, project, label):
+    project.audit_fraction = 0.2
+    project.save()
+    images = pool(project, 30)
+    picks = images[:16]
+    Image.objects.filter(pk__in=[i.id for i in images]).update(predicted_label_id=label, confidence=0.9)
+    queue_round(project, picks)
+    items = list(QueueItem.objects.filter(project=project).order_by("-priority"))
+    audits = [i for i, item in enumerate(items) if item.is_audit]
+    assert len(audits) == 4  # 16 picks at 20 % audit -> 4 audit items of 20
+    assert audits[0] > 0 and audits[-1] < len(items) - 1  # spread through, not bunched at one end
+    assert Image.objects.filter(is_audit=True).count() == 4
+    client = client_for(users["annotator"])
+    seen = []
+    for _ in range(len(items)):
+        body = nxt(client, project)["assignment"]
+        is_audit = QueueItem.objects.get(assignments__id=body["id"]).is_audit
+        seen.append((is_audit, body["suggestion"]))
+        submit(client, body["id"], label)
+    assert all(s is None for a, s in seen if a)
+    assert all(s == {"label": label, "confidence": 0.9} for a, s in seen if not a)
+
+
+def test_empty_queue_says_why(client_for, users, project):
+    client = client_for(users["annotator"])
+    assert nxt(client, project)["empty_reason"] == "queue_empty"
+    project.labelling_paused = True
+    project.save()
+    assert nxt(client, project)["empty_reason"] == "paused"
+
+
+def test_a_new_round_replaces_untouched_items_but_keeps_held_ones(client_for, users, project, queued):
+    held = nxt(client_for(users["annotator"]), project)["assignment"]
+    fresh = pool(project, 3, seed=9)
+    queue_round(project, fresh)
+    open_images = set(QueueItem.objects.filter(state="open").values_list("image_id", flat=True))
+    assert open_images == {held["image"]["id"], *(i.id for i in fresh)}
+    # The new round comes first for the next annotator.
+    other = UserFactory(username="newcomer")
+    from labelling.services.projects import membership_set
+
+    membership_set(project=project, user=other, role="annotator")
+    assert nxt(client_for(other), project)["assignment"]["image"]["id"] == fresh[0].id
