@@ -68,7 +68,8 @@ def pool(project, n: int, *, seed: int = 0, reference: bool = False):
     for i in range(n):
         ref = labels[i % len(labels)] if reference else None
         result = pool_image_ingest(
-            project=project, item=IngestItem(name=f"{i}.png", data=image_bytes(seed=seed * 100_000 + i), reference_label=ref)
+            project=project,
+            item=IngestItem(name=f"{i}.png", data=image_bytes(seed=seed * 100_000 + i), reference_label=ref),
         )
         ids.append(result.image_id)
     return list(Image.objects.filter(pk__in=ids).order_by("id"))
@@ -84,7 +85,15 @@ def queue_round(project, images, *, strategy: str = "random"):
     with transaction.atomic():
         number = SelectionRound.objects.filter(project=project).count() + 1
         rnd = SelectionRound.objects.create(
-            project=project, number=number, strategy=strategy, requested_strategy=strategy, batch_size=len(images)
+            project=project,
+            number=number,
+            strategy=strategy,
+            requested_strategy=strategy,
+            batch_size=len(images),
         )
-        queue_fill(project=project, round=rnd, picks=[Pick(im.id, 1.0 - i / 1000, "test pick") for i, im in enumerate(images)])
+        queue_fill(
+            project=project,
+            round=rnd,
+            picks=[Pick(im.id, 1.0 - i / 1000, "test pick") for i, im in enumerate(images)],
+        )
     return rnd

@@ -124,8 +124,12 @@ def queue_empty_reason(*, project: Project) -> str:
     """Why there is nothing to label: paused, budget_exhausted, waiting_for_model or queue_empty."""
     if project.labelling_paused:
         return "paused"
-    if project.label_budget is not None and labels_used(project) >= project.label_budget:
-        return "budget_exhausted"
+    if project.label_budget is not None:
+        held = Assignment.objects.filter(
+            project=project, state=AssignmentState.ACTIVE, expires_at__gt=timezone.now()
+        ).count()
+        if labels_used(project) + held >= project.label_budget:
+            return "budget_exhausted"  # spent, or the rest is held by others right now
     if project.jobs.filter(kind__in=TRAINING_KINDS, state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
         return "waiting_for_model"
     return "queue_empty"

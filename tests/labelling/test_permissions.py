@@ -29,7 +29,6 @@ def world(users, project):
 
 def _endpoints(w):
     p, i, j = w["project"].id, w["image"].id, w["job"].id
-    label = w["project"].label_classes.first().id
     return [
         # (name, method, url, minimum role, payload factory)
         ("project detail", "get", f"/api/projects/{p}", "annotator", None),
