@@ -121,6 +121,7 @@ UPLOAD_MAX_IMAGE_BYTES = env.int("UPLOAD_MAX_IMAGE_BYTES", default=20 * 1024 * 1
 # Pillow's own bomb guard is 89 Mpx; 64 Mpx is larger than any photo a labeller needs.
 UPLOAD_MAX_IMAGE_PIXELS = env.int("UPLOAD_MAX_IMAGE_PIXELS", default=64_000_000)
 UPLOAD_MAX_ZIP_BYTES = env.int("UPLOAD_MAX_ZIP_BYTES", default=2 * 1024 * 1024 * 1024)
+UPLOAD_MAX_CHECKPOINT_BYTES = env.int("UPLOAD_MAX_CHECKPOINT_BYTES", default=512 * 1024 * 1024)
 ZIP_MAX_MEMBERS = env.int("ZIP_MAX_MEMBERS", default=5_000)
 ZIP_MAX_TOTAL_BYTES = env.int("ZIP_MAX_TOTAL_BYTES", default=4 * 1024 * 1024 * 1024)
 # Image formats barely compress; a member inflating more than this is treated as a zip bomb.
@@ -136,6 +137,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("UPLOAD_MAX_FILES_PER_REQUEST", default=1
 REDIS_SOCKET = VAR_DIR / "redis" / "redis.sock"
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or f"redis+socket://{REDIS_SOCKET}"
+# Default CPU budget of a self-supervised pretraining job, in minutes (a job may ask for another).
+PRETRAIN_MINUTES = env.float("PRETRAIN_MINUTES", default=5.0)
 # Tests set this to run tasks in-process; never in production.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 

@@ -10,6 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labelling.api.base import strict
 from labelling.services.errors import InvalidInput
 
 
@@ -38,8 +39,7 @@ class TokenApi(APIView):
 
     @extend_schema(request=TokenInput, responses=TokenOutput, operation_id="token_create")
     def post(self, request):
-        data = self.TokenInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = strict(self.TokenInput, request.data)
         user = authenticate(request, **data.validated_data)
         if user is None:
             raise InvalidInput("wrong username or password", code="bad_credentials")

@@ -7,9 +7,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labelling.api.pagination import Pagination
+from labelling.services.errors import InvalidInput
 
 
 def paginated(*, request: Request, view: APIView, queryset, serializer_class) -> Response:
     paginator = Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def strict(serializer_class, data, **kwargs):
+    """Validate ``data``; unknown fields are an error (a typo must not be silently ignored)."""
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    serializer = serializer_class(data=data, **kwargs)
+    unknown = set(data) - set(serializer.fields)
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}", code="unknown_field")
+    serializer.is_valid(raise_exception=True)
+    return serializer

@@ -9,7 +9,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelling.api.base import paginated
+from labelling.api.base import paginated, strict
+from labelling.catalog import STRATEGIES
 from labelling.models import LabelClass, Membership, Project, Role
 from labelling.selectors.access import access_project, projects_for_user, role_in
 from labelling.services.errors import NotFound
@@ -65,7 +66,10 @@ class ProjectFields(serializers.Serializer):
     target_accuracy = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     annotations_per_image = serializers.IntegerField(required=False, min_value=1, max_value=10)
     audit_fraction = serializers.FloatField(required=False, min_value=0.0, max_value=0.5)
-    selection_strategy = serializers.CharField(required=False, max_length=50)
+    selection_strategy = serializers.ChoiceField(choices=STRATEGIES, required=False)
+    cycle_every = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
+    reservation_minutes = serializers.IntegerField(required=False, min_value=1, max_value=24 * 60)
 
 
 def _with_counts(qs):
@@ -90,8 +94,7 @@ class ProjectListApi(APIView):
 
     @extend_schema(request=ProjectCreateInput, responses={201: ProjectOutput}, operation_id="projects_create")
     def post(self, request):
-        data = self.ProjectCreateInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = strict(self.ProjectCreateInput, request.data)
         fields = dict(data.validated_data)
         labels = [dict(label) for label in fields.pop("labels")]
         project = project_create(name=fields.pop("name"), labels=labels, created_by=request.user, **fields)
@@ -113,8 +116,7 @@ class ProjectDetailApi(APIView):
     @extend_schema(request=ProjectUpdateInput, responses=ProjectOutput, operation_id="projects_update")
     def patch(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ADMIN)
-        data = self.ProjectUpdateInput(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
+        data = strict(self.ProjectUpdateInput, request.data, partial=True)
         project_update(project=project, **data.validated_data)
         project = _with_counts(Project.objects.filter(pk=project_id)).get()
         return Response(ProjectOutput(project, context={"request": request}).data)
@@ -155,8 +157,7 @@ class MemberListApi(APIView):
     @extend_schema(request=MemberSetInput, responses={201: MembershipOutput}, operation_id="members_set")
     def post(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ADMIN)
-        data = self.MemberSetInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = strict(self.MemberSetInput, request.data)
         user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
         if user is None:
             raise NotFound("no user with that username", code="unknown_user")

@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labelling.api.base import strict
 from labelling.models import Assignment
 from labelling.selectors.access import access_project
 from labelling.selectors.queue import annotator_progress, assignment_view
@@ -116,8 +117,7 @@ class AssignmentSubmitApi(APIView):
     )
     def post(self, request, assignment_id: int):
         _assignment_project(request, assignment_id)
-        data = self.SubmitInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = strict(self.SubmitInput, request.data)
         annotation, created = assignment_submit(
             assignment_id=assignment_id,
             annotator=request.user,
@@ -137,8 +137,7 @@ class AssignmentSkipApi(APIView):
     @extend_schema(request=SkipInput, responses={204: None}, operation_id="assignment_skip")
     def post(self, request, assignment_id: int):
         _assignment_project(request, assignment_id)
-        data = self.SkipInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = strict(self.SkipInput, request.data)
         assignment_skip(
             assignment_id=assignment_id, annotator=request.user, reason=data.validated_data.get("reason", "")
         )

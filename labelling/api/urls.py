@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from labelling.api import annotations, auth, images, jobs, projects, queue
+from labelling.api import annotations, auth, exports, images, jobs, projects, queue, training
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -18,7 +18,31 @@ urlpatterns = [
     ),
     path("projects/<int:project_id>/images", images.ImageListApi.as_view(), name="api-images"),
     path("projects/<int:project_id>/imports", images.ZipImportApi.as_view(), name="api-imports"),
-    path("projects/<int:project_id>/jobs", jobs.ProjectJobListApi.as_view(), name="api-project-jobs"),
+    path("projects/<int:project_id>/jobs", training.ProjectJobsApi.as_view(), name="api-project-jobs"),
+    path("projects/<int:project_id>/encoders", training.EncoderListApi.as_view(), name="api-encoders"),
+    path(
+        "projects/<int:project_id>/encoders/upload",
+        training.EncoderUploadApi.as_view(),
+        name="api-encoder-upload",
+    ),
+    path("projects/<int:project_id>/models", training.ModelListApi.as_view(), name="api-models"),
+    path("projects/<int:project_id>/metrics", training.MetricsApi.as_view(), name="api-metrics"),
+    path("projects/<int:project_id>/rounds", training.RoundListApi.as_view(), name="api-rounds"),
+    path(
+        "projects/<int:project_id>/rounds/<int:number>/items",
+        training.RoundItemsApi.as_view(),
+        name="api-round-items",
+    ),
+    path("projects/<int:project_id>/export/<str:what>", exports.ExportApi.as_view(), name="api-export"),
+    path("encoders/<int:encoder_id>", training.EncoderDetailApi.as_view(), name="api-encoder"),
+    path(
+        "encoders/<int:encoder_id>/activate",
+        training.EncoderActivateApi.as_view(),
+        name="api-encoder-activate",
+    ),
+    path("models/<int:model_id>", training.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<int:model_id>/activate", training.ModelActivateApi.as_view(), name="api-model-activate"),
+    path("models/<int:model_id>/download", training.ModelDownloadApi.as_view(), name="api-model-download"),
     path(
         "projects/<int:project_id>/annotations",
         annotations.AnnotationListApi.as_view(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,7 @@ def test_schema_is_served_and_lists_every_api_route(client_for, users):
     schema = json.loads(response.content)
     paths = set(schema["paths"])
     api_routes = {
-        "/api/" + str(p.pattern).replace("<int:", "{").replace(">", "}")
+        "/api/" + re.sub(r"<\w+:(\w+)>", r"{\1}", str(p.pattern))
         for p in get_resolver().url_patterns[0].url_patterns
         if not str(p.pattern).startswith(("schema", "docs"))
     }

@@ -14,6 +14,10 @@ from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_
 log = logging.getLogger(__name__)
 
 
+# Returned by a job function whose work continues in other tasks (a group): they finish the job.
+PENDING = object()
+
+
 class JobCancelled(Exception):
     """Raised inside a job when its row was cancelled; the job stops where it is."""
 
@@ -54,6 +58,8 @@ def run_job(job_id: int, fn: JobFunction) -> None:
     except Exception as exc:  # a failed job records why; the worker keeps serving
         log.exception("job %s failed", job_id)
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=5)}")
+        return
+    if result is PENDING:
         return
     summary = result.pop("_message", "done") if isinstance(result, dict) else "done"
     job_finish(job_id=job_id, result=result, message=summary)

@@ -1,0 +1,116 @@
+"""Exports: labels as CSV or JSON, a zip with one folder per class, predictions as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections import Counter, defaultdict
+
+from django.core.files.storage import default_storage
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.views import APIView
+
+from labelling.models import Annotation, Image, Role
+from labelling.selectors.access import access_project
+from labelling.services.errors import NotFound
+from labelling.services.image_checks import EXTENSIONS
+
+EXPORTS = ("labels.csv", "labels.json", "labels.zip", "predictions.csv")
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def consensus_labels(project) -> dict[int, tuple[str, int, int, bool]]:
+    """image id -> (majority label name, votes for it, all votes, is_audit)."""
+    votes: dict[int, Counter] = defaultdict(Counter)
+    audit: dict[int, bool] = {}
+    rows = (
+        Annotation.objects.filter(image__project=project)
+        .order_by("id")
+        .values_list("image_id", "label__name", "image__is_audit")
+    )
+    for image_id, name, is_audit in rows.iterator():
+        votes[image_id][name] += 1
+        audit[image_id] = is_audit
+    out = {}
+    for image_id, counter in votes.items():
+        name, n = counter.most_common(1)[0]
+        out[image_id] = (name, n, sum(counter.values()), audit[image_id])
+    return out
+
+
+class ExportApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("what", str, OpenApiParameter.PATH, enum=list(EXPORTS))],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        operation_id="export",
+    )
+    def get(self, request, project_id: int, what: str):
+        project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        if what not in EXPORTS:
+            raise NotFound(f"unknown export; one of {', '.join(EXPORTS)}")
+        if what == "predictions.csv":
+            return self._predictions(project)
+        labels = consensus_labels(project)
+        images = Image.objects.filter(pk__in=list(labels)).order_by("id")
+        if what == "labels.json":
+            body = [
+                {
+                    "image": im.id, "sha256": im.sha256, "original_name": im.original_name,
+                    "label": labels[im.id][0], "votes": labels[im.id][1], "annotations": labels[im.id][2],
+                    "is_audit": labels[im.id][3],
+                }
+                for im in images
+            ]  # fmt: skip
+            return HttpResponse(json.dumps(body, indent=1), content_type="application/json")
+        if what == "labels.zip":
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+                for im in images:
+                    folder = labels[im.id][0].replace("/", "_")
+                    with default_storage.open(im.storage_key, "rb") as fh:
+                        zf.writestr(f"{folder}/{im.id}.{EXTENSIONS[im.format]}", fh.read())
+            response = HttpResponse(buf.getvalue(), content_type="application/zip")
+            response["Content-Disposition"] = f'attachment; filename="project-{project.id}-labels.zip"'
+            return response
+        writer = csv.writer(_Echo())
+
+        def rows():
+            yield writer.writerow(
+                ["image", "sha256", "original_name", "label", "votes", "annotations", "is_audit"]
+            )
+            for im in images.iterator():
+                name, n, total, is_audit = labels[im.id]
+                yield writer.writerow([im.id, im.sha256, im.original_name, name, n, total, int(is_audit)])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="project-{project.id}-labels.csv"'
+        return response
+
+    def _predictions(self, project):
+        writer = csv.writer(_Echo())
+        qs = (
+            Image.objects.filter(project=project, predicted_label__isnull=False)
+            .order_by("id")
+            .values_list(
+                "id", "original_name", "predicted_label__name", "confidence", "uncertainty", "predicted_by"
+            )
+        )
+
+        def rows():
+            yield writer.writerow(
+                ["image", "original_name", "predicted_label", "confidence", "uncertainty", "model_version"]
+            )
+            for row in qs.iterator():
+                yield writer.writerow(row)
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="project-{project.id}-predictions.csv"'
+        return response

@@ -1,0 +1,352 @@
+"""ML engineers' API: start jobs, encoder and model versions, metrics, selection rounds."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labelling.api.base import paginated, strict
+from labelling.api.jobs import JobOutput, ProjectJobListApi
+from labelling.catalog import SSL_METHODS, STRATEGIES
+from labelling.models import EncoderVersion, ModelVersion, Project, Role, SelectionRound
+from labelling.models.job import TRAINING_KINDS
+from labelling.selectors.access import access_project
+from labelling.selectors.metrics import forecast, learning_curve
+from labelling.services.errors import InvalidInput, NotFound, PayloadTooLarge
+from labelling.services.training import encoder_version_publish, training_job_request
+
+
+class PretrainParams(serializers.Serializer):
+    method = serializers.ChoiceField(choices=SSL_METHODS, required=False)
+    max_minutes = serializers.FloatField(required=False, min_value=0.01, max_value=24 * 60)
+    max_steps = serializers.IntegerField(required=False, min_value=1, max_value=10_000_000)
+    batch_size = serializers.IntegerField(required=False, min_value=8, max_value=4096)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    from_encoder = serializers.IntegerField(
+        required=False, min_value=1, help_text="an encoder version to start from"
+    )
+
+
+class SelectParams(serializers.Serializer):
+    strategy = serializers.ChoiceField(choices=STRATEGIES, required=False)
+    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+
+class EmbedParams(serializers.Serializer):
+    encoder_version = serializers.IntegerField(required=False, min_value=1)
+
+
+PARAMS = {
+    "pretrain": PretrainParams,
+    "embed": EmbedParams,
+    "finetune": SelectParams,
+    "predict": SelectParams,
+    "select": SelectParams,
+    "cycle": SelectParams,
+}
+
+
+class JobCreateApi(APIView):
+    """Start a training job (202). At most one runs per project: a second answers 409 naming it."""
+
+    class JobCreateInput(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=TRAINING_KINDS)
+        params = serializers.DictField(required=False, default=dict)
+
+    @extend_schema(request=JobCreateInput, responses={202: JobOutput}, operation_id="jobs_create")
+    def post(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        data = strict(self.JobCreateInput, request.data)
+        kind = data.validated_data["kind"]
+        params_in = PARAMS[kind](data=data.validated_data["params"])
+        if not params_in.is_valid():
+            raise InvalidInput("invalid params", details=params_in.errors)
+        params = dict(params_in.validated_data)
+        unknown = set(data.validated_data["params"]) - set(PARAMS[kind]().fields)
+        if unknown:
+            raise InvalidInput(f"unknown params for {kind}: {', '.join(sorted(unknown))}")
+        if kind == "pretrain" and params.get("from_encoder"):
+            source = EncoderVersion.objects.filter(pk=params["from_encoder"]).first()
+            if source is None:
+                raise NotFound("no such encoder version")
+            access_project(request.user, source.project_id, min_role=Role.ENGINEER)  # 404 unless yours
+        if kind == "embed":
+            version_id = params.get("encoder_version") or project.current_encoder_id
+            if not EncoderVersion.objects.filter(pk=version_id, project=project).exists():
+                raise InvalidInput("no encoder version to embed with: pretrain first", code="no_encoder")
+            params["encoder_version"] = version_id
+        if kind in ("finetune", "predict", "select", "cycle") and project.current_encoder_id is None:
+            raise InvalidInput(
+                "the project has no encoder yet: start a pretrain job first", code="no_encoder"
+            )
+        if kind == "predict" and project.current_model_id is None:
+            raise InvalidInput("the project has no model yet: run finetune or cycle first", code="no_model")
+        job = training_job_request(project=project, kind=kind, params=params, created_by=request.user)
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class EncoderOutput(serializers.ModelSerializer):
+    is_current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EncoderVersion
+        fields = [
+            "id",
+            "project",
+            "job",
+            "source",
+            "parent",
+            "config",
+            "metadata",
+            "embeddings",
+            "created_at",
+            "is_current",
+        ]
+
+    def get_is_current(self, obj: EncoderVersion) -> bool:
+        return obj.project.current_encoder_id == obj.id
+
+
+class ModelOutput(serializers.ModelSerializer):
+    is_current = serializers.SerializerMethodField()
+    metrics = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "project",
+            "job",
+            "encoder_version",
+            "mode",
+            "train_label_count",
+            "metrics",
+            "created_at",
+            "is_current",
+        ]
+
+    def get_is_current(self, obj: ModelVersion) -> bool:
+        return obj.project.current_model_id == obj.id
+
+    def get_metrics(self, obj: ModelVersion) -> dict:
+        # The stop set is bookkeeping for the stop rule; it would only bloat every listing.
+        return {k: v for k, v in obj.metrics.items() if k != "stop_set"}
+
+
+class EncoderListApi(APIView):
+    @extend_schema(responses=EncoderOutput(many=True), operation_id="encoders_list")
+    def get(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        qs = project.encoder_versions.select_related("project").order_by("-id")
+        return paginated(request=request, view=self, queryset=qs, serializer_class=EncoderOutput)
+
+
+class EncoderUploadApi(APIView):
+    """Upload a models_zoo encoder checkpoint to start from (transfer); a worker checks and embeds it."""
+
+    class EncoderUploadInput(serializers.Serializer):
+        file = serializers.FileField()
+        max_minutes = serializers.FloatField(required=False, min_value=0.01, max_value=24 * 60)
+
+    @extend_schema(
+        request={"multipart/form-data": EncoderUploadInput},
+        responses={202: JobOutput},
+        operation_id="encoders_upload",
+    )
+    def post(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        data = self.EncoderUploadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        if upload.size > settings.UPLOAD_MAX_CHECKPOINT_BYTES:
+            raise PayloadTooLarge(f"the checkpoint is over {settings.UPLOAD_MAX_CHECKPOINT_BYTES:,} bytes")
+        head = upload.read(4)
+        upload.seek(0)
+        if head != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise InvalidInput(
+                "not a torch checkpoint (expected the zip format torch.save writes)", code="not_a_checkpoint"
+            )
+        key = default_storage.save(f"uploads/{project.id}/{uuid.uuid4().hex}.pt", upload)
+        params = {"upload_key": key}
+        if data.validated_data.get("max_minutes"):
+            params["max_minutes"] = data.validated_data["max_minutes"]
+        try:
+            job = training_job_request(
+                project=project, kind="pretrain", params=params, created_by=request.user
+            )
+        except BaseException:
+            default_storage.delete(key)
+            raise
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _encoder(request, encoder_id: int) -> EncoderVersion:
+    version = EncoderVersion.objects.select_related("project").filter(pk=encoder_id).first()
+    if version is None:
+        raise NotFound("encoder version not found")
+    access_project(request.user, version.project_id, min_role=Role.ENGINEER)
+    return version
+
+
+def _model(request, model_id: int) -> ModelVersion:
+    version = ModelVersion.objects.select_related("project").filter(pk=model_id).first()
+    if version is None:
+        raise NotFound("model version not found")
+    access_project(request.user, version.project_id, min_role=Role.ENGINEER)
+    return version
+
+
+class EncoderDetailApi(APIView):
+    @extend_schema(responses=EncoderOutput, operation_id="encoders_retrieve")
+    def get(self, request, encoder_id: int):
+        return Response(EncoderOutput(_encoder(request, encoder_id)).data)
+
+
+class EncoderActivateApi(APIView):
+    @extend_schema(request=None, responses=EncoderOutput, operation_id="encoders_activate")
+    def post(self, request, encoder_id: int):
+        version = _encoder(request, encoder_id)
+        if not version.embeddings.get("shards"):
+            raise InvalidInput("this encoder version has no embeddings yet", code="not_ready")
+        encoder_version_publish(project=version.project, version=version)
+        version.project.refresh_from_db()
+        return Response(EncoderOutput(version).data)
+
+
+class ModelListApi(APIView):
+    @extend_schema(responses=ModelOutput(many=True), operation_id="models_list")
+    def get(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        qs = project.model_versions.select_related("project").order_by("-id")
+        return paginated(request=request, view=self, queryset=qs, serializer_class=ModelOutput)
+
+
+class ModelDetailApi(APIView):
+    @extend_schema(responses=ModelOutput, operation_id="models_retrieve")
+    def get(self, request, model_id: int):
+        return Response(ModelOutput(_model(request, model_id)).data)
+
+
+class ModelActivateApi(APIView):
+    @extend_schema(request=None, responses=ModelOutput, operation_id="models_activate")
+    def post(self, request, model_id: int):
+        version = _model(request, model_id)
+        with transaction.atomic():
+            Project.objects.filter(pk=version.project_id).update(current_model=version)
+        version.project.refresh_from_db()
+        return Response(ModelOutput(version).data)
+
+
+class ModelDownloadApi(APIView):
+    """The model (encoder + head) as TorchScript: ``torch.jit.load`` runs it with torch alone.
+    Input: float (N, C, H, W) in [0, 1]; output: class probabilities in the label set's order."""
+
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, operation_id="models_download"
+    )
+    def get(self, request, model_id: int):
+        version = _model(request, model_id)
+        key = version.artifact_key.replace(".joblib", ".torchscript.pt")
+        response = FileResponse(
+            default_storage.open(key, "rb"), as_attachment=True, filename=f"model-{version.id}.torchscript.pt"
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class CurvePointOutput(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    labels = serializers.IntegerField()
+    accuracy = serializers.FloatField()
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+    audit_labels = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class StopRuleOutput(serializers.Serializer):
+    fired = serializers.BooleanField()
+    mean_kappa = serializers.FloatField(allow_null=True)
+    kappas = serializers.ListField(child=serializers.FloatField())
+
+
+class ForecastOutput(serializers.Serializer):
+    target_accuracy = serializers.FloatField()
+    training_labels = serializers.IntegerField()
+    labels_to_target = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    more_labels_to_target = serializers.ListField(child=serializers.IntegerField(), allow_null=True)
+    accuracy_at_budget = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    label_budget = serializers.IntegerField(allow_null=True)
+    stop_rule = StopRuleOutput()
+    points = serializers.IntegerField()
+    note = serializers.CharField(allow_blank=True)
+
+
+class MetricsOutput(serializers.Serializer):
+    learning_curve = CurvePointOutput(many=True)
+    forecast = ForecastOutput()
+
+
+class MetricsApi(APIView):
+    """Audit-slice accuracy per model version (with 95 % Wilson intervals), the forecast
+    (labels to reach the target: point, low, high) and the stop rule's state."""
+
+    @extend_schema(responses=MetricsOutput, operation_id="metrics_retrieve")
+    def get(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        return Response({"learning_curve": learning_curve(project), "forecast": forecast(project)})
+
+
+class RoundOutput(serializers.ModelSerializer):
+    item_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = SelectionRound
+        fields = [
+            "id", "number", "strategy", "requested_strategy", "model_version", "encoder_version", "batch_size",
+            "labels_at_selection", "created_at", "item_count",
+        ]  # fmt: skip
+
+
+class RoundItemOutput(serializers.Serializer):
+    image = serializers.IntegerField(source="image_id")
+    score = serializers.FloatField()
+    reason = serializers.CharField()
+    is_audit = serializers.BooleanField()
+    state = serializers.CharField()
+    priority = serializers.FloatField()
+
+
+class RoundListApi(APIView):
+    @extend_schema(responses=RoundOutput(many=True), operation_id="rounds_list")
+    def get(self, request, project_id: int):
+        from django.db.models import Count
+
+        project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        qs = project.selection_rounds.annotate(item_count=Count("items")).order_by("-number")
+        return paginated(request=request, view=self, queryset=qs, serializer_class=RoundOutput)
+
+
+class RoundItemsApi(APIView):
+    @extend_schema(responses=RoundItemOutput(many=True), operation_id="round_items")
+    def get(self, request, project_id: int, number: int):
+        project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        rnd = project.selection_rounds.filter(number=number).first()
+        if rnd is None:
+            raise NotFound("no such selection round")
+        qs = rnd.items.order_by("-priority", "id")
+        return paginated(request=request, view=self, queryset=qs, serializer_class=RoundItemOutput)
+
+
+class ProjectJobsApi(ProjectJobListApi, JobCreateApi):
+    """GET: the project's jobs, newest first. POST: start a training job."""

@@ -1,0 +1,21 @@
+"""Names the API accepts for things that live in models_zoo, which the web process never imports.
+
+A test checks these lists against models_zoo's registries, so they cannot drift apart.
+"""
+
+SSL_METHODS = ["byol", "simclr", "vicreg"]
+STRATEGIES = [
+    "auto",
+    "badge",
+    "bald",
+    "balanced_margin",
+    "coreset",
+    "entropy",
+    "least_confidence",
+    "margin",
+    "probcover",
+    "random",
+    "typiclust",
+]
+# Strategies that need a trained model's probabilities (a cold project falls back to `auto`).
+NEEDS_MODEL = {"badge", "bald", "balanced_margin", "entropy", "least_confidence", "margin"}

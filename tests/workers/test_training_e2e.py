@@ -1,0 +1,212 @@
+"""End to end through the API with a real worker and embedded Redis, on scikit-learn's digits:
+upload, pretrain (tiny budget), the cold-start round, labels, an automatic cycle, the curve."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image as PILImage
+
+from labelling.models import EncoderVersion, Job, SelectionRound
+from tests.conftest import wait_for_job
+from tests.factories import zip_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def digits_zip(n: int) -> tuple[bytes, dict[str, int]]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    members, truth = {}, {}
+    for i in range(n):
+        buf = io.BytesIO()
+        PILImage.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).save(buf, format="PNG")
+        members[f"d/{i:04d}.png"] = buf.getvalue()
+        truth[f"d/{i:04d}.png"] = int(digits.target[i])
+    return zip_bytes(members), truth
+
+
+def wait_until(predicate, timeout: float = 120.0, worker=None, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if worker is not None and worker.poll() is not None:
+            raise AssertionError(f"worker died:\n{worker.log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+    log = worker.log_path.read_text()[-4000:] if worker is not None else ""
+    raise AssertionError(f"timed out waiting for {what}\n{log}")
+
+
+def test_campaign_through_the_api(celery_worker, client_for, users):
+    eng = client_for(users["engineer"])
+    created = eng.post(
+        "/api/projects",
+        {"name": "digits", "labels": [{"name": str(i)} for i in range(10)], "audit_fraction": 0.2},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    project_id = created.json()["id"]
+    eng.patch(f"/api/projects/{project_id}", {"cycle_every": 10, "batch_size": 20}, format="json")
+    archive, truth = digits_zip(300)
+    imported = eng.post(
+        f"/api/projects/{project_id}/imports",
+        {"file": SimpleUploadedFile("d.zip", archive)},
+        format="multipart",
+    )
+    assert wait_for_job(imported.json()["id"], worker=celery_worker).state == "succeeded"
+
+    started = eng.post(
+        f"/api/projects/{project_id}/jobs",
+        {"kind": "pretrain", "params": {"max_steps": 15, "batch_size": 64}},
+        format="json",
+    )
+    assert started.status_code == 202, started.content
+    pretrain = wait_for_job(started.json()["id"], timeout=180, worker=celery_worker)
+    assert pretrain.state == "succeeded", pretrain.error
+    # pretrain -> embed -> select (cold start) run by themselves.
+    wait_until(
+        lambda: SelectionRound.objects.filter(project_id=project_id).exists(),
+        worker=celery_worker,
+        what="the cold-start selection round",
+    )
+    encoders = eng.get(f"/api/projects/{project_id}/encoders").json()["results"]
+    assert len(encoders) == 1 and encoders[0]["is_current"] and encoders[0]["embeddings"]["count"] == 300
+
+    # An annotator labels through the API (the oracle is the digits' ground truth).
+    names = {img["id"]: img["original_name"] for img in _all(eng, f"/api/projects/{project_id}/images")}
+    ann = client_for(users["annotator"])
+    from labelling.models import Project
+    from labelling.services.projects import membership_set
+
+    membership_set(project=Project.objects.get(pk=project_id), user=users["annotator"], role="annotator")
+    label_ids = [lc["id"] for lc in created.json()["labels"]]
+    for _ in range(14):
+        body = ann.get(f"/api/projects/{project_id}/queue/next").json()
+        assert body["assignment"], body
+        image_id = body["assignment"]["image"]["id"]
+        label = label_ids[truth[names[image_id]]]
+        assert (
+            ann.post(f"/api/assignments/{body['assignment']['id']}/submit", {"label": label}).status_code
+            == 201
+        )
+    # >= 10 training labels: a cycle queued itself, trains a model and queues round 2.
+    wait_until(
+        lambda: SelectionRound.objects.filter(project_id=project_id, number=2).exists(),
+        timeout=180,
+        worker=celery_worker,
+        what="the automatic cycle's round",
+    )
+    cycle = Job.objects.filter(project_id=project_id, kind="cycle").get()
+    assert cycle.params.get("trigger") == "labels"
+    models = eng.get(f"/api/projects/{project_id}/models").json()["results"]
+    assert len(models) == 1 and models[0]["is_current"] and models[0]["train_label_count"] >= 10
+    metrics = eng.get(f"/api/projects/{project_id}/metrics").json()
+    assert len(metrics["learning_curve"]) == 1
+    point = metrics["learning_curve"][0]
+    assert 0 <= point["low"] <= point["accuracy"] <= point["high"] <= 1
+    rounds = eng.get(f"/api/projects/{project_id}/rounds").json()["results"]
+    assert [r["number"] for r in rounds] == [2, 1]
+    items = eng.get(f"/api/projects/{project_id}/rounds/2/items").json()["results"]
+    assert items and all(item["reason"] for item in items)
+    # Predictions reached the pool, and the annotator sees a suggestion on non-audit items.
+    assert eng.get(f"/api/projects/{project_id}/export/predictions.csv").status_code == 200
+
+    # The model runs as TorchScript without this package.
+    import torch
+
+    blob = eng.get(f"/api/models/{models[0]['id']}/download")
+    assert blob.status_code == 200
+    module = torch.jit.load(io.BytesIO(b"".join(blob.streaming_content)))
+    probs = module(torch.rand(3, 1, 8, 8))
+    assert probs.shape == (3, 10) and torch.allclose(probs.sum(1), torch.ones(3), atol=1e-4)
+
+
+def _all(client, url):
+    out, page = [], 1
+    while True:
+        body = client.get(url, {"page": page, "page_size": 500}).json()
+        out += body["results"]
+        if not body["next"]:
+            return out
+        page += 1
+
+
+def test_exactly_one_encoder_version_after_kill_9_mid_pretrain(celery_worker, client_for, users, project):
+    """The process running pretrain is killed with SIGKILL; Celery redelivers the task, which
+    resumes from the checkpoint; one encoder version results."""
+    import os
+    import signal
+
+    import psutil
+
+    from tests.factories import pool
+
+    pool(project, 64)
+    eng = client_for(users["engineer"])
+    started = eng.post(
+        f"/api/projects/{project.id}/jobs",
+        {"kind": "pretrain", "params": {"max_steps": 60, "batch_size": 32}},
+        format="json",
+    )
+    job_id = started.json()["id"]
+    from workers.jobs.storage import scratch_dir
+
+    checkpoint = scratch_dir() / f"pretrain-job-{job_id}.pt"
+    wait_until(checkpoint.exists, timeout=120, worker=celery_worker, what="a first checkpoint")
+    children = psutil.Process(celery_worker.pid).children()
+    assert children, "the worker has no pool process"
+    for child in children:
+        os.kill(child.pid, signal.SIGKILL)
+    job = wait_for_job(job_id, timeout=240, worker=celery_worker)
+    assert job.state == "succeeded", job.error
+    assert EncoderVersion.objects.filter(project=project).count() == 1
+    version = EncoderVersion.objects.get(project=project)
+    assert version.metadata.get("resumed_from_step", 0) > 0, version.metadata
+    log = celery_worker.log_path.read_text()
+    assert "WorkerLostError" in log or "SIGKILL" in log or "signal 9" in log
+
+
+def test_single_flight_under_20_concurrent_requests(live_server, redis_server, users, project):
+    import json
+    import threading
+    import urllib.request
+
+    from rest_framework.authtoken.models import Token
+
+    from labelling.models import EncoderVersion as EV
+
+    # A project with an encoder, so a cycle is a valid request.
+    ev = EV.objects.create(project=project, artifact_key="x", embeddings={"shards": ["x"]})
+    project.current_encoder = ev
+    project.save()
+    token = Token.objects.create(user=users["engineer"]).key
+    codes = []
+
+    def request():
+        req = urllib.request.Request(
+            f"{live_server.url}/api/projects/{project.id}/jobs",
+            data=json.dumps({"kind": "cycle"}).encode(),
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                codes.append(resp.status)
+        except urllib.error.HTTPError as err:
+            codes.append(err.code)
+            assert json.loads(err.read())["error"]["code"] == "job_running"
+
+    threads = [threading.Thread(target=request) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [202] + [409] * 19
+    assert Job.objects.filter(project=project, kind="cycle").count() == 1

@@ -1,0 +1,577 @@
+"""Training jobs: pretrain -> embed (chunked, a Celery group) -> select at cold start, and the
+cycle finetune -> predict -> select after every K labels.
+
+Each step writes its artifact whole, verifies it, then creates the version row and switches the
+project's current pointer in one transaction. Steps are keyed by the Job they serve, so a task
+delivered twice (a worker killed mid-way) finds its own earlier output and carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from labelling.catalog import NEEDS_MODEL
+from labelling.models import Annotation, EncoderVersion, Image, Job, ModelVersion, Project, SelectionRound
+from labelling.models.image import ImageStatus
+from labelling.models.job import JobKind
+from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress
+from labelling.services.queue import Pick, queue_fill
+from labelling.services.training import encoder_version_publish, job_follow_up, model_version_publish
+from workers.jobs.base import PENDING, JobCancelled
+from workers.jobs.pool import decode_images, pool_array
+from workers.jobs.storage import load_npy, local_copy, scratch_dir, store_file, store_npy
+from workers.runtime import cpu_threads
+
+log = logging.getLogger(__name__)
+
+EMBED_CHUNK = 4096
+STOP_SET_SIZE = 1000
+
+
+def _torch_setup() -> None:
+    import torch
+
+    torch.set_num_threads(cpu_threads())
+
+
+def _stopper(job_id: int, every: float = 2.0):
+    last = [0.0, False]
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0], last[1] = now, job_is_cancelled(job_id=job_id)
+        return last[1]
+
+    return should_stop
+
+
+# --- pretrain -------------------------------------------------------------------------------------
+
+
+def pretrain(job: Job, progress) -> dict[str, Any]:
+    from models_zoo.artifact import EncoderArtifact
+    from models_zoo.train import PretrainConfig, TrainingCancelled
+    from models_zoo.train import pretrain as zoo_pretrain
+
+    _torch_setup()
+    existing = EncoderVersion.objects.filter(job=job).first()
+    if existing is not None:  # redelivered after the version was written: only the follow-up is left
+        return _after_pretrain(job, existing)
+    project = job.project
+    params = job.params
+    progress(0.0, "decoding the pool", force=True)
+    ids, X = pool_array(project, progress=lambda f: progress(0.05 * f, "decoding the pool"))
+    if len(ids) < 16:
+        raise ValueError(f"the pool has {len(ids)} images; pretraining needs at least 16")
+    init = None
+    parent = None
+    if params.get("from_encoder"):
+        parent = EncoderVersion.objects.get(pk=params["from_encoder"])
+        with local_copy(parent.artifact_key) as path:
+            init = EncoderArtifact.load(path)
+    if params.get("upload_key"):
+        with local_copy(params["upload_key"]) as path:
+            try:
+                init = EncoderArtifact.load(path)
+            except Exception as exc:
+                raise ValueError(
+                    f"the uploaded file is not a models_zoo encoder checkpoint ({exc})"
+                ) from None
+        if not params.get("max_minutes") and not params.get("max_steps"):
+            return _publish_encoder(job, project, init, X, source="upload", parent=None, pretrain_config={})
+    cfg = PretrainConfig(
+        method=params.get("method", "simclr"),
+        max_minutes=params.get("max_minutes", settings.PRETRAIN_MINUTES),
+        max_steps=params.get("max_steps"),
+        batch_size=min(int(params.get("batch_size", 256)), max(8, len(ids))),
+        seed=int(params.get("seed", 0)),
+        threads=cpu_threads(),
+        checkpoint_every=int(params.get("checkpoint_every", 50)),
+    )
+    checkpoint = scratch_dir() / f"pretrain-job-{job.id}.pt"
+    started = time.monotonic()
+
+    def report(fraction: float, info: dict) -> None:
+        speed = info.get("images_per_s")
+        message = f"step {info.get('step', '?')}, loss {info.get('loss', float('nan')):.3f}"
+        if speed:
+            message += f", {speed:,.0f} images/s"
+        job_progress(job_id=job.id, fraction=0.05 + 0.9 * fraction, message=message)
+
+    try:
+        artifact = zoo_pretrain(
+            X, cfg, checkpoint_path=checkpoint, progress=report, should_stop=_stopper(job.id), init=init
+        )
+    except TrainingCancelled:
+        raise JobCancelled() from None
+    artifact.metadata.update(
+        {"job": job.id, "pool_size": int(len(ids)), "wall_seconds": time.monotonic() - started}
+    )
+    checkpoint.unlink(missing_ok=True)
+    source = "transfer" if (parent or params.get("upload_key")) else "pretrain"
+    return _publish_encoder(
+        job, project, artifact, X, source=source, parent=parent, pretrain_config=cfg.to_dict()
+    )
+
+
+def _publish_encoder(job, project, artifact, X, *, source, parent, pretrain_config) -> dict[str, Any]:
+    from models_zoo.artifact import EncoderArtifact
+
+    key = f"encoders/{project.id}/job-{job.id}.pt"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "encoder.pt"
+        artifact.save(local)
+        check = EncoderArtifact.load(local)  # verify before anything points at it
+        z = check.embed(X[:2])
+        if not np.isfinite(z).all():
+            raise ValueError("the trained encoder produces non-finite embeddings")
+        store_file(local, key)
+    with transaction.atomic():
+        version, _ = EncoderVersion.objects.get_or_create(
+            job=job,
+            defaults={
+                "project": project,
+                "source": source,
+                "parent": parent,
+                "artifact_key": key,
+                "config": {**artifact.config.to_dict(), "pretrain": _jsonable(pretrain_config)},
+                "metadata": _jsonable(artifact.metadata),
+            },
+        )
+    return _after_pretrain(job, version)
+
+
+def _after_pretrain(job: Job, version: EncoderVersion) -> dict[str, Any]:
+    with transaction.atomic():
+        if not Job.objects.filter(params__after_job=job.id, kind=JobKind.EMBED).exists():
+            job_follow_up(job=job, kind=JobKind.EMBED, params={"encoder_version": version.id})
+    meta = version.metadata
+    return {
+        "encoder_version": version.id,
+        "steps": meta.get("steps"),
+        "images_per_s": meta.get("images_per_s"),
+        "_message": f"encoder version {version.id} trained ({meta.get('steps')} steps); embedding the pool next",
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+# --- embed (a Celery group of chunks) -------------------------------------------------------------
+
+
+def _embedding_keys(version: EncoderVersion, n_chunks: int) -> tuple[str, list[str]]:
+    base = f"embeddings/{version.project_id}/ev-{version.id}"
+    return f"{base}/ids.npy", [f"{base}/shard-{i:05d}.npy" for i in range(n_chunks)]
+
+
+def embed(job: Job, progress) -> Any:
+    """Fix the pool's image order, then hand one task per chunk to the workers (a group)."""
+    from celery import group
+
+    from workers import tasks
+
+    version = EncoderVersion.objects.get(pk=job.params["encoder_version"])
+    ids, _X = pool_array(version.project)  # also warms the decoded-pool cache for the chunks
+    n_chunks = max(1, math.ceil(len(ids) / EMBED_CHUNK))
+    ids_key, _ = _embedding_keys(version, n_chunks)
+    store_npy(ids, ids_key)
+    Job.objects.filter(pk=job.id).update(result={"chunks": n_chunks, "images": int(len(ids))})
+    progress(0.0, f"embedding {len(ids):,} images in {n_chunks} chunks", force=True)
+    transaction.on_commit(
+        lambda: group(tasks.embed_chunk.s(job.id, i) for i in range(n_chunks)).apply_async()
+    )
+    return PENDING
+
+
+def embed_chunk(job_id: int, index: int) -> None:
+    """Embed one chunk (skipped if its shard exists), then finish the job if it was the last."""
+    from models_zoo.artifact import EncoderArtifact
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.is_finished:
+        return
+    try:
+        version = EncoderVersion.objects.get(pk=job.params["encoder_version"])
+        n_chunks = int(job.result["chunks"])
+        ids_key, shard_keys = _embedding_keys(version, n_chunks)
+        from django.core.files.storage import default_storage
+
+        if not default_storage.exists(shard_keys[index]):
+            _torch_setup()
+            ids = load_npy(ids_key)[index * EMBED_CHUNK : (index + 1) * EMBED_CHUNK]
+            with local_copy(version.artifact_key) as path:
+                artifact = EncoderArtifact.load(path)
+            images = list(Image.objects.filter(pk__in=ids.tolist()).order_by("id"))
+            # RGB at the encoder's side; the artifact adapts channels by models_zoo's one rule.
+            X = decode_images(images, artifact.config.image_size, 3)
+            store_npy(artifact.embed(X).astype(np.float32), shard_keys[index])
+        done = sum(default_storage.exists(k) for k in shard_keys)
+        job_progress(job_id=job_id, fraction=done / n_chunks, message=f"{done} of {n_chunks} chunks embedded")
+        if done == n_chunks:
+            _finish_embed(job_id, version, ids_key, shard_keys)
+    except Exception as exc:
+        log.exception("embedding chunk %s of job %s failed", index, job_id)
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _finish_embed(job_id: int, version: EncoderVersion, ids_key: str, shard_keys: list[str]) -> None:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.is_finished:  # another chunk finished it first
+            return
+        first = load_npy(shard_keys[0])
+        count = len(load_npy(ids_key))
+        version.embeddings = {
+            "dim": int(first.shape[1]),
+            "count": count,
+            "ids_key": ids_key,
+            "shards": shard_keys,
+        }
+        version.save(update_fields=["embeddings"])
+        encoder_version_publish(project=job.project, version=version)
+        project = job.project
+        cold = project.current_model_id is None
+        follow = job_follow_up(job=job, kind=JobKind.SELECT if cold else JobKind.CYCLE)
+        job_finish(
+            job_id=job_id,
+            result={**job.result, "encoder_version": version.id, "next_job": follow.id},
+            message=f"{count:,} images embedded; encoder version {version.id} is current",
+        )
+
+
+def load_embeddings(version: EncoderVersion) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (N,), embeddings (N, d) float32) of an encoder version."""
+    emb = version.embeddings
+    if not emb.get("shards"):
+        raise ValueError(f"encoder version {version.id} has no embeddings yet")
+    ids = load_npy(emb["ids_key"])
+    Z = np.concatenate([load_npy(k) for k in emb["shards"]]).astype(np.float32)
+    return ids, Z
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+
+def pool_labels(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(training labels, audit labels), each (N,) int class index, -1 where none.
+
+    With several annotations per image the majority wins (ties: the earliest label). Audit
+    images' labels only ever go to the second array: they never train a model.
+    """
+    order = {
+        lc_id: i
+        for i, lc_id in enumerate(project.label_classes.order_by("order", "id").values_list("id", flat=True))
+    }
+    position = {int(image_id): i for i, image_id in enumerate(ids)}
+    votes: dict[int, Counter] = {}
+    audit: dict[int, bool] = {}
+    rows = (
+        Annotation.objects.filter(image__project=project)
+        .order_by("id")
+        .values_list("image_id", "label_id", "image__is_audit")
+    )
+    for image_id, label_id, is_audit in rows:
+        votes.setdefault(image_id, Counter())[order[label_id]] += 1
+        audit[image_id] = is_audit
+    train = np.full(len(ids), -1, dtype=np.int64)
+    held_out = np.full(len(ids), -1, dtype=np.int64)
+    for image_id, counter in votes.items():
+        i = position.get(image_id)
+        if i is None:
+            continue
+        (held_out if audit[image_id] else train)[i] = counter.most_common(1)[0][0]
+    return train, held_out
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# --- finetune -> predict -> select ----------------------------------------------------------------
+
+
+def cycle(job: Job, progress) -> dict[str, Any]:
+    """The kinds finetune, predict, select and cycle all run here, doing their part of the chain."""
+    steps = {
+        JobKind.FINETUNE: ("finetune", "predict"),
+        JobKind.PREDICT: ("predict",),
+        JobKind.SELECT: ("select",),
+        JobKind.CYCLE: ("finetune", "predict", "select"),
+    }[job.kind]
+    project = job.project
+    version = project.current_encoder
+    if version is None:
+        raise ValueError("the project has no encoder yet: run a pretrain job first")
+    _torch_setup()
+    ids, Z = load_embeddings(version)
+    train, audit = pool_labels(project, ids)
+    result: dict[str, Any] = {"encoder_version": version.id}
+    model = project.current_model
+    probs = mc = None
+    if "finetune" in steps:
+        if (train >= 0).sum() == 0:
+            result["finetune"] = "skipped: no training labels yet"
+        else:
+            progress(0.05, f"training on {(train >= 0).sum()} labels", force=True)
+            model, probs, mc = _finetune(job, version, ids, Z, train, audit)
+            result["model_version"] = model.id
+    if "predict" in steps and model is not None:
+        progress(0.5, "scoring the pool", force=True)
+        if probs is None:
+            probs = _load_probs(model)
+        _write_predictions(project, model, ids, probs)
+    if "select" in steps:
+        progress(0.8, "selecting the next batch", force=True)
+        if probs is None and model is not None and model.encoder_version_id == version.id:
+            probs = _load_probs(model)
+        rnd = _select(job, project, version, ids, Z, train, audit, probs, mc)
+        result["selection_round"] = rnd.number
+    acc = model.metrics.get("audit_accuracy") if model is not None else None
+    parts = []
+    if "model_version" in result:
+        parts.append(
+            f"model version {model.id}" + (f" (audit accuracy {acc:.1%})" if acc is not None else "")
+        )
+    if "selection_round" in result:
+        parts.append(f"round {result['selection_round']} queued")
+    result["_message"] = "; ".join(parts) or "nothing to do"
+    return result
+
+
+def _learner_config(n_labels: int):
+    from models_zoo.transfer import LearnerConfig
+
+    return LearnerConfig()
+
+
+def _finetune(job, version, ids, Z, train, audit):
+    import joblib
+
+    from models_zoo.artifact import EncoderArtifact
+    from models_zoo.export import export_learner
+    from models_zoo.transfer import Learner, choose_mode
+
+    project = job.project
+    existing = ModelVersion.objects.filter(job=job).first()
+    if existing is not None:  # redelivered: the version is already written
+        return existing, _load_probs(existing), None
+    n_classes = project.label_classes.count()
+    n_labels = int((train >= 0).sum())
+    cfg = _learner_config(n_labels)
+    with local_copy(version.artifact_key) as path:
+        artifact = EncoderArtifact.load(path)
+    X = None
+    if choose_mode(n_labels, True, cfg) == "finetune":
+        X = pool_array(project)[1]
+    started = time.monotonic()
+    learner = Learner(artifact, cfg, seed=int(job.params.get("seed", 0))).fit(X, train, n_classes, features=Z)
+    probs = learner.predict_proba(X, features=Z).astype(np.float32)  # (N, C)
+    mc = None
+    if project.selection_strategy == "bald":
+        mc = learner.mc_proba(X, features=Z).astype(np.float32)  # (T, N, C)
+    seconds = time.monotonic() - started
+
+    audited = audit >= 0
+    correct = int((probs.argmax(1)[audited] == audit[audited]).sum())
+    n_audit = int(audited.sum())
+    low, high = wilson_interval(correct, n_audit)
+    metrics: dict[str, Any] = {
+        "mode": learner.mode_,
+        "train_labels": n_labels,
+        "audit_labels": n_audit,
+        "audit_accuracy": correct / n_audit if n_audit else None,
+        "audit_interval": [low, high] if n_audit else None,
+        "seconds": seconds,
+        "class_counts": np.bincount(train[train >= 0], minlength=n_classes).tolist(),
+    }
+    rng = np.random.default_rng(project.id)
+    stop_idx = np.sort(rng.choice(len(ids), size=min(STOP_SET_SIZE, len(ids)), replace=False))
+    metrics["stop_set"] = {"ids": ids[stop_idx].tolist(), "predictions": probs.argmax(1)[stop_idx].tolist()}
+
+    base = f"models/{project.id}/job-{job.id}"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "learner.joblib"
+        joblib.dump(learner, local)
+        check = joblib.load(local)  # verify before anything points at it
+        again = check.predict_proba(None if X is None else X[:8], features=Z[:8])
+        if not np.allclose(again, probs[:8], atol=1e-4):
+            raise ValueError("the saved model does not reproduce its predictions")
+        store_file(local, f"{base}.joblib")
+        ts = Path(tmp) / "model.ts.pt"
+        export_learner(learner, ts)
+        store_file(ts, f"{base}.torchscript.pt")
+    store_npy(probs, f"{base}.probs.npy")
+    with transaction.atomic():
+        model, _ = ModelVersion.objects.get_or_create(
+            job=job,
+            defaults={
+                "project": project,
+                "encoder_version": version,
+                "mode": learner.mode_,
+                "artifact_key": f"{base}.joblib",
+                "train_label_count": n_labels,
+                "metrics": metrics,
+                "predictions_key": f"{base}.probs.npy",
+            },
+        )
+        model_version_publish(project=project, version=model, training_labels=n_labels)
+    _update_forecast(project, model)
+    return model, probs, mc
+
+
+def _load_probs(model: ModelVersion) -> np.ndarray:
+    return load_npy(model.predictions_key)
+
+
+def _update_forecast(project: Project, model: ModelVersion) -> None:
+    """Learning curve, forecast and stop rule over this project's model versions, stored on the
+    newest one so the web process only reads them."""
+    from models_zoo.forecast import fit_learning_curve, stop_rule_state
+
+    versions = list(project.model_versions.order_by("id"))
+    points = [
+        (v.train_label_count, v.metrics["audit_accuracy"], v.metrics.get("audit_labels", 0))
+        for v in versions
+        if v.metrics.get("audit_accuracy") is not None
+    ]
+    forecast: dict[str, Any] = {"points": len(points)}
+    if len({p[0] for p in points}) >= 3:
+        try:
+            curve = fit_learning_curve(
+                np.array([p[0] for p in points], float), np.array([p[1] for p in points], float), seed=0
+            )
+            target = project.target_accuracy
+            reach = curve.labels_to_reach(target)
+            forecast["labels_to_target"] = None if reach is None else [float(v) for v in reach]
+            if project.label_budget:
+                forecast["accuracy_at_budget"] = [float(v) for v in curve.accuracy_at(project.label_budget)]
+        except Exception as exc:  # a curve that cannot be fitted yet is not a failed job
+            forecast["error"] = str(exc)
+    stop_preds = [np.array(v.metrics["stop_set"]["predictions"]) for v in versions if "stop_set" in v.metrics]
+    same_set = [p for p in stop_preds if len(p) == len(stop_preds[-1])]
+    forecast["stop_rule"] = _jsonable(stop_rule_state(same_set)) if len(same_set) >= 2 else {"fired": False}
+    model.metrics = {**model.metrics, "forecast": _jsonable(forecast)}
+    model.save(update_fields=["metrics"])
+
+
+def _write_predictions(project: Project, model: ModelVersion, ids: np.ndarray, probs: np.ndarray) -> None:
+    label_ids = list(project.label_classes.order_by("order", "id").values_list("id", flat=True))
+    top2 = (
+        np.sort(probs, axis=1)[:, -2:]
+        if probs.shape[1] > 1
+        else np.concatenate([np.zeros_like(probs), probs], 1)
+    )
+    predicted = probs.argmax(1)
+    rows = []
+    for i, image_id in enumerate(ids.tolist()):
+        rows.append(
+            Image(
+                pk=image_id,
+                predicted_label_id=label_ids[predicted[i]],
+                confidence=float(top2[i, 1]),
+                uncertainty=float(1.0 - (top2[i, 1] - top2[i, 0])),
+                predicted_by_id=model.id,
+            )
+        )
+    for start in range(0, len(rows), 2000):
+        with transaction.atomic():
+            Image.objects.bulk_update(
+                rows[start : start + 2000],
+                ["predicted_label", "confidence", "uncertainty", "predicted_by"],
+                batch_size=500,
+            )
+
+
+def _select(job, project, version, ids, Z, train, audit, probs, mc) -> SelectionRound:
+    from models_zoo import selection
+
+    existing = SelectionRound.objects.filter(job=job).first()
+    if existing is not None:
+        return existing
+    requested = job.params.get("strategy") or project.selection_strategy
+    strategy = requested
+    if strategy in NEEDS_MODEL and probs is None:
+        strategy = "auto"  # a cold project has no model to be uncertain with
+    if strategy == "bald" and mc is None:
+        strategy = "margin"
+    # Exclude from selection: anything labelled, audit images, flagged images, items held now.
+    status = dict(Image.objects.filter(project=project).values_list("id", "status"))
+    is_audit = set(Image.objects.filter(project=project, is_audit=True).values_list("id", flat=True))
+    held = set(
+        project.queue_items.filter(state="open", annotations_done__gt=0).values_list("image_id", flat=True)
+    )
+    mask = np.array(
+        [
+            status.get(int(i)) != ImageStatus.UNLABELLED or int(i) in is_audit or int(i) in held
+            for i in ids.tolist()
+        ]
+    )
+    mask |= (train >= 0) | (audit >= 0)
+    batch = int(job.params.get("batch_size") or project.batch_size)
+    if (~mask).sum() == 0:
+        raise ValueError("every image of the pool is labelled or queued: nothing left to select")
+    chosen = selection.select(
+        strategy,
+        embeddings=Z,
+        labelled_mask=mask,
+        batch_size=min(batch, int((~mask).sum())),
+        seed=int(job.params.get("seed", 0)) + SelectionRound.objects.filter(project=project).count(),
+        probs=probs,
+        mc_probs=mc,
+        labels=np.where(train >= 0, train, -1),
+    )
+    picks = [
+        Pick(int(ids[i]), float(s), r)
+        for i, s, r in zip(chosen.indices, chosen.scores, chosen.reasons, strict=True)
+    ]
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        number = (
+            SelectionRound.objects.filter(project=project)
+            .order_by("-number")
+            .values_list("number", flat=True)
+            .first()
+            or 0
+        ) + 1
+        rnd = SelectionRound.objects.create(
+            project=project,
+            job=job,
+            number=number,
+            strategy=strategy,
+            requested_strategy=requested,
+            model_version=project.current_model,
+            encoder_version=version,
+            batch_size=len(picks),
+            labels_at_selection=int((train >= 0).sum()),
+        )
+        queue_fill(project=project, round=rnd, picks=picks, seed=project.id)
+    return rnd
