@@ -350,3 +350,23 @@ class RoundItemsApi(APIView):
 
 class ProjectJobsApi(ProjectJobListApi, JobCreateApi):
     """GET: the project's jobs, newest first. POST: start a training job."""
+
+
+class DashboardOutput(serializers.Serializer):
+    budget = serializers.DictField()
+    progress = serializers.DictField(child=serializers.IntegerField())
+    classes = serializers.ListField(child=serializers.DictField())
+    learning_curve = CurvePointOutput(many=True)
+    forecast = ForecastOutput()
+    annotators = serializers.ListField(child=serializers.DictField())
+
+
+class DashboardApi(APIView):
+    """What the admin dashboard shows, as data (the page renders the same selectors)."""
+
+    @extend_schema(responses=DashboardOutput, operation_id="dashboard_retrieve")
+    def get(self, request, project_id: int):
+        from labelling.selectors.dashboard import project_dashboard
+
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        return Response(DashboardOutput(project_dashboard(project)).data)

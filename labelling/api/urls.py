@@ -26,6 +26,7 @@ urlpatterns = [
         name="api-encoder-upload",
     ),
     path("projects/<int:project_id>/models", training.ModelListApi.as_view(), name="api-models"),
+    path("projects/<int:project_id>/dashboard", training.DashboardApi.as_view(), name="api-dashboard"),
     path("projects/<int:project_id>/metrics", training.MetricsApi.as_view(), name="api-metrics"),
     path("projects/<int:project_id>/rounds", training.RoundListApi.as_view(), name="api-rounds"),
     path(

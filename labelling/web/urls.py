@@ -1,8 +1,11 @@
 from django.urls import path
 
-from labelling.web import views
+from labelling.web import dashboard, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<int:project_id>/", views.project_page, name="project"),
+    path("overview/", dashboard.overview, name="overview"),
+    path("projects/<int:project_id>/dashboard/", dashboard.dashboard, name="dashboard"),
+    path("projects/<int:project_id>/dashboard/action", dashboard.dashboard_action, name="dashboard-action"),
 ]

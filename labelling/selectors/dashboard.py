@@ -1,0 +1,194 @@
+"""What an admin sees of a project: budget, progress, classes, annotators, jobs, rounds.
+
+The dashboard page and ``GET /api/projects/{id}/dashboard`` both render these dicts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from labelling.models import Annotation, Assignment, Image, Project, QueueItem
+from labelling.models.job import JobState
+from labelling.models.queue import AssignmentState, QueueState
+from labelling.selectors.metrics import forecast, learning_curve
+
+BURN_WINDOW = timedelta(days=7)
+
+
+def budget_state(project: Project) -> dict[str, Any]:
+    """Labels and money used of the limits, burn rate over the last 7 days, projected run-out."""
+    now = timezone.now()
+    labels = Annotation.objects.filter(image__project=project)
+    used = labels.count()
+    recent = labels.filter(created_at__gte=now - BURN_WINDOW)
+    first = recent.order_by("created_at").values_list("created_at", flat=True).first()
+    hours = max((now - first).total_seconds() / 3600, 1.0) if first else None
+    per_hour = recent.count() / hours if hours else 0.0
+    left = None if project.label_budget is None else max(0, project.label_budget - used)
+    runs_out = None
+    if left is not None and per_hour > 0:
+        runs_out = now + timedelta(hours=left / per_hour)
+    cost = project.cost_per_label
+    return {
+        "labels_used": used,
+        "label_budget": project.label_budget,
+        "labels_left": left,
+        "fraction_used": (used / project.label_budget) if project.label_budget else None,
+        "cost_per_label": str(cost) if cost is not None else None,
+        "currency": project.currency,
+        "money_spent": str((cost * used).quantize(Decimal("0.01"))) if cost is not None else None,
+        "money_budget": str((cost * project.label_budget).quantize(Decimal("0.01")))
+        if cost is not None and project.label_budget
+        else None,
+        "labels_per_hour": round(per_hour, 2),
+        "runs_out_at": runs_out,
+        "paused": project.labelling_paused,
+    }
+
+
+def progress_counts(project: Project) -> dict[str, int]:
+    now = timezone.now()
+    images = Image.objects.filter(project=project).aggregate(
+        pool=Count("id"),
+        labelled=Count("id", filter=Q(status="labelled")),
+        flagged=Count("id", filter=Q(status="flagged")),
+        audit=Count("id", filter=Q(is_audit=True)),
+    )
+    return {
+        **images,
+        "in_queue": QueueItem.objects.filter(project=project, state=QueueState.OPEN).count(),
+        "reserved": Assignment.objects.filter(
+            project=project, state=AssignmentState.ACTIVE, expires_at__gt=now
+        ).count(),
+        "skipped": Assignment.objects.filter(project=project, state=AssignmentState.SKIPPED).count(),
+    }
+
+
+def class_distribution(project: Project) -> list[dict[str, Any]]:
+    """Per class: human labels (training + audit) and the current model's predictions over the pool."""
+    labelled = Counter(
+        dict(
+            Annotation.objects.filter(image__project=project).values_list("label_id").annotate(n=Count("id"))
+        )
+    )
+    predicted = Counter(
+        dict(
+            Image.objects.filter(project=project, predicted_label__isnull=False)
+            .values_list("predicted_label_id")
+            .annotate(n=Count("id"))
+        )
+    )
+    total_l, total_p = sum(labelled.values()) or 1, sum(predicted.values()) or 1
+    return [
+        {
+            "label": lc.name,
+            "labelled": labelled[lc.id],
+            "labelled_share": labelled[lc.id] / total_l,
+            "predicted": predicted[lc.id],
+            "predicted_share": predicted[lc.id] / total_p,
+        }
+        for lc in project.label_classes.all()
+    ]
+
+
+def annotator_stats(project: Project) -> list[dict[str, Any]]:
+    """Labels, labels per hour (active hours), median seconds per label, agreement with other
+    annotators on overlap images and with the hidden reference on audit images."""
+    rows = list(
+        Annotation.objects.filter(image__project=project)
+        .values_list("annotator__username", "image_id", "label_id", "seconds_spent", "created_at",
+                     "image__reference_label_id", "image__is_audit")
+        .order_by("created_at")
+    )  # fmt: skip
+    by_image: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for user, image_id, label_id, *_ in rows:
+        by_image[image_id].append((user, label_id))
+    out = []
+    for user in sorted({r[0] for r in rows}):
+        mine = [r for r in rows if r[0] == user]
+        seconds = [r[3] for r in mine if r[3] is not None]
+        times = [r[4] for r in mine]
+        span_h = max((times[-1] - times[0]).total_seconds() / 3600, sum(seconds) / 3600, 1 / 60)
+        agree = total = 0
+        for _, image_id, label_id, *_ in mine:
+            others = [lab for u, lab in by_image[image_id] if u != user]
+            total += len(others)
+            agree += sum(lab == label_id for lab in others)
+        audit = [r for r in mine if r[6] and r[5] is not None]
+        out.append(
+            {
+                "annotator": user,
+                "labels": len(mine),
+                "labels_per_hour": round(len(mine) / span_h, 1),
+                "median_seconds": statistics.median(seconds) if seconds else None,
+                "overlap_agreement": agree / total if total else None,
+                "overlap_pairs": total,
+                "reference_agreement": sum(r[2] == r[5] for r in audit) / len(audit) if audit else None,
+                "reference_checked": len(audit),
+            }
+        )
+    return out
+
+
+def jobs_summary(project: Project, limit: int = 10) -> dict[str, Any]:
+    jobs = list(project.jobs.order_by("-id")[:limit])
+    running = next((j for j in jobs if j.state in (JobState.RUNNING, JobState.QUEUED)), None)
+    return {
+        "running": running,
+        "recent": [
+            {
+                "job": j,
+                "seconds": (j.finished_at - (j.started_at or j.created_at)).total_seconds()
+                if j.finished_at
+                else None,
+            }
+            for j in jobs
+        ],
+    }
+
+
+def recent_rounds(project: Project, limit: int = 3, strip: int = 12) -> list[dict[str, Any]]:
+    rounds = []
+    for rnd in project.selection_rounds.order_by("-number")[:limit]:
+        items = list(
+            rnd.items.filter(is_audit=False)
+            .order_by("-priority")[:strip]
+            .values("image_id", "reason", "score")
+        )
+        rounds.append({"round": rnd, "items": items})
+    return rounds
+
+
+def project_dashboard(project: Project) -> dict[str, Any]:
+    return {
+        "budget": budget_state(project),
+        "progress": progress_counts(project),
+        "classes": class_distribution(project),
+        "learning_curve": learning_curve(project),
+        "forecast": forecast(project),
+        "annotators": annotator_stats(project),
+    }
+
+
+def overview_row(project: Project) -> dict[str, Any]:
+    curve = learning_curve(project)
+    last_label = (
+        Annotation.objects.filter(image__project=project)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return {
+        "project": project,
+        "budget": budget_state(project),
+        "accuracy": curve[-1] if curve else None,
+        "forecast": forecast(project),
+        "last_activity": last_label or project.created_at,
+    }

@@ -1,0 +1,89 @@
+"""Small server-side SVG charts: no JavaScript, no CDN, readable in tests (data-* attributes)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from django.utils.safestring import SafeString, mark_safe
+
+W, H, PAD_L, PAD_R, PAD_T, PAD_B = 640, 260, 48, 16, 16, 36
+
+
+def _scale(lo: float, hi: float, a: float, b: float):
+    span = (hi - lo) or 1.0
+    return lambda v: a + (v - lo) / span * (b - a)
+
+
+def learning_curve_svg(points: list[dict], target: float | None) -> SafeString:
+    """Audit accuracy against labels: a line with its confidence band and the target line."""
+    if not points:
+        return mark_safe(
+            '<p class="empty">No accuracy measured yet: it appears after the first retrain with audit labels.</p>'
+        )
+    xs = [p["labels"] for p in points]
+    x_hi = max(xs) * 1.05 + 1
+    sx = _scale(0, x_hi, PAD_L, W - PAD_R)
+    sy = _scale(0, 1, H - PAD_B, PAD_T)
+    band_top = " ".join(f"{sx(p['labels']):.1f},{sy(p['high']):.1f}" for p in points)
+    band_bottom = " ".join(f"{sx(p['labels']):.1f},{sy(p['low']):.1f}" for p in reversed(points))
+    line = " ".join(f"{sx(p['labels']):.1f},{sy(p['accuracy']):.1f}" for p in points)
+    parts = [
+        f'<svg class="chart" id="learning-curve" viewBox="0 0 {W} {H}" role="img" '
+        f'aria-label="Audit accuracy against number of labels">'
+    ]
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        y = sy(tick)
+        parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.0%}</text>')
+    for i in range(5):
+        v = x_hi * i / 4
+        parts.append(f'<text x="{sx(v):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{v:,.0f}</text>')
+    parts.append(f'<text x="{(W + PAD_L) / 2:.0f}" y="{H - 4}" text-anchor="middle">training labels</text>')
+    parts.append(f'<polygon class="band" points="{band_top} {band_bottom}"/>')
+    if target is not None:
+        y = sy(target)
+        parts.append(
+            f'<line class="target" data-target="{target}" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="target-label" x="{W - PAD_R - 4}" y="{y - 5:.1f}" text-anchor="end">target {target:.0%}</text>'
+        )
+    parts.append(f'<polyline class="line" points="{line}"/>')
+    for p in points:
+        parts.append(
+            f'<circle class="point" cx="{sx(p["labels"]):.1f}" cy="{sy(p["accuracy"]):.1f}" r="4" '
+            f'data-labels="{p["labels"]}" data-accuracy="{p["accuracy"]:.4f}" data-low="{p["low"]:.4f}" '
+            f'data-high="{p["high"]:.4f}"><title>{p["labels"]} labels: {p["accuracy"]:.1%} '
+            f"({p['low']:.1%}–{p['high']:.1%})</title></circle>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def class_bars_svg(classes: list[dict]) -> SafeString:
+    """Share of each class among human labels beside its share among the model's predictions."""
+    if not classes:
+        return mark_safe("")
+    row, bar_w = 22, W - 200
+    height = PAD_T + row * len(classes) + 24
+    parts = [
+        f'<svg class="chart" id="class-bars" viewBox="0 0 {W} {height}" role="img" aria-label="Class distribution">'
+    ]
+    for i, c in enumerate(classes):
+        y = PAD_T + i * row
+        parts.append(f'<text x="150" y="{y + 13}" text-anchor="end">{escape(c["label"])}</text>')
+        parts.append(
+            f'<rect class="labelled" x="160" y="{y + 2}" width="{bar_w * c["labelled_share"]:.1f}" height="8" '
+            f'data-label="{escape(c["label"])}" data-count="{c["labelled"]}"><title>{c["labelled"]} labelled</title></rect>'
+        )
+        parts.append(
+            f'<rect class="predicted" x="160" y="{y + 11}" width="{bar_w * c["predicted_share"]:.1f}" height="8" '
+            f'data-label="{escape(c["label"])}" data-count="{c["predicted"]}"><title>{c["predicted"]} predicted</title></rect>'
+        )
+    y = PAD_T + len(classes) * row + 10
+    parts.append(
+        f'<rect class="labelled" x="160" y="{y}" width="12" height="8"/><text x="178" y="{y + 8}">labelled</text>'
+    )
+    parts.append(
+        f'<rect class="predicted" x="260" y="{y}" width="12" height="8"/><text x="278" y="{y + 8}">predicted over the pool</text>'
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -1,0 +1,92 @@
+"""The admin dashboard: one page per project, and an overview of all projects."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from labelling.catalog import STRATEGIES
+from labelling.models import Role
+from labelling.selectors.access import access_project, projects_for_user, role_in
+from labelling.selectors.dashboard import jobs_summary, overview_row, project_dashboard, recent_rounds
+from labelling.services.errors import ServiceError
+from labelling.services.projects import project_update
+from labelling.services.training import training_job_request
+from labelling.web.charts import class_bars_svg, learning_curve_svg
+
+
+def _admin_project(request: HttpRequest, project_id: int):
+    try:
+        return access_project(request.user, project_id, min_role=Role.ADMIN)
+    except ServiceError as exc:
+        if exc.status == 403:
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied(exc.message) from None
+        raise Http404("project not found") from None
+
+
+@login_required
+def overview(request: HttpRequest) -> HttpResponse:
+    projects = [
+        p for p in projects_for_user(request.user).order_by("id") if role_in(request.user, p) == Role.ADMIN
+    ]
+    return render(request, "web/overview.html", {"rows": [overview_row(p) for p in projects]})
+
+
+@login_required
+def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _admin_project(request, project_id)
+    data = project_dashboard(project)
+    context = {
+        "project": project,
+        **data,
+        "jobs": jobs_summary(project),
+        "rounds": recent_rounds(project),
+        "curve_svg": learning_curve_svg(data["learning_curve"], project.target_accuracy),
+        "classes_svg": class_bars_svg(data["classes"]),
+        "current": data["learning_curve"][-1] if data["learning_curve"] else None,
+        "strategies": STRATEGIES,
+    }
+    return render(request, "web/dashboard.html", context)
+
+
+@login_required
+@require_POST
+def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Buttons of the dashboard: budget, pause/resume, retrain, re-select, strategy."""
+    project = _admin_project(request, project_id)
+    action = request.POST.get("action", "")
+    try:
+        if action == "budget":
+            raw = request.POST.get("label_budget", "").strip()
+            budget = None if raw == "" else int(raw)
+            if budget is not None and budget < 1:
+                raise ValueError("the budget must be at least 1 label")
+            project_update(project=project, label_budget=budget)
+            messages.success(request, "Budget saved.")
+        elif action in ("pause", "resume"):
+            project_update(project=project, labelling_paused=action == "pause")
+            messages.success(request, "Labelling paused." if action == "pause" else "Labelling resumed.")
+        elif action == "strategy":
+            strategy = request.POST.get("strategy", "")
+            if strategy not in STRATEGIES:
+                raise ValueError(f"unknown strategy {strategy!r}")
+            project_update(project=project, selection_strategy=strategy)
+            messages.success(request, f"Selection strategy set to {strategy}.")
+        elif action in ("retrain", "reselect"):
+            kind = "cycle" if action == "retrain" else "select"
+            if project.current_encoder_id is None:
+                raise ValueError(
+                    "pretrain an encoder first (API: POST /api/projects/{id}/jobs kind=pretrain)"
+                )
+            job = training_job_request(project=project, kind=kind, created_by=request.user)
+            messages.success(request, f"Job #{job.id} ({kind}) queued.")
+        else:
+            raise ValueError("unknown action")
+    except (ValueError, ServiceError) as exc:
+        messages.error(request, getattr(exc, "message", str(exc)))
+    return redirect("dashboard", project_id=project.id)
