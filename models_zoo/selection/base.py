@@ -25,6 +25,8 @@ class SelectionInput:
     mc_probs:      optional (T, N, C) float32 stochastic forward passes (MC dropout / ensemble).
     labels:        optional (N,) int64 known labels, -1 where unlabelled (used e.g. by ``auto``
                    to count labels per class; never ground truth of unlabelled items).
+    n_classes:     optional number of classes C of the project, known before any label or
+                   model exists (cold start); otherwise taken from ``probs`` or ``labels``.
     """
 
     embeddings: np.ndarray
@@ -34,6 +36,43 @@ class SelectionInput:
     probs: np.ndarray | None = None
     mc_probs: np.ndarray | None = None
     labels: np.ndarray | None = None
+    n_classes: int | None = None
+
+    def pool(self) -> np.ndarray:
+        """Indices (U,) int64 of the unlabelled items, the only ones a strategy may pick."""
+        return np.flatnonzero(~self.labelled_mask).astype(np.int64)
+
+    def require_probs(self, strategy: str) -> np.ndarray:
+        """The (N, C) probabilities, or a ``ValueError`` naming what is missing."""
+        if self.probs is None:
+            raise ValueError(f"strategy {strategy!r} needs probs (N, C) from a trained model")
+        if self.probs.ndim != 2 or self.probs.shape[0] != self.embeddings.shape[0]:
+            raise ValueError(
+                f"probs must have shape (N={self.embeddings.shape[0]}, C), got {self.probs.shape}"
+            )
+        return self.probs
+
+    def require_mc_probs(self, strategy: str) -> np.ndarray:
+        """The (T, N, C) MC samples, or a ``ValueError`` naming what is missing."""
+        if self.mc_probs is None:
+            raise ValueError(f"strategy {strategy!r} needs mc_probs (T, N, C) from MC dropout or an ensemble")
+        if self.mc_probs.ndim != 3 or self.mc_probs.shape[1] != self.embeddings.shape[0]:
+            raise ValueError(
+                f"mc_probs must have shape (T, N={self.embeddings.shape[0]}, C), got {self.mc_probs.shape}"
+            )
+        return self.mc_probs
+
+    def class_count(self) -> int | None:
+        """C from ``n_classes``, else ``probs``, else the known labels; None if unknowable."""
+        if self.n_classes is not None:
+            return int(self.n_classes)
+        if self.probs is not None:
+            return int(self.probs.shape[1])
+        if self.mc_probs is not None:
+            return int(self.mc_probs.shape[2])
+        if self.labels is not None and (self.labels >= 0).any():
+            return int(self.labels.max()) + 1
+        return None
 
 
 @dataclass
@@ -48,6 +87,23 @@ class Selection:
 
 Strategy = Callable[[SelectionInput], Selection]
 _REGISTRY: dict[str, Strategy] = {}
+
+
+def take_top(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """Positions (k,) into ``candidates`` of the k largest ``scores`` (U,), best first.
+
+    O(U) selection then O(k log k) sort; ties go to the lower pool index, so the result is
+    deterministic.
+    """
+    k = min(k, scores.size)
+    if k == 0:
+        return np.zeros(0, np.int64)
+    if k < scores.size:
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(scores.size)
+    order = np.lexsort((candidates[part], -scores[part]))
+    return part[order].astype(np.int64)
 
 
 def register(name: str) -> Callable[[Strategy], Strategy]:
@@ -72,8 +128,14 @@ def names() -> list[str]:
 
 
 def select(name: str, **kwargs) -> Selection:
-    """Run strategy ``name`` on keyword arguments of :class:`SelectionInput`."""
+    """Run strategy ``name`` on keyword arguments of :class:`SelectionInput`.
+
+    Raises ``KeyError`` for an unknown name and ``ValueError`` for inputs the strategy
+    cannot use (wrong shapes, missing ``probs``/``mc_probs``): both are the caller's error.
+    """
     inp = SelectionInput(**kwargs)
+    if inp.embeddings.ndim != 2:
+        raise ValueError(f"embeddings must have shape (N, d), got {inp.embeddings.shape}")
     n = inp.embeddings.shape[0]
     if inp.labelled_mask.shape != (n,):
         raise ValueError(f"labelled_mask must have shape ({n},), got {inp.labelled_mask.shape}")

@@ -1,0 +1,182 @@
+"""Forecasts for a labelling campaign: a learning curve with an interval, and a stop rule.
+
+Learning curve
+    acc(n) = a - b * n^(-c)          (inverse power law; a the asymptote, 0 <= a <= 1)
+
+fitted by least squares to (labels, accuracy) points, as in the learning-curve
+literature (Hestness et al. 2017; Mahmood et al., "How Much More Data Do I Need?
+Estimating Requirements for Downstream Tasks", CVPR 2022). The interval comes from a wild
+residual bootstrap (Rademacher signs; the design points stay fixed, which matters with
+the 4-6 points a campaign has). Mahmood et al. show that such extrapolations are
+optimistic: they under-estimate how much data a target needs. We therefore shrink the
+predicted gain beyond the last observed point by a correction factor
+``CORRECTION`` (< 1), so the forecast errs on the low side for accuracy and the high side
+for labels; its value and the evidence for it are in ``docs/selection.md``.
+
+Stop rule
+    Bloodgood & Vijay-Shanker, "A Method for Stopping Active Learning Based on
+    Stabilizing Predictions and the Need for User-Adjustable Stopping" (CoNLL 2009):
+    Cohen's kappa between successive models' predictions on a fixed unlabelled stop set;
+    stop when its mean over the last 3 rounds is >= 0.99.
+
+Accuracies are fractions in [0, 1]. Pure numpy/scipy; every random draw is seeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+
+CORRECTION = 0.75  # fraction of the extrapolated gain we believe (see docs/selection.md)
+N_BOOT = 200
+INTERVAL = (0.1, 0.9)  # quantiles of the bootstrap
+
+__all__ = ["LearningCurve", "cohen_kappa", "fit_learning_curve", "stop_rule_state"]
+
+
+def _power_law(params: np.ndarray, n: np.ndarray) -> np.ndarray:
+    a, b, c = params
+    return a - b * np.power(n, -c)
+
+
+def _fit(n: np.ndarray, acc: np.ndarray, start: np.ndarray) -> np.ndarray:
+    res = least_squares(
+        lambda p: _power_law(p, n) - acc,
+        start,
+        bounds=([0.0, 0.0, 0.01], [1.0, np.inf, 3.0]),
+        method="trf",
+    )
+    return res.x
+
+
+@dataclass
+class LearningCurve:
+    """A fitted curve. ``params_`` (3,) = (a, b, c); ``boot_params_`` (N_BOOT, 3);
+    ``n_last_`` the largest labelled count observed; ``correction`` the gain shrink."""
+
+    params_: np.ndarray
+    boot_params_: np.ndarray
+    n_last_: float
+    correction: float = CORRECTION
+    interval: tuple[float, float] = INTERVAL
+
+    def _corrected(self, params: np.ndarray, n: np.ndarray) -> np.ndarray:
+        # (P, 3) params x (M,) counts -> (P, M); beyond n_last only a share of the gain counts
+        n = np.asarray(n, np.float64)
+        at_last = _power_law(params.T[:, :, None], np.array([self.n_last_]))  # (P, 1)
+        raw = _power_law(params.T[:, :, None], n[None, :])  # (P, M)
+        shrunk = at_last + self.correction * (raw - at_last)
+        return np.where(n[None, :] > self.n_last_, shrunk, raw)
+
+    def predict(self, n: float | np.ndarray) -> np.ndarray:
+        """Corrected point forecast of accuracy at n labels: scalar or (M,)."""
+        out = self._corrected(self.params_[None, :], np.atleast_1d(n))[0]
+        return out if np.ndim(n) else out[0]
+
+    def accuracy_at(self, n: float) -> tuple[float, float, float]:
+        """(point, low, high) forecast of accuracy at n labels, e.g. when the budget runs out."""
+        boot = self._corrected(self.boot_params_, np.array([n]))[:, 0]  # (N_BOOT,)
+        lo, hi = np.quantile(boot, self.interval)
+        return float(self.predict(n)), float(lo), float(hi)
+
+    def _labels_for(self, params: np.ndarray, target: float) -> float:
+        # Invert the corrected curve; inf where the target is at or above the asymptote.
+        a, b, c = params
+        at_last = float(_power_law(params, np.array([self.n_last_]))[0])
+        raw_target = target if target <= at_last else at_last + (target - at_last) / self.correction
+        if b <= 0:  # a flat curve
+            return 1.0 if raw_target <= a else float("inf")
+        if raw_target >= a:
+            return float("inf")
+        return float(max(1.0, ((a - raw_target) / b) ** (-1.0 / c)))
+
+    def labels_to_reach(self, target: float) -> tuple[float, float, float] | None:
+        """(point, low, high) labels needed to reach accuracy ``target``; None if the point
+        forecast never reaches it. ``high`` may be inf (some bootstrap curves never do)."""
+        point = self._labels_for(self.params_, target)
+        if not np.isfinite(point):
+            return None
+        boot = np.array([self._labels_for(p, target) for p in self.boot_params_])  # (N_BOOT,)
+        lo, hi = np.quantile(boot, self.interval)
+        return point, float(lo), float(hi)
+
+    @property
+    def asymptote(self) -> float:
+        """Accuracy the fitted curve approaches with unlimited labels (uncorrected)."""
+        return float(self.params_[0])
+
+
+def fit_learning_curve(
+    labels: np.ndarray,
+    accuracies: np.ndarray,
+    *,
+    seed: int,
+    n_boot: int = N_BOOT,
+    correction: float = CORRECTION,
+) -> LearningCurve:
+    """Fit ``acc(n) = a - b n^-c`` to (labels (P,), accuracies (P,) in [0, 1]), P >= 3
+    distinct label counts (repeats, e.g. several seeds, are fine)."""
+    n = np.asarray(labels, np.float64)
+    acc = np.asarray(accuracies, np.float64)
+    if n.shape != acc.shape or n.ndim != 1:
+        raise ValueError("labels and accuracies must be 1-d arrays of the same length")
+    if np.unique(n).size < 3:
+        raise ValueError("a learning curve needs accuracies at >= 3 distinct label counts")
+    if np.any(n <= 0) or np.any((acc < 0) | (acc > 1)):
+        raise ValueError("labels must be > 0 and accuracies fractions in [0, 1]")
+    start = np.array([min(1.0, acc.max() + 0.05), 1.0, 0.5])
+    start[1] = max(1e-3, (start[0] - acc[np.argmin(n)]) * n.min() ** start[2])
+    params = _fit(n, acc, start)
+    fitted = _power_law(params, n)
+    resid = acc - fitted
+    rng = np.random.default_rng(seed)
+    boot = np.empty((n_boot, 3))
+    for i in range(n_boot):
+        signs = rng.choice([-1.0, 1.0], size=n.size)
+        boot[i] = _fit(n, np.clip(fitted + signs * resid, 0.0, 1.0), params)
+    return LearningCurve(params, boot, float(n.max()), correction)
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa between two label vectors (M,) of the same items."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError("predictions must cover the same stop set")
+    classes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = inv[: a.size], inv[a.size :]
+    p_o = float(np.mean(ia == ib))
+    p_e = float(np.dot(np.bincount(ia, minlength=classes.size), np.bincount(ib, minlength=classes.size))) / (
+        a.size**2
+    )
+    if p_e >= 1.0:
+        return 1.0  # both constant and equal
+    return (p_o - p_e) / (1.0 - p_e)
+
+
+def stop_rule_state(
+    predictions_per_round: list[np.ndarray], *, threshold: float = 0.99, window: int = 3
+) -> dict:
+    """Stabilising-predictions stop rule on a fixed stop set.
+
+    predictions_per_round: one (M,) vector of predicted classes per round, same stop set.
+    Returns {"kappas": kappa of each round against the previous, "mean_kappa": mean of the
+    last ``window`` (None before ``window`` kappas exist), "fired": mean >= threshold,
+    "fired_at_round": first round index at which the rule fired (None if never)}.
+    """
+    kappas = [
+        cohen_kappa(a, b) for a, b in zip(predictions_per_round[:-1], predictions_per_round[1:], strict=True)
+    ]
+    fired_at = None
+    for r in range(window, len(kappas) + 1):
+        if np.mean(kappas[r - window : r]) >= threshold:
+            fired_at = r  # kappas[r-1] compares round r-1 with round r
+            break
+    mean = float(np.mean(kappas[-window:])) if len(kappas) >= window else None
+    return {
+        "kappas": [float(k) for k in kappas],
+        "mean_kappa": mean,
+        "fired": mean is not None and mean >= threshold,
+        "fired_at_round": fired_at,
+    }

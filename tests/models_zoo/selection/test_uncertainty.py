@@ -1,0 +1,103 @@
+"""Known answers for least confidence, margin, entropy, BALD and balanced margin."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models_zoo.selection import select
+
+from .conftest import softmax
+
+
+def _inputs(probs, labelled=None, **kw):
+    n = probs.shape[0]
+    mask = np.zeros(n, bool) if labelled is None else labelled
+    return dict(embeddings=np.zeros((n, 2), np.float32), labelled_mask=mask, probs=probs, **kw)
+
+
+def test_margin_picks_the_smallest_gaps():
+    probs = np.array(
+        [[0.90, 0.05, 0.05], [0.40, 0.38, 0.22], [0.50, 0.45, 0.05], [0.34, 0.33, 0.33], [0.6, 0.2, 0.2]],
+        np.float32,
+    )
+    sel = select("margin", **_inputs(probs), batch_size=3)
+    assert sel.indices.tolist() == [3, 1, 2]  # gaps 0.01, 0.02, 0.05
+    np.testing.assert_allclose(sel.scores, [0.01, 0.02, 0.05], atol=1e-6)
+    assert sel.reasons[0] == "margin 0.010"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 20))
+def test_margin_matches_a_full_sort(seed, b):
+    rng = np.random.default_rng(seed)
+    probs = softmax(rng.standard_normal((60, 4)))
+    labelled = rng.random(60) < 0.3
+    sel = select("margin", **_inputs(probs, labelled), batch_size=b)
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    gap = np.where(labelled, np.inf, top2[:, 1] - top2[:, 0])
+    expect = np.sort(gap)[: min(b, (~labelled).sum())]
+    np.testing.assert_allclose(np.sort(sel.scores), expect, atol=1e-7)
+
+
+def test_least_confidence_and_entropy_prefer_flat_rows():
+    probs = np.array([[0.98, 0.01, 0.01], [1 / 3, 1 / 3, 1 / 3], [0.7, 0.3, 0.0]], np.float32)
+    assert select("least_confidence", **_inputs(probs), batch_size=1).indices.tolist() == [1]
+    ent = select("entropy", **_inputs(probs), batch_size=3)
+    assert ent.indices.tolist() == [1, 2, 0]
+    np.testing.assert_allclose(ent.scores[0], np.log(3), rtol=1e-5)
+
+
+def test_bald_prefers_disagreement_over_flat_agreement():
+    # item 0: every sample flat (aleatoric, MI 0); item 1: samples confidently disagree (MI log 2)
+    flat = [0.5, 0.5]
+    mc = np.array(
+        [[flat, [1.0, 0.0], [0.9, 0.1]], [flat, [0.0, 1.0], [0.9, 0.1]]], np.float32
+    )  # (T=2, N=3, C=2)
+    sel = select(
+        "bald",
+        embeddings=np.zeros((3, 2), np.float32),
+        labelled_mask=np.zeros(3, bool),
+        mc_probs=mc,
+        batch_size=3,
+    )
+    assert sel.indices.tolist() == [1, 0, 2]
+    np.testing.assert_allclose(sel.scores[0], np.log(2), rtol=1e-4)
+    assert abs(sel.scores[1]) < 1e-5
+
+
+def test_balanced_margin_serves_every_predicted_class():
+    # Class 0 holds the ten smallest margins; plain margin would spend the whole batch there.
+    rng = np.random.default_rng(0)
+    n, c = 300, 3
+    pred = np.repeat(np.arange(c), n // c)
+    gap = rng.uniform(0.2, 0.9, n)
+    gap[:10] = np.linspace(0.0, 0.05, 10)
+    probs = np.full((n, c), 0.0, np.float32)
+    probs[np.arange(n), pred] = 0.5 + gap / 2
+    probs[np.arange(n), (pred + 1) % c] = 0.5 - gap / 2
+    plain = select("margin", **_inputs(probs), batch_size=6)
+    assert set(pred[plain.indices]) == {0}
+    bal = select("balanced_margin", **_inputs(probs), batch_size=6)
+    assert np.bincount(pred[bal.indices], minlength=c).tolist() == [2, 2, 2]
+    # within each class, the smallest margins
+    for k in range(c):
+        chosen = np.sort(gap[bal.indices[pred[bal.indices] == k]])
+        np.testing.assert_allclose(chosen, np.sort(gap[pred == k])[:2], atol=1e-6)
+
+
+def test_balanced_margin_fills_the_rarest_classes_first():
+    rng = np.random.default_rng(1)
+    n, c = 300, 3
+    probs = softmax(rng.standard_normal((n, c)))
+    pred = probs.argmax(axis=1)
+    labelled = np.zeros(n, bool)
+    labels = np.full(n, -1)
+    # 4 labels of class 0, 2 of class 1, none of class 2
+    for k, cnt in [(0, 4), (1, 2)]:
+        idx = np.flatnonzero(pred == k)[:cnt]
+        labelled[idx], labels[idx] = True, k
+    sel = select("balanced_margin", **_inputs(probs, labelled, labels=labels), batch_size=6)
+    # water-filling to 4 each: class 2 gets 4, class 1 gets 2, class 0 none
+    assert np.bincount(pred[sel.indices], minlength=c).tolist() == [0, 2, 4]

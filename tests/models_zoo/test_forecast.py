@@ -1,0 +1,92 @@
+"""Learning-curve forecast and the stabilising-predictions stop rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models_zoo.forecast import cohen_kappa, fit_learning_curve, stop_rule_state
+
+
+def _curve(n, a=0.9, b=0.8, c=0.5):
+    return a - b * np.power(np.asarray(n, float), -c)
+
+
+def test_recovers_an_exact_power_law():
+    n = np.array([10, 20, 50, 100])
+    lc = fit_learning_curve(n, _curve(n), seed=0, correction=1.0)
+    np.testing.assert_allclose(lc.params_, [0.9, 0.8, 0.5], atol=1e-3)
+    point, low, high = lc.accuracy_at(500)
+    assert point == pytest.approx(_curve(500), abs=1e-3)
+    assert low <= point + 1e-9 and high >= point - 1e-9
+
+
+def test_correction_errs_on_the_low_side():
+    n = np.array([10, 20, 50, 100])
+    acc = _curve(n)
+    plain = fit_learning_curve(n, acc, seed=0, correction=1.0)
+    careful = fit_learning_curve(n, acc, seed=0)
+    assert careful.predict(500) < plain.predict(500)
+    assert careful.predict(50) == pytest.approx(plain.predict(50))  # inside the data: no change
+    assert careful.labels_to_reach(0.85)[0] > plain.labels_to_reach(0.85)[0]
+
+
+def test_interval_widens_with_noise_and_brackets_the_truth():
+    rng = np.random.default_rng(0)
+    n = np.repeat([10, 20, 50, 100], 5)
+    acc = _curve(n) + rng.normal(0, 0.01, n.size)
+    lc = fit_learning_curve(n, acc, seed=1, correction=1.0)
+    point, low, high = lc.accuracy_at(500)
+    assert low < point < high
+    assert low - 0.02 <= _curve(500) <= high + 0.02
+
+
+def test_labels_to_reach():
+    n = np.array([10, 20, 50, 100, 200])
+    lc = fit_learning_curve(n, _curve(n), seed=0, correction=1.0)
+    point, low, high = lc.labels_to_reach(float(_curve(400)))
+    assert point == pytest.approx(400, rel=0.02)
+    assert low <= point <= high
+    assert lc.labels_to_reach(0.95) is None  # above the asymptote 0.9
+    assert lc.labels_to_reach(float(_curve(50)))[0] == pytest.approx(50, rel=0.02)
+
+
+def test_bad_inputs_are_value_errors():
+    with pytest.raises(ValueError, match="3 distinct"):
+        fit_learning_curve([10, 20], [0.5, 0.6], seed=0)
+    with pytest.raises(ValueError, match="fractions"):
+        fit_learning_curve([10, 20, 30], [50.0, 60.0, 70.0], seed=0)
+
+
+def test_same_seed_same_interval():
+    n = np.array([10, 20, 50, 100])
+    acc = _curve(n) + np.array([0.01, -0.01, 0.005, 0.0])
+    a = fit_learning_curve(n, acc, seed=3).accuracy_at(500)
+    b = fit_learning_curve(n, acc, seed=3).accuracy_at(500)
+    assert a == b
+
+
+def test_cohen_kappa_known_values():
+    a = np.array([0, 0, 1, 1])
+    assert cohen_kappa(a, a) == 1.0
+    assert cohen_kappa(a, 1 - a) == -1.0
+    # p_o = 0.75, p_e = 0.5 -> 0.5
+    assert cohen_kappa(a, np.array([0, 1, 1, 1])) == pytest.approx(0.5)
+    assert cohen_kappa(np.zeros(5), np.zeros(5)) == 1.0
+
+
+def test_stop_rule_fires_after_three_stable_rounds():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 10, 2000)
+    rounds = []
+    for flips in [800, 400, 200, 10, 5, 5, 0]:  # predictions stabilise from round 3 on
+        p = base.copy()
+        p[:flips] = (p[:flips] + 1) % 10
+        rounds.append(p)
+    early = stop_rule_state(rounds[:4])
+    assert early["fired"] is False and len(early["kappas"]) == 3
+    state = stop_rule_state(rounds)
+    assert state["fired"] is True and state["mean_kappa"] >= 0.99
+    # kappas: r1 vs r0 .. ; the last three kappas >= 0.99 first at round 6 (rounds 3-4, 4-5, 5-6)
+    assert state["fired_at_round"] == 6
+    assert stop_rule_state(rounds[:2])["mean_kappa"] is None
