@@ -52,5 +52,8 @@ bench-select: $(DEV_STAMP)
 bench-al: $(DEV_STAMP)
 	$(PY) -m bench.al
 
+bench-loop: $(DEV_STAMP)
+	$(PY) -m bench.loop
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
