@@ -7,8 +7,8 @@ decorates its function with ``@register("name")`` and importing it in ``__init__
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
