@@ -1,0 +1,309 @@
+"""Offline labelling-campaign simulator with oracle labels (a user feature and our yardstick).
+
+    python -m models_zoo.simulate --data fashion-mnist --strategies random,balanced \\
+        --budgets 10,20,50,100,200,500 --seeds 5 --pretrain-minutes 5 \\
+        --out results.json --plot curve.png
+
+Pretrains once on the pool (cached by data hash and config under ``--cache-dir``; an
+interrupted pretraining resumes from its checkpoint), then for every strategy and seed runs
+a campaign: budgets in increasing order, each round selecting the missing labels with the
+strategy (given the previous round's probabilities and MC samples), fitting a
+:class:`~models_zoo.transfer.Learner` and scoring it on the test split.
+
+Strategies: every name in :mod:`models_zoo.selection`'s registry, plus ``balanced``
+(class-balanced random; it peeks at the oracle labels, so it is an oracle baseline, not a
+strategy a user can run). ``--features pixels`` is the no-learning baseline: a linear probe
+on raw pixels, labelled images only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models_zoo import datasets, selection
+from models_zoo.artifact import EncoderArtifact, data_hash
+from models_zoo.train import PretrainConfig, pretrain
+from models_zoo.transfer import Learner, LearnerConfig
+
+ORACLE_STRATEGIES = ("balanced",)
+
+
+@dataclass
+class SimulationConfig:
+    """data:        ``fashion-mnist``, ``digits``, a ``.npz`` path or an image folder.
+    strategies:  selection strategy names (registry names or ``balanced``).
+    budgets:     label counts, visited in increasing order; values above the pool size mean all.
+    seeds:       campaigns per strategy (seed 0..seeds-1).
+    features:    ``ssl`` (pretrained encoder + learner) or ``pixels`` (probe on raw pixels).
+    pool_size:   truncate the pool (None: the loader's default; 20,000 for Fashion-MNIST).
+    """
+
+    data: str = "digits"
+    strategies: list[str] = field(default_factory=lambda: ["random"])
+    budgets: list[int] = field(default_factory=lambda: [10, 20, 50, 100, 200, 500])
+    seeds: int = 5
+    features: str = "ssl"
+    pool_size: int | None = None
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    cache_dir: str = ".cache/models_zoo"
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def balanced_selection(y: np.ndarray, labelled_mask: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
+    """Class-balanced random picks: each pick tops up the class with the fewest labels
+    (ties broken at random), drawing a random unlabelled item of that class. Oracle: reads y."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    counts = {c: int(((y == c) & labelled_mask).sum()) for c in classes}
+    free = {c: list(rng.permutation(np.flatnonzero((y == c) & ~labelled_mask))) for c in classes}
+    chosen: list[int] = []
+    while len(chosen) < batch_size:
+        open_classes = [c for c in classes if free[c]]
+        if not open_classes:
+            break
+        low = min(counts[c] for c in open_classes)
+        c = rng.choice([c for c in open_classes if counts[c] == low])
+        chosen.append(int(free[c].pop()))
+        counts[c] += 1
+    return np.array(chosen, dtype=np.int64)
+
+
+def check_strategies(names: list[str]) -> None:
+    known = set(selection.names()) | set(ORACLE_STRATEGIES)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; known: {', '.join(sorted(known))}")
+
+
+# ----------------------------------------------------------------------------- pretraining cache
+
+
+def cached_pretrain(
+    X: np.ndarray, cfg: PretrainConfig, cache_dir: str | Path, progress: Callable | None = None
+) -> EncoderArtifact:
+    """Pretrain on X once per (data hash, config); later calls load the artifact."""
+    key = hashlib.sha256(json.dumps([data_hash(X), cfg.to_dict()], sort_keys=True, default=str).encode())
+    key_hex = key.hexdigest()[:16]
+    cache = Path(cache_dir)
+    path = cache / f"encoder-{key_hex}.pt"
+    if path.exists():
+        return EncoderArtifact.load(path)
+    artifact = pretrain(X, cfg, checkpoint_path=cache / f"checkpoint-{key_hex}.pt", progress=progress)
+    artifact.save(path)
+    (cache / f"checkpoint-{key_hex}.pt").unlink(missing_ok=True)
+    return artifact
+
+
+# ----------------------------------------------------------------------------- the campaign
+
+
+def normalised_auc(budgets: list[int], accuracies: list[float]) -> float:
+    """Area under accuracy vs log(budget), divided by the log-budget range: in [0, 1], the
+    mean accuracy with every doubling of the budget weighted alike."""
+    if len(budgets) < 2:
+        return float(accuracies[0]) if accuracies else float("nan")
+    x = np.log(np.asarray(budgets, dtype=float))
+    y = np.asarray(accuracies, dtype=float)
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / (x[-1] - x[0]))
+
+
+def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict:
+    """Run every campaign; returns ``{"pretrain": {...}, "records": [...], "summary": {...}}``."""
+    from tqdm import tqdm
+
+    check_strategies(cfg.strategies)
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    ds = datasets.load(cfg.data, pool_size=cfg.pool_size)
+    n_pool, n_classes = len(ds.X), ds.n_classes
+    budgets = sorted({min(b, n_pool) for b in cfg.budgets})
+    log(f"{ds.name}: pool {n_pool} images {ds.X.shape[1:]}, test {len(ds.X_test)}, {n_classes} classes")
+
+    artifact: EncoderArtifact | None = None
+    if cfg.features == "pixels":
+        feature_name = "pixels"
+        Z = ds.X.reshape(n_pool, -1).astype(np.float32) / 255  # (N, H*W*C)
+        Zt = ds.X_test.reshape(len(ds.X_test), -1).astype(np.float32) / 255
+        learner_cfg = LearnerConfig(**{**cfg.learner.__dict__, "mode": "probe"})
+        pretrain_info = {"method": "none", "seconds": 0.0, "steps": 0, "images_per_s": 0.0}
+    elif cfg.features == "ssl":
+        feature_name = f"ssl:{cfg.pretrain.method}"
+        bar = tqdm(total=100, desc=f"pretrain {cfg.pretrain.method}", unit="%", file=sys.stderr)
+
+        def show(fraction: float, info: dict) -> None:
+            bar.n = int(100 * fraction)
+            bar.set_postfix(
+                loss=f"{info.get('loss', float('nan')):.3f}", img_s=f"{info.get('images_per_s', 0):.0f}"
+            )
+
+        artifact = cached_pretrain(ds.X, cfg.pretrain, cfg.cache_dir, progress=show)
+        bar.close()
+        meta = artifact.metadata
+        pretrain_info = {k: meta[k] for k in ("method", "seconds", "steps", "images_per_s")}
+        Z, Zt = artifact.embed(ds.X), artifact.embed(ds.X_test)
+        learner_cfg = cfg.learner
+    else:
+        raise ValueError(f"--features must be ssl or pixels, not {cfg.features!r}")
+
+    records = []
+    bar = tqdm(total=len(cfg.strategies) * cfg.seeds * len(budgets), desc="campaigns", file=sys.stderr)
+    for strategy in cfg.strategies:
+        for seed in range(cfg.seeds):
+            labels = np.full(n_pool, -1, dtype=np.int64)
+            probs = mc_probs = None
+            for round_, budget in enumerate(budgets):
+                mask = labels >= 0
+                need = budget - int(mask.sum())
+                if need > 0:
+                    round_seed = seed * 1000 + round_
+                    if strategy == "balanced":
+                        picked = balanced_selection(ds.y, mask, need, round_seed)
+                    else:
+                        picked = selection.select(
+                            strategy,
+                            embeddings=Z,
+                            labelled_mask=mask,
+                            batch_size=need,
+                            seed=round_seed,
+                            probs=probs,
+                            mc_probs=mc_probs,
+                            labels=labels.copy(),
+                        ).indices
+                    labels[picked] = ds.y[picked]  # the oracle answers
+                t0 = time.perf_counter()
+                learner = Learner(artifact if cfg.features == "ssl" else None, learner_cfg, seed=seed)
+                learner.fit(ds.X if artifact is not None else Z, labels, n_classes, features=Z)
+                pred = learner.predict(ds.X_test if artifact is not None else Zt, features=Zt)
+                acc = float((pred == ds.y_test).mean())
+                records.append(
+                    {
+                        "features": feature_name,
+                        "strategy": strategy,
+                        "budget": int((labels >= 0).sum()),
+                        "seed": seed,
+                        "accuracy": acc,
+                        "learner": learner.mode_,
+                        "fit_seconds": round(time.perf_counter() - t0, 2),
+                    }
+                )
+                if round_ + 1 < len(budgets):  # the next round's strategy may use them
+                    X_in = ds.X if artifact is not None else Z
+                    probs = learner.predict_proba(X_in, features=Z)
+                    mc_probs = learner.mc_proba(X_in, features=Z)
+                bar.update(1)
+                bar.set_postfix(strategy=strategy, seed=seed, budget=budget, acc=f"{acc:.3f}")
+    bar.close()
+    return {"pretrain": pretrain_info, "records": records, "summary": summarise(records)}
+
+
+def summarise(records: list[dict]) -> dict:
+    """Per strategy: mean and std accuracy per budget and the normalised AUC."""
+    out: dict = {}
+    for strategy in sorted({r["strategy"] for r in records}):
+        rows = [r for r in records if r["strategy"] == strategy]
+        budgets = sorted({r["budget"] for r in rows})
+        per = {}
+        for b in budgets:
+            acc = np.array([r["accuracy"] for r in rows if r["budget"] == b])
+            per[str(b)] = {"mean": float(acc.mean()), "std": float(acc.std()), "n": int(acc.size)}
+        auc = normalised_auc(budgets, [per[str(b)]["mean"] for b in budgets])
+        out[strategy] = {"budgets": per, "nauc": auc}
+    return out
+
+
+def format_table(summary: dict, features: str = "") -> str:
+    budgets = sorted({int(b) for s in summary.values() for b in s["budgets"]})
+    head = f"{'strategy':<14}" + "".join(f"{b:>14}" for b in budgets) + f"{'nAUC':>8}"
+    lines = [f"features: {features}" if features else "", head, "-" * len(head)]
+    for name, s in summary.items():
+        cells = []
+        for b in budgets:
+            c = s["budgets"].get(str(b))
+            cells.append(f"{100 * c['mean']:>7.1f} ± {100 * c['std']:<4.1f}" if c else f"{'':>14}")
+        lines.append(f"{name:<14}" + "".join(cells) + f"{100 * s['nauc']:>8.1f}")
+    return "\n".join(line for line in lines if line)
+
+
+def plot(summary: dict, path: str | Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, s in summary.items():
+        b = sorted(int(k) for k in s["budgets"])
+        m = np.array([s["budgets"][str(k)]["mean"] for k in b])
+        sd = np.array([s["budgets"][str(k)]["std"] for k in b])
+        ax.plot(b, 100 * m, marker="o", label=f"{name} (nAUC {100 * s['nauc']:.1f})")
+        ax.fill_between(b, 100 * (m - sd), 100 * (m + sd), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models_zoo.simulate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="fashion-mnist, digits, PATH.npz or an image folder")
+    p.add_argument("--strategies", default="random", help="comma-separated; registry names or 'balanced'")
+    p.add_argument("--budgets", default="10,20,50,100,200,500", help="comma-separated label counts")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--features", choices=["ssl", "pixels"], default="ssl")
+    p.add_argument("--method", default="simclr", help="SSL method (see models_zoo.ssl.names())")
+    p.add_argument("--pretrain-minutes", type=float, default=5.0)
+    p.add_argument("--pretrain-steps", type=int, default=None, help="step budget (overrides minutes)")
+    p.add_argument("--pool-size", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--cache-dir", default=".cache/models_zoo")
+    p.add_argument("--out", default=None, help="write results JSON here")
+    p.add_argument("--plot", default=None, help="write a PNG learning curve here")
+    args = p.parse_args(argv)
+
+    pre = PretrainConfig(
+        method=args.method,
+        max_minutes=None if args.pretrain_steps else args.pretrain_minutes,
+        max_steps=args.pretrain_steps,
+        threads=args.threads,
+    )
+    cfg = SimulationConfig(
+        data=args.data,
+        strategies=[s for s in args.strategies.split(",") if s],
+        budgets=[int(b) for b in args.budgets.split(",") if b],
+        seeds=args.seeds,
+        features=args.features,
+        pool_size=args.pool_size,
+        pretrain=pre,
+        cache_dir=args.cache_dir,
+    )
+    result = run(cfg)
+    features = result["records"][0]["features"] if result["records"] else ""
+    print(f"pretrain: {result['pretrain']}")
+    print(format_table(result["summary"], features))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+    if args.plot:
+        plot(result["summary"], args.plot, title=f"{args.data} ({features})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,402 @@
+"""Transfer: classifiers on top of an encoder, using the unlabelled pool too.
+
+Building blocks, each usable alone:
+
+* :class:`LinearProbe`: scikit-learn logistic regression on standardised frozen
+  embeddings (optionally sample-weighted, for pseudo-labels).
+* :func:`label_spreading`: labels spread over the pool's k-nearest-neighbour graph
+  (Zhou et al., 2004, "Learning with Local and Global Consistency"; graph and weighting as
+  in Iscen et al., 2019, "Label Propagation for Deep Semi-supervised Learning").
+* :class:`FineTuner`: encoder + dropout + linear head trained end to end, the encoder at a
+  lower learning rate, the head started from the linear probe ("LP-FT": Kumar et al., 2022,
+  "Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distribution").
+
+:class:`Learner` is what the service uses: it picks ``propagate`` (label spreading, then a
+linear probe fitted to the labels plus confident pseudo-labels) or ``finetune`` by the number
+of labels (:func:`choose_mode`), and gives probabilities, predictions and MC samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from scipy.sparse.linalg import cg
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from models_zoo.artifact import EncoderArtifact, embed_tensor
+from models_zoo.augment import random_resized_crop
+from models_zoo.device import pick_device
+
+# ----------------------------------------------------------------------------- linear probe
+
+
+class LinearProbe:
+    """Multinomial logistic regression on standardised features.
+
+    C: inverse L2 strength (scikit-learn's). seed: for the solver's tie-breaking.
+    Learned: ``scaler_``, ``clf_``, ``classes_``.
+    """
+
+    def __init__(self, C: float = 1.0, max_iter: int = 1000, seed: int = 0) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.seed = seed
+
+    def fit(self, Z: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearProbe:
+        self.scaler_ = StandardScaler().fit(Z)
+        self.clf_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
+        self.clf_.fit(self.scaler_.transform(Z), y, sample_weight=sample_weight)
+        self.classes_ = self.clf_.classes_
+        return self
+
+    def predict_proba(self, Z: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+        """(N, C) probabilities; columns for classes never seen in training are zero."""
+        p = self.clf_.predict_proba(self.scaler_.transform(Z))  # (N, seen)
+        return _expand(p, self.classes_, n_classes)
+
+    def linear_weights_full(self, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """(W (C, d), b (C,)) acting on raw features (the scaler folded in), so that
+        ``softmax(z @ W.T + b)`` equals :meth:`predict_proba`; unseen classes get a -30 bias."""
+        coef, inter = self.clf_.coef_, self.clf_.intercept_
+        if coef.shape[0] == 1:  # binary: scikit-learn keeps one row; make it two logits
+            coef, inter = np.vstack([-coef / 2, coef / 2]), np.array([-inter[0] / 2, inter[0] / 2])
+        W = coef / self.scaler_.scale_
+        b = inter - W @ self.scaler_.mean_
+        W_full = np.zeros((n_classes, W.shape[1]), dtype=np.float32)
+        b_full = np.full(n_classes, -30.0, dtype=np.float32)
+        W_full[self.classes_], b_full[self.classes_] = W, b
+        return W_full, b_full
+
+    def mc_proba(
+        self, Z: np.ndarray, samples: int, dropout: float, seed: int, n_classes: int | None
+    ) -> np.ndarray:
+        """(T, N, C) samples with inverted dropout on the standardised input of the fitted
+        head, a test-time approximation of MC dropout (Gal and Ghahramani, 2016)."""
+        rng = np.random.default_rng(seed)
+        Zs = self.scaler_.transform(Z)
+        out = []
+        for _ in range(samples):
+            mask = rng.random(Zs.shape) >= dropout
+            out.append(_expand(self.clf_.predict_proba(Zs * mask / (1 - dropout)), self.classes_, n_classes))
+        return np.stack(out).astype(np.float32)  # (T, N, C)
+
+
+def _expand(p: np.ndarray, classes: np.ndarray, n_classes: int | None) -> np.ndarray:
+    n_classes = n_classes or int(classes.max()) + 1
+    out = np.zeros((p.shape[0], n_classes), dtype=np.float32)
+    out[:, classes] = p
+    return out
+
+
+# ----------------------------------------------------------------------------- label spreading
+
+
+def knn_graph(Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine k-nearest neighbours of every row (self excluded): (sims (N,k), ids (N,k))."""
+    import faiss
+
+    Zn = np.ascontiguousarray(
+        Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12), dtype=np.float32
+    )
+    k = min(k, len(Zn) - 1)
+    index = faiss.IndexFlatIP(Zn.shape[1])
+    index.add(Zn)
+    sims, ids = index.search(Zn, k + 1)  # (N, k+1), first hit is (usually) the point itself
+    return sims[:, 1:], ids[:, 1:]
+
+
+def label_spreading(
+    Z: np.ndarray, labels: np.ndarray, n_classes: int, k: int = 20, alpha: float = 0.99, gamma: float = 3.0
+) -> np.ndarray:
+    """Class distributions (N, C) for every pool row from the labelled ones.
+
+    labels: (N,) int, -1 where unlabelled. Solves (I - alpha S) F = Y by conjugate
+    gradients, S the symmetrically normalised kNN affinity (cosine similarity ** gamma);
+    Y puts 1/n_c on each labelled item of class c so frequent classes do not flood the graph.
+    Rows with no path to any label come out uniform.
+    """
+    n = len(Z)
+    sims, ids = knn_graph(Z, k)
+    w = np.clip(sims, 0, None) ** gamma  # (N, k)
+    rows = np.repeat(np.arange(n), ids.shape[1])
+    W = sp.csr_matrix((w.ravel(), (rows, ids.ravel())), shape=(n, n))
+    W = W + W.T
+    d = np.asarray(W.sum(1)).ravel()
+    d_inv_sqrt = 1 / np.sqrt(np.maximum(d, 1e-12))
+    S = sp.diags(d_inv_sqrt) @ W @ sp.diags(d_inv_sqrt)
+    A = sp.identity(n, format="csr") - alpha * S
+    Fm = np.zeros((n, n_classes))
+    for c in range(n_classes):
+        members = labels == c
+        if not members.any():
+            continue
+        y = members / members.sum()
+        Fm[:, c], _ = cg(A, y, rtol=1e-6, maxiter=50)
+    Fm = np.clip(Fm, 0, None)
+    total = Fm.sum(1, keepdims=True)
+    P = np.where(total > 0, Fm / np.maximum(total, 1e-30), 1 / n_classes)
+    labelled = labels >= 0
+    P[labelled] = np.eye(n_classes)[labels[labelled]]
+    return P.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+
+
+class _Classifier(nn.Module):
+    def __init__(self, encoder: nn.Module, n_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.out_dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.encoder(x)))  # (N, C) logits
+
+
+class FineTuner:
+    """Fine-tune an encoder artifact plus a linear head on labelled images.
+
+    epochs:           passes over the labelled set (at least ``min_steps`` steps in all).
+    lr, encoder_lr:   AdamW rates of the head and of the encoder (lower: keep features).
+    dropout:          on the embedding before the head; also drives MC-dropout samples.
+    crop_scale:       light random-resized-crop + flip augmentation.
+    Learned: ``model_`` (encoder + head), ``n_classes_``.
+    """
+
+    def __init__(
+        self,
+        artifact: EncoderArtifact,
+        epochs: int = 15,
+        min_steps: int = 300,
+        batch_size: int = 128,
+        lr: float = 2e-3,
+        encoder_lr: float = 5e-4,
+        weight_decay: float = 1e-4,
+        dropout: float = 0.2,
+        crop_scale: tuple[float, float] = (0.6, 1.0),
+        seed: int = 0,
+        device: str | None = None,
+    ) -> None:
+        self.artifact = artifact
+        self.epochs = epochs
+        self.min_steps = min_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.encoder_lr = encoder_lr
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.crop_scale = crop_scale
+        self.seed = seed
+        self.device = device
+
+    def fit(
+        self,
+        x: torch.Tensor,
+        y: np.ndarray,
+        n_classes: int,
+        head_init: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> FineTuner:
+        """x: adapted uint8 images (N, C, S, S); y: (N,) int labels; head_init: (W, b) from a probe."""
+        dev = pick_device(self.device)
+        torch.manual_seed(self.seed)
+        g = torch.Generator(device=dev).manual_seed(self.seed)
+        model = _Classifier(self.artifact.build(), n_classes, self.dropout)
+        if head_init is not None:
+            W, b = head_init
+            with torch.no_grad():
+                model.head.weight.copy_(torch.from_numpy(W))
+                model.head.bias.copy_(torch.from_numpy(b))
+        model = model.to(dev, memory_format=torch.channels_last).train()
+        opt = torch.optim.AdamW(
+            [
+                {"params": model.encoder.parameters(), "lr": self.encoder_lr, "base": self.encoder_lr},
+                {"params": model.head.parameters(), "lr": self.lr, "base": self.lr},
+            ],
+            weight_decay=self.weight_decay,
+        )
+        yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        n = len(yt)
+        bs = min(self.batch_size, n)
+        steps = max(self.min_steps, self.epochs * math.ceil(n / bs))
+        perm, pos = torch.randperm(n), 0
+        for step in range(steps):
+            if pos + bs > n:
+                perm, pos = torch.randperm(n), 0
+            idx = perm[pos : pos + bs]
+            pos += bs
+            xb = (x[idx].to(dev).float() / 255).contiguous(memory_format=torch.channels_last)
+            xb = random_resized_crop(xb, self.crop_scale, (3 / 4, 4 / 3), True, g)
+            for group in opt.param_groups:  # cosine decay to zero
+                group["lr"] = group["base"] * 0.5 * (1 + math.cos(math.pi * step / steps))
+            loss = F.cross_entropy(model(xb), yt[idx].to(dev), label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        self.model_ = model.cpu().eval()
+        self.n_classes_ = n_classes
+        return self
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+        return self.mc_proba(x, samples=0, batch_size=batch_size)[0]
+
+    @torch.no_grad()
+    def mc_proba(self, x: torch.Tensor, samples: int, batch_size: int = 1024, seed: int = 0) -> np.ndarray:
+        """(T, N, C) with dropout on (MC dropout, Gal and Ghahramani, 2016); T=0 gives the
+        deterministic (1, N, C) prediction. Features are computed once per chunk."""
+        model = self.model_.to(memory_format=torch.channels_last)
+        torch.manual_seed(seed)
+        t = max(samples, 1)
+        out = np.empty((t, x.shape[0], self.n_classes_), dtype=np.float32)
+        for start in range(0, x.shape[0], batch_size):
+            xb = (x[start : start + batch_size].float() / 255).contiguous(memory_format=torch.channels_last)
+            h = model.encoder(xb)  # (B, d)
+            for i in range(t):
+                hi = F.dropout(h, model.dropout.p, training=True) if samples > 0 else h
+                out[i, start : start + batch_size] = F.softmax(model.head(hi), dim=1).numpy()
+        return out
+
+
+# ----------------------------------------------------------------------------- the learner
+
+
+@dataclass
+class LearnerConfig:
+    """mode:                   ``auto`` (by :func:`choose_mode`), ``probe`` (labelled only),
+                               ``propagate`` or ``finetune``.
+    finetune_min_labels:      the rule's threshold: fine-tune from this many labels on.
+    knn:                      neighbours per image in the propagation graph.
+    alpha:                    label spreading's propagation strength.
+    pseudo_label_threshold:   minimum spread confidence for a pool image to join the probe.
+    C:                        logistic regression's inverse regularisation.
+    dropout, mc_samples:      MC-dropout rate and the default number of samples T.
+    finetune:                 keyword options for :class:`FineTuner`.
+    """
+
+    mode: str = "auto"
+    finetune_min_labels: int = 2000
+    knn: int = 20
+    alpha: float = 0.99
+    pseudo_label_threshold: float = 0.0
+    C: float = 1.0
+    dropout: float = 0.2
+    mc_samples: int = 10
+    finetune: dict | None = None
+
+
+def choose_mode(n_labels: int, can_finetune: bool, config: LearnerConfig) -> str:
+    """The probe/fine-tune rule: propagate + probe below ``finetune_min_labels`` labels,
+    fine-tune from there on (measured crossover in docs/models_zoo.md)."""
+    if config.mode != "auto":
+        return config.mode
+    return "finetune" if can_finetune and n_labels >= config.finetune_min_labels else "propagate"
+
+
+class Learner:
+    """The classifier the service trains after each labelling round.
+
+    artifact: an encoder artifact, or ``None`` to work on given features (pixels or any
+    embedding; fine-tuning then is unavailable). Inputs to ``fit``/``predict_*`` are uint8
+    images (N,H,W[,C]) when an artifact is set, else float features (N, d).
+    Learned: ``mode_``, ``n_classes_``, ``probe_``, ``finetuner_``, ``pool_proba_``.
+    """
+
+    def __init__(
+        self, artifact: EncoderArtifact | None = None, config: LearnerConfig | None = None, seed: int = 0
+    ):
+        self.artifact = artifact
+        self.config = config
+        self.seed = seed
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        if self.artifact is None:
+            return np.asarray(X, dtype=np.float32)
+        return embed_tensor(self.artifact.build(), self.artifact.adapt(X))
+
+    def fit(
+        self,
+        X: np.ndarray,
+        labels: np.ndarray,
+        n_classes: int | None = None,
+        features: np.ndarray | None = None,
+    ) -> Learner:
+        """X: the whole pool (images or features); labels: (N,) int, -1 where unlabelled.
+        features: precomputed pool embeddings (skips embedding ``X`` again)."""
+        cfg = self.config or LearnerConfig()
+        labels = np.asarray(labels, dtype=np.int64)
+        labelled = labels >= 0
+        if not labelled.any():
+            raise ValueError("need at least one label")
+        self.n_classes_ = n_classes or int(labels.max()) + 1
+        Z = features if features is not None else self._features(X)
+        self.mode_ = choose_mode(int(labelled.sum()), self.artifact is not None, cfg)
+        if self.mode_ == "finetune" and self.artifact is None:
+            raise ValueError("fine-tuning needs an encoder artifact")
+        if self.mode_ == "propagate" and not labelled.all():
+            P = label_spreading(Z, labels, self.n_classes_, k=cfg.knn, alpha=cfg.alpha)  # (N, C)
+            conf = P.max(1)
+            pseudo = P.argmax(1)
+            keep = labelled | (conf >= cfg.pseudo_label_threshold)
+            # Labelled items count fully; pseudo-labels by their confidence.
+            weight = np.where(labelled, 1.0, conf)[keep]
+            self.probe_ = LinearProbe(C=cfg.C, seed=self.seed).fit(Z[keep], pseudo[keep], weight)
+            self.pool_proba_ = P
+        else:
+            self.probe_ = LinearProbe(C=cfg.C, seed=self.seed).fit(Z[labelled], labels[labelled])
+        self.finetuner_ = None
+        if self.mode_ == "finetune":
+            opts = {"dropout": cfg.dropout, "seed": self.seed, **(cfg.finetune or {})}
+            x = self.artifact.adapt(X[labelled])
+            self.finetuner_ = FineTuner(self.artifact, **opts).fit(
+                x,
+                labels[labelled],
+                self.n_classes_,
+                head_init=self.probe_.linear_weights_full(self.n_classes_),
+            )
+        return self
+
+    def predict_proba(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """(N, C) class probabilities."""
+        if self.finetuner_ is not None:
+            return self.finetuner_.predict_proba(self.artifact.adapt(X))
+        Z = features if features is not None else self._features(X)
+        return self.probe_.predict_proba(Z, self.n_classes_)
+
+    def predict(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """(N,) predicted class."""
+        return self.predict_proba(X, features).argmax(1)
+
+    def mc_proba(
+        self, X: np.ndarray, samples: int | None = None, features: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(T, N, C) stochastic predictions for epistemic estimates such as BALD."""
+        cfg = self.config or LearnerConfig()
+        t = samples or cfg.mc_samples
+        if self.finetuner_ is not None:
+            return self.finetuner_.mc_proba(self.artifact.adapt(X), t, seed=self.seed)
+        Z = features if features is not None else self._features(X)
+        return self.probe_.mc_proba(Z, t, cfg.dropout, self.seed, self.n_classes_)
+
+    def torch_head(self) -> nn.Module:
+        """The final linear head (on raw embeddings) as a torch module, for export."""
+        if self.finetuner_ is not None:
+            return self.finetuner_.model_.head
+        W, b = self.probe_.linear_weights_full(self.n_classes_)
+        head = nn.Linear(W.shape[1], W.shape[0])
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(W))
+            head.bias.copy_(torch.from_numpy(b))
+        return head
+
+    def encoder_module(self) -> nn.Module:
+        if self.artifact is None:
+            raise ValueError("a learner on given features has no encoder to export")
+        return self.finetuner_.model_.encoder if self.finetuner_ is not None else self.artifact.build()
