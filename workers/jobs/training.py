@@ -100,6 +100,9 @@ def pretrain(job: Job, progress) -> dict[str, Any]:
         checkpoint_every=int(params.get("checkpoint_every", 50)),
     )
     checkpoint = scratch_dir() / f"pretrain-job-{job.id}.pt"
+    resumed_from = _checkpoint_step(checkpoint)
+    if resumed_from:
+        progress(0.05, f"resuming from the checkpoint at step {resumed_from}", force=True)
     started = time.monotonic()
 
     def report(fraction: float, info: dict) -> None:
@@ -116,13 +119,31 @@ def pretrain(job: Job, progress) -> dict[str, Any]:
     except TrainingCancelled:
         raise JobCancelled() from None
     artifact.metadata.update(
-        {"job": job.id, "pool_size": int(len(ids)), "wall_seconds": time.monotonic() - started}
+        {
+            "job": job.id,
+            "pool_size": int(len(ids)),
+            "wall_seconds": time.monotonic() - started,
+            "resumed_from_step": resumed_from,
+        }
     )
     checkpoint.unlink(missing_ok=True)
     source = "transfer" if (parent or params.get("upload_key")) else "pretrain"
     return _publish_encoder(
         job, project, artifact, X, source=source, parent=parent, pretrain_config=cfg.to_dict()
     )
+
+
+def _checkpoint_step(path: Path) -> int:
+    """The step a checkpoint left by an interrupted run of this job reached (0: none)."""
+    if not path.exists():
+        return 0
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["state"]["step"])
+    except Exception:  # an unreadable checkpoint is started over, not trusted
+        path.unlink(missing_ok=True)
+        return 0
 
 
 def _publish_encoder(job, project, artifact, X, *, source, parent, pretrain_config) -> dict[str, Any]:
