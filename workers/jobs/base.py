@@ -63,3 +63,10 @@ def run_job(job_id: int, fn: JobFunction) -> None:
         return
     summary = result.pop("_message", "done") if isinstance(result, dict) else "done"
     job_finish(job_id=job_id, result=result, message=summary)
+    then = job.params.get("then")
+    if then:  # e.g. the demo's import, followed by pretraining on the imported pool
+        from labelling.services.training import training_job_request
+
+        training_job_request(
+            project=job.project, kind=then["kind"], params=then.get("params", {}), coalesce=True
+        )

@@ -48,8 +48,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="where the web server listens")
         parser.add_argument("--limit", type=int, default=10_000, help="demo pool size")
+        parser.add_argument("--pretrain-minutes", type=float, default=2.0, help="demo pretraining budget")
 
-    def handle(self, *args, addr: str, limit: int, **options):
+    def handle(self, *args, addr: str, limit: int, pretrain_minutes: float, **options):
+        self.pretrain_minutes = pretrain_minutes
         var = Path(settings.VAR_DIR)
         var.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
@@ -134,7 +136,13 @@ class Command(BaseCommand):
         job_create(
             project=project,
             kind=JobKind.IMPORT_DATASET,
-            params={"dataset": dataset, "limit": limit, "with_reference_labels": True},
+            params={
+                "dataset": dataset,
+                "limit": limit,
+                "with_reference_labels": True,
+                # Then a short self-supervised pretraining, embedding and the first batch to label.
+                "then": {"kind": "pretrain", "params": {"max_minutes": self.pretrain_minutes}},
+            },
         )
         return project, True
 
@@ -145,7 +153,7 @@ class Command(BaseCommand):
             f"  Labelling service: http://{addr}/",
             f"  API docs:          http://{addr}/api/docs/",
             f"  Demo project:      {project.name} (id {project.id})"
-            + ("  — the worker is importing its images now" if created else ""),
+            + ("  — the worker imports its images, then pretrains (a few minutes)" if created else ""),
             "  Logins (dev only):",
             *[f"    {name:<10} {logins[name]}   ({role})" for name, role in DEMO_USERS],
             "  Ctrl-C stops everything.",
