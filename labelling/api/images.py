@@ -9,12 +9,12 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelling.api.base import paginated
+from labelling.api.base import paginated, strict
 from labelling.api.jobs import JobOutput
 from labelling.models import Image, Role
 from labelling.models.image import ImageStatus
@@ -29,13 +29,26 @@ from labelling.services.zips import zip_archive_check
 
 class ImageOutput(serializers.ModelSerializer):
     reference_label = serializers.IntegerField(source="reference_label_id", allow_null=True)
+    predicted_label = serializers.IntegerField(source="predicted_label_id", allow_null=True)
+    predicted_by = serializers.IntegerField(source="predicted_by_id", allow_null=True)
 
     class Meta:
         model = Image
         fields = [
             "id", "project", "sha256", "width", "height", "format", "size_bytes", "original_name", "status",
-            "reference_label", "created_at",
+            "is_audit", "reference_label", "predicted_label", "confidence", "uncertainty", "predicted_by",
+            "created_at",
         ]  # fmt: skip
+
+
+class ImageFilter(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ImageStatus.values, required=False)
+    predicted_label = serializers.IntegerField(required=False, min_value=1)
+    min_confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
+    max_confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
+    round = serializers.IntegerField(required=False, min_value=1, help_text="selected in this round")
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
 
 
 class IngestResultOutput(serializers.Serializer):
@@ -68,19 +81,21 @@ class ImageListApi(APIView):
     class ImageUploadInput(serializers.Serializer):
         files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), min_length=1)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("status", str, enum=ImageStatus.values, required=False)],
-        responses=ImageOutput(many=True),
-        operation_id="images_list",
-    )
+    @extend_schema(parameters=[ImageFilter], responses=ImageOutput(many=True), operation_id="images_list")
     def get(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
+        filters = strict(ImageFilter, request.query_params.dict()).validated_data
         qs = project.images.all().order_by("id")
-        wanted = request.query_params.get("status")
-        if wanted:
-            if wanted not in ImageStatus.values:
-                raise InvalidInput(f"status must be one of {', '.join(ImageStatus.values)}")
-            qs = qs.filter(status=wanted)
+        if "status" in filters:
+            qs = qs.filter(status=filters["status"])
+        if "predicted_label" in filters:
+            qs = qs.filter(predicted_label_id=filters["predicted_label"])
+        if "min_confidence" in filters:
+            qs = qs.filter(confidence__gte=filters["min_confidence"])
+        if "max_confidence" in filters:
+            qs = qs.filter(confidence__lte=filters["max_confidence"])
+        if "round" in filters:
+            qs = qs.filter(queue_items__round__number=filters["round"]).distinct()
         return paginated(request=request, view=self, queryset=qs, serializer_class=ImageOutput)
 
     @extend_schema(

@@ -57,7 +57,8 @@ def job_progress(*, job_id: int, fraction: float, message: str = "") -> None:
 
 
 def job_finish(*, job_id: int, result: dict[str, Any], message: str = "done") -> None:
-    Job.objects.filter(pk=job_id).update(
+    """Mark a running job succeeded; a job cancelled meanwhile stays cancelled."""
+    Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(
         state=JobState.SUCCEEDED,
         progress=1.0,
         result=result,

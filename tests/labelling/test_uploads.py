@@ -167,3 +167,28 @@ def test_thumbnail_is_a_small_png(client_for, users, project):
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     thumb = PILImage.open(io.BytesIO(response.content))
     assert max(thumb.size) == 128
+
+
+def test_pool_list_filters(client_for, users, project):
+    from tests.factories import pool, queue_round
+
+    images = pool(project, 6)
+    label = project.label_classes.first()
+    Image.objects.filter(pk__in=[i.id for i in images[:3]]).update(predicted_label=label, confidence=0.95)
+    Image.objects.filter(pk__in=[i.id for i in images[3:]]).update(confidence=0.4)
+    queue_round(project, images[4:])
+    client = client_for(users["engineer"])
+
+    def ids(**params):
+        body = client.get(f"/api/projects/{project.id}/images", params)
+        assert body.status_code == 200, body.content
+        return [r["id"] for r in body.json()["results"]]
+
+    assert ids(predicted_label=label.id) == [i.id for i in images[:3]]
+    assert ids(max_confidence=0.5) == [i.id for i in images[3:]]
+    assert ids(min_confidence=0.9, status="unlabelled") == [i.id for i in images[:3]]
+    assert ids(round=1) == [i.id for i in images[4:]]
+    bad = client.get(f"/api/projects/{project.id}/images", {"min_confidence": "high"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid"
+    typo = client.get(f"/api/projects/{project.id}/images", {"confidense": 1})
+    assert typo.status_code == 400 and typo.json()["error"]["code"] == "unknown_field"

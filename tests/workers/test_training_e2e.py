@@ -210,3 +210,36 @@ def test_single_flight_under_20_concurrent_requests(live_server, redis_server, u
         t.join()
     assert sorted(codes) == [202] + [409] * 19
     assert Job.objects.filter(project=project, kind="cycle").count() == 1
+
+
+def test_cancel_stops_a_running_pretrain(celery_worker, client_for, users, project):
+    from tests.factories import pool
+
+    pool(project, 32)
+    eng = client_for(users["engineer"])
+    job_id = eng.post(
+        f"/api/projects/{project.id}/jobs", {"kind": "pretrain", "params": {"max_minutes": 10}}, format="json"
+    ).json()["id"]
+    wait_until(
+        lambda: Job.objects.get(pk=job_id).message.startswith("step"),
+        worker=celery_worker,
+        what="training steps",
+    )
+    cancelled = eng.post(f"/api/jobs/{job_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    # The worker notices within its polling interval and is free for the next job.
+    imported = eng.post(
+        f"/api/projects/{project.id}/imports",
+        {"file": SimpleUploadedFile("z.zip", zip_bytes({"x.png": _png()}))},
+        format="multipart",
+    )
+    assert wait_for_job(imported.json()["id"], timeout=60, worker=celery_worker).state == "succeeded"
+    assert Job.objects.get(pk=job_id).state == "cancelled"
+    assert not EncoderVersion.objects.filter(project=project).exists()
+    assert not Job.objects.filter(project=project, kind="embed").exists()
+
+
+def _png() -> bytes:
+    from tests.factories import image_bytes
+
+    return image_bytes(seed=4242)
