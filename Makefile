@@ -52,5 +52,9 @@ bench-select: $(DEV_STAMP)
 bench-al: $(DEV_STAMP)
 	$(PY) -m bench.al
 
+## bench-annotate: annotators in a closed loop (next + submit) on SQLite (runserver) and PostgreSQL (gunicorn)
+bench-annotate: $(DEV_STAMP)
+	$(PY) -m bench.annotate
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -188,9 +188,11 @@ class Server:
 class Http:
     """One keep-alive connection with an API token; reconnects (once per call) when it drops."""
 
-    def __init__(self, port: int, token: str) -> None:
+    def __init__(self, port: int, token: str, *, keep_alive: bool = True) -> None:
         self.port = port
         self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        if not keep_alive:
+            self.headers["Connection"] = "close"
         self.conn: http.client.HTTPConnection | None = None
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
@@ -223,8 +225,9 @@ class AnnotatorLog:
     next_ms: list[float] = field(default_factory=list)
     submit_ms: list[float] = field(default_factory=list)
     labels: int = 0  # 201s
-    # (image id, assignment id, got it, about to submit it): perf_counter seconds. Between the two
-    # the server certainly counted the item as this annotator's.
+    # (image id, assignment id, asked for it, submit answered): perf_counter seconds. The hold lies
+    # within; with no skips and no lapsed reservations an item never legitimately changes hands, so
+    # any overlap of these intervals between more annotators than the overlap allows is a duplicate.
     holds: list[tuple[int, int, float, float]] = field(default_factory=list)
     acked: list[tuple[int, int, int]] = field(default_factory=list)  # (assignment, annotation, label) of 2xx
     repeats: int = 0  # double submits sent
@@ -261,8 +264,9 @@ def annotator(
         t2 = time.perf_counter()
         path = f"/api/assignments/{assignment['id']}/submit"
         status, answer = http.call("POST", path, {"label": label, "seconds_spent": 0})
-        log.submit_ms.append((time.perf_counter() - t2) * 1000)
-        log.holds.append((assignment["image"]["id"], assignment["id"], t1, t2))
+        t3 = time.perf_counter()
+        log.submit_ms.append((t3 - t2) * 1000)
+        log.holds.append((assignment["image"]["id"], assignment["id"], t0, t3))
         if status in (200, 201):
             log.acked.append((assignment["id"], answer["annotation_id"], label))
             log.labels += status == 201

@@ -2,8 +2,9 @@
 
 Concurrency: every write runs in one transaction. On SQLite those transactions start IMMEDIATE
 (settings), so writers are serialised; on PostgreSQL candidate items are locked with
-``FOR UPDATE SKIP LOCKED`` and the project row is locked while a label budget is checked, so two
-annotators never hold the same item and the budget is never exceeded.
+``FOR UPDATE SKIP LOCKED`` and re-checked once locked (``_still_free``), and the project row is
+locked only while a label budget is checked, so two annotators never hold the same item, the budget
+is never exceeded, and projects without a budget reserve in parallel.
 """
 
 from __future__ import annotations
@@ -159,7 +160,12 @@ def assignments_reserve(*, project: Project, annotator: AbstractBaseUser, count:
 
 
 def _reserve_more(*, project: Project, annotator: AbstractBaseUser, wanted: int, now) -> list[Assignment]:
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = Project.objects.get(pk=project.pk)
+    if locked.label_budget is not None and connection.features.has_select_for_update:
+        # The budget is one number for the whole project: reservations queue on its row so two
+        # annotators cannot both take the last label. Without a budget nothing project-wide is
+        # checked, and annotators only meet on the queue items themselves.
+        locked = Project.objects.select_for_update().get(pk=project.pk)
     if locked.labelling_paused:
         return []
     if locked.label_budget is not None:
@@ -179,11 +185,22 @@ def _reserve_more(*, project: Project, annotator: AbstractBaseUser, wanted: int,
         .filter(annotations_done__lt=F("annotations_needed") - F("holders"))
         .order_by("-priority", "id")
     )
-    if connection.features.has_select_for_update_skip_locked:
+    row_locks = connection.features.has_select_for_update_skip_locked
+    if row_locks:
         candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    items: list[QueueItem] = []
+    seen: list[int] = []
+    for _attempt in range(3):
+        batch = list(candidates.exclude(pk__in=seen)[: wanted - len(items)])
+        if not batch:
+            break
+        seen += [item.pk for item in batch]
+        items += _still_free(batch, annotator=annotator, now=now) if row_locks else batch
+        if len(items) >= wanted:
+            break
     expires = now + timedelta(minutes=locked.reservation_minutes)
     reserved = []
-    for item in candidates[:wanted]:
+    for item in items:
         # An earlier reservation of mine that lapsed is renewed rather than duplicated.
         assignment, created = Assignment.objects.get_or_create(
             item=item,
@@ -196,6 +213,24 @@ def _reserve_more(*, project: Project, annotator: AbstractBaseUser, wanted: int,
             assignment.save(update_fields=["state", "reserved_at", "expires_at"])
         reserved.append(assignment)
     return reserved
+
+
+def _still_free(items: list[QueueItem], *, annotator: AbstractBaseUser, now) -> list[QueueItem]:
+    """The locked candidates nobody else filled meanwhile. Call while holding their row locks.
+
+    Under READ COMMITTED the candidate query judged "free" by a snapshot taken before it waited for
+    nothing (SKIP LOCKED) but locked each row: another annotator may have reserved one of them and
+    committed between that snapshot and our lock. Whoever reserves an item holds its row lock until
+    commit, so a new statement now, while we hold the locks, sees every such reservation.
+    """
+    holders: dict[int, int] = {}
+    for item_id in (
+        Assignment.objects.filter(item__in=items, state=AssignmentState.ACTIVE, expires_at__gt=now)
+        .exclude(annotator=annotator)
+        .values_list("item_id", flat=True)
+    ):
+        holders[item_id] = holders.get(item_id, 0) + 1
+    return [i for i in items if i.annotations_done + holders.get(i.pk, 0) < i.annotations_needed]
 
 
 def _mine(assignment_id: int, annotator: AbstractBaseUser) -> Assignment:
@@ -252,9 +287,13 @@ def assignment_submit(
             raise InvalidInput(f"label {label_id} is not in this project's label set", code="unknown_label")
         if seconds_spent is not None and not (0 <= seconds_spent <= 86400):
             raise InvalidInput("seconds_spent must be between 0 and 86400", code="invalid")
-        project = Project.objects.select_for_update().get(pk=assignment.project_id)
-        if project.label_budget is not None and labels_used(project) >= project.label_budget:
-            raise Conflict("the project's label budget is spent", code="budget_exhausted")
+        project = Project.objects.get(pk=assignment.project_id)
+        if project.label_budget is not None:
+            if connection.features.has_select_for_update:
+                # Checked under the project row lock, like reservations (see _reserve_more).
+                project = Project.objects.select_for_update().get(pk=assignment.project_id)
+            if labels_used(project) >= project.label_budget:
+                raise Conflict("the project's label budget is spent", code="budget_exhausted")
         try:
             with transaction.atomic():
                 annotation = Annotation.objects.create(
