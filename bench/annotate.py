@@ -506,8 +506,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labels", type=int, default=200, help="labels per annotator")
     parser.add_argument("--seconds", type=float, default=60, help="time limit per run")
     parser.add_argument("--db", default="sqlite,postgres")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (PostgreSQL)")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    # One worker per core; a few threads each keep the GIL and the row locks little contended.
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers (PostgreSQL)"
+    )
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if args.command == "seed":
