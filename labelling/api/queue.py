@@ -89,14 +89,17 @@ class QueueUndoApi(APIView):
 
 
 def _assignment_project(request, assignment_id: int):
+    # One query: my assignment, in a project I am still a member of (the service re-reads it locked).
     project_id = (
-        Assignment.objects.filter(pk=assignment_id, annotator=request.user)
+        Assignment.objects.filter(
+            pk=assignment_id, annotator=request.user, project__memberships__user=request.user
+        )
         .values_list("project_id", flat=True)
         .first()
     )
     if project_id is None:
         raise NotFound("no such assignment of yours")
-    return access_project(request.user, project_id)
+    return project_id
 
 
 class SubmitOutput(serializers.Serializer):

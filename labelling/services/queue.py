@@ -2,7 +2,7 @@
 
 Concurrency: every write runs in one transaction. On SQLite those transactions start IMMEDIATE
 (settings), so writers are serialised; on PostgreSQL candidate items are locked with
-``FOR UPDATE SKIP LOCKED`` and re-checked once locked (``_still_free``), and the project row is
+``FOR UPDATE SKIP LOCKED`` and re-checked once locked (``_reserve_items``), and the project row is
 locked only while a label budget is checked, so two annotators never hold the same item, the budget
 is never exceeded, and projects without a budget reserve in parallel.
 """
@@ -150,13 +150,13 @@ def assignments_reserve(*, project: Project, annotator: AbstractBaseUser, count:
         held = list(
             Assignment.objects.filter(
                 project=project, annotator=annotator, state=AssignmentState.ACTIVE, expires_at__gt=now
-            ).order_by("reserved_at", "id")
+            )
+            .select_related("item__image")
+            .order_by("reserved_at", "id")[:count]
         )
         if len(held) < count:
             held += _reserve_more(project=project, annotator=annotator, wanted=count - len(held), now=now)
-        ids = [a.pk for a in held[:count]]
-    by_id = Assignment.objects.select_related("item__image").in_bulk(ids)
-    return [by_id[i] for i in ids]
+    return held
 
 
 def _reserve_more(*, project: Project, annotator: AbstractBaseUser, wanted: int, now) -> list[Assignment]:
@@ -185,58 +185,73 @@ def _reserve_more(*, project: Project, annotator: AbstractBaseUser, wanted: int,
         .filter(annotations_done__lt=F("annotations_needed") - F("holders"))
         .order_by("-priority", "id")
     )
-    row_locks = connection.features.has_select_for_update_skip_locked
-    if row_locks:
+    if connection.features.has_select_for_update_skip_locked:
         candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-    items: list[QueueItem] = []
+    expires = now + timedelta(minutes=locked.reservation_minutes)
+    reserved: list[Assignment] = []
     seen: list[int] = []
     for _attempt in range(3):
-        batch = list(candidates.exclude(pk__in=seen)[: wanted - len(items)])
+        batch = list(candidates.select_related("image").exclude(pk__in=seen)[: wanted - len(reserved)])
         if not batch:
             break
         seen += [item.pk for item in batch]
-        items += _still_free(batch, annotator=annotator, now=now) if row_locks else batch
-        if len(items) >= wanted:
+        reserved += _reserve_items(batch, project=project, annotator=annotator, now=now, expires=expires)
+        if len(reserved) >= wanted:
             break
-    expires = now + timedelta(minutes=locked.reservation_minutes)
-    reserved = []
-    for item in items:
-        # An earlier reservation of mine that lapsed is renewed rather than duplicated.
-        assignment, created = Assignment.objects.get_or_create(
-            item=item,
-            annotator=annotator,
-            defaults={"project": project, "reserved_at": now, "expires_at": expires},
-        )
-        if not created:
-            assignment.state = AssignmentState.ACTIVE
-            assignment.reserved_at, assignment.expires_at = now, expires
-            assignment.save(update_fields=["state", "reserved_at", "expires_at"])
-        reserved.append(assignment)
     return reserved
 
 
-def _still_free(items: list[QueueItem], *, annotator: AbstractBaseUser, now) -> list[QueueItem]:
-    """The locked candidates nobody else filled meanwhile. Call while holding their row locks.
+def _reserve_items(
+    items: list[QueueItem], *, project: Project, annotator: AbstractBaseUser, now, expires
+) -> list[Assignment]:
+    """Reserve the candidates still free for this annotator. Call while holding their row locks.
 
-    Under READ COMMITTED the candidate query judged "free" by a snapshot taken before it waited for
-    nothing (SKIP LOCKED) but locked each row: another annotator may have reserved one of them and
-    committed between that snapshot and our lock. Whoever reserves an item holds its row lock until
-    commit, so a new statement now, while we hold the locks, sees every such reservation.
+    Under READ COMMITTED the candidate query judged the items free by its snapshot and only then
+    locked them (SKIP LOCKED skips rows locked at that moment): an annotator who reserved one and
+    committed after the snapshot but before our lock is invisible to it, and its reservation would
+    be duplicated. Whoever reserves an item holds the item's row lock until commit, so this new
+    statement, run while we hold the locks, sees every such reservation (the PostgreSQL test without
+    a budget fails without it). On SQLite writers are serialised and the check costs one query.
     """
-    holders: dict[int, int] = {}
-    for item_id in (
-        Assignment.objects.filter(item__in=items, state=AssignmentState.ACTIVE, expires_at__gt=now)
-        .exclude(annotator=annotator)
-        .values_list("item_id", flat=True)
-    ):
-        holders[item_id] = holders.get(item_id, 0) + 1
-    return [i for i in items if i.annotations_done + holders.get(i.pk, 0) < i.annotations_needed]
+    others: dict[int, int] = {}
+    mine: dict[int, Assignment] = {}
+    for assignment in Assignment.objects.filter(item__in=items):
+        if assignment.annotator_id == annotator.pk:
+            mine[assignment.item_id] = assignment
+        elif assignment.state == AssignmentState.ACTIVE and assignment.expires_at > now:
+            others[assignment.item_id] = others.get(assignment.item_id, 0) + 1
+    reserved, fresh, renewed = [], [], []
+    for item in items:
+        if item.annotations_done + others.get(item.pk, 0) >= item.annotations_needed:
+            continue
+        earlier = mine.get(item.pk)
+        if earlier is None:
+            assignment = Assignment(
+                item=item, project=project, annotator=annotator, reserved_at=now, expires_at=expires
+            )
+            fresh.append(assignment)
+        elif earlier.state in FINISHED or (
+            earlier.state == AssignmentState.ACTIVE and earlier.expires_at > now
+        ):
+            continue  # finished by me, or reserved by another request of mine meanwhile
+        else:
+            # One row per item and annotator: a reservation of mine that lapsed is renewed.
+            assignment = earlier
+            assignment.state, assignment.item = AssignmentState.ACTIVE, item
+            assignment.reserved_at, assignment.expires_at = now, expires
+            renewed.append(assignment)
+        reserved.append(assignment)
+    Assignment.objects.bulk_create(fresh)
+    if renewed:
+        Assignment.objects.bulk_update(renewed, ["state", "reserved_at", "expires_at"])
+    return reserved
 
 
 def _mine(assignment_id: int, annotator: AbstractBaseUser) -> Assignment:
     assignment = (
-        Assignment.objects.select_for_update()
-        .select_related("item")
+        # Locks the assignment and its queue item (not the project: annotators must not queue on it).
+        Assignment.objects.select_for_update(of=("self", "item"))
+        .select_related("item", "project")
         .filter(pk=assignment_id, annotator=annotator)
         .first()
     )
@@ -269,7 +284,7 @@ def assignment_submit(
             )
         if assignment.state in (AssignmentState.SKIPPED, AssignmentState.FLAGGED):
             raise Conflict(f"this item was {assignment.state} by you", code="not_active")
-        item = QueueItem.objects.select_for_update().get(pk=assignment.item_id)
+        item = assignment.item  # locked by _mine
         lapsed = assignment.state != AssignmentState.ACTIVE or assignment.expires_at <= now
         if lapsed:
             others = Assignment.objects.filter(
@@ -287,7 +302,7 @@ def assignment_submit(
             raise InvalidInput(f"label {label_id} is not in this project's label set", code="unknown_label")
         if seconds_spent is not None and not (0 <= seconds_spent <= 86400):
             raise InvalidInput("seconds_spent must be between 0 and 86400", code="invalid")
-        project = Project.objects.get(pk=assignment.project_id)
+        project = assignment.project
         if project.label_budget is not None:
             if connection.features.has_select_for_update:
                 # Checked under the project row lock, like reservations (see _reserve_more).
