@@ -281,6 +281,20 @@ def annotator(
     http.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def closed_loop(
     *, port: int, project: int, tokens: list[str], labels: list[int], seconds: float, max_labels: int,
     double_submit_every: int = 0,
@@ -381,10 +395,13 @@ def pct(values: list[float], q: float) -> float | None:
 def run_once(*, db: str, server: Server, env: dict, database_url: str, clients: int, labels: int,
              seconds: float) -> dict:  # fmt: skip
     data = seed(env=env, images=clients * (labels + 2) + 10, annotators=clients)
+    server_cpu, client_cpu = cpu_seconds(server.proc.pid), time.process_time()
     logs, elapsed = closed_loop(
         port=server.port, project=data["project"], tokens=data["tokens"], labels=data["labels"],
         seconds=seconds, max_labels=labels,
     )  # fmt: skip
+    server_cpu = cpu_seconds(server.proc.pid) - server_cpu
+    client_cpu = time.process_time() - client_cpu
     checked = audit(database_url, data["project"], logs)
     next_ms = [x for log in logs for x in log.next_ms]
     submit_ms = [x for log in logs for x in log.submit_ms]
@@ -410,6 +427,10 @@ def run_once(*, db: str, server: Server, env: dict, database_url: str, clients: 
         "lost": checked["lost"],
         "errors": sum(statuses.values()),
         "error_kinds": statuses,
+        # Where the time went: CPU per label of the server (all its processes) and of the clients.
+        "server_cpu_ms_per_label": round(server_cpu * 1000 / max(total, 1), 1),
+        "client_cpu_ms_per_label": round(client_cpu * 1000 / max(total, 1), 1),
+        "server_cpu_share": round(server_cpu / elapsed, 2),  # cores the server used on average
     }
 
 
