@@ -471,9 +471,10 @@ def bench(args: argparse.Namespace) -> None:
             var = tmp / "sqlite"
             var.mkdir()
             url = f"sqlite:///{var / 'db.sqlite3'}"
-            env = server_env(database_url=url, var_dir=var, debug=True)  # as `make run`
+            env = server_env(database_url=url, var_dir=var, debug=args.sqlite_debug)  # on, as `make run`
             migrate(env)
             with Server("runserver", env=env, log_path=tmp / "runserver.log") as server:
+                server.label += "" if args.sqlite_debug else ", DEBUG off"
                 for n in clients:
                     records.append(run_once(db="sqlite", server=server, env=env, database_url=url,
                                             clients=n, labels=args.labels, seconds=args.seconds))  # fmt: skip
@@ -532,6 +533,13 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers (PostgreSQL)"
     )
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--sqlite-debug",
+        type=int,
+        choices=[0, 1],
+        default=1,
+        help="DEBUG of the SQLite server (1, as make run)",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if args.command == "seed":
