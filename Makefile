@@ -54,6 +54,9 @@ bench-al: $(DEV_STAMP)
 
 bench-loop: $(DEV_STAMP)
 	$(PY) -m bench.loop
+## bench-annotate: annotators in a closed loop (next + submit) on SQLite (runserver) and PostgreSQL (gunicorn)
+bench-annotate: $(DEV_STAMP)
+	$(PY) -m bench.annotate
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -8,10 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labelling.api.base import strict
-from labelling.models import Assignment
 from labelling.selectors.access import access_project
 from labelling.selectors.queue import annotator_progress, assignment_view
-from labelling.services.errors import InvalidInput, NotFound
+from labelling.services.errors import InvalidInput
 from labelling.services.queue import (
     FLAG_REASONS,
     annotation_undo_last,
@@ -89,17 +88,6 @@ class QueueUndoApi(APIView):
         return Response(assignment_view(annotation_undo_last(project=project, annotator=request.user)))
 
 
-def _assignment_project(request, assignment_id: int):
-    project_id = (
-        Assignment.objects.filter(pk=assignment_id, annotator=request.user)
-        .values_list("project_id", flat=True)
-        .first()
-    )
-    if project_id is None:
-        raise NotFound("no such assignment of yours")
-    return access_project(request.user, project_id)
-
-
 class SubmitOutput(serializers.Serializer):
     annotation_id = serializers.IntegerField()
     created = serializers.BooleanField()
@@ -116,7 +104,6 @@ class AssignmentSubmitApi(APIView):
         operation_id="assignment_submit",
     )
     def post(self, request, assignment_id: int):
-        _assignment_project(request, assignment_id)
         data = strict(self.SubmitInput, request.data)
         annotation, created = assignment_submit(
             assignment_id=assignment_id,
@@ -136,7 +123,6 @@ class AssignmentSkipApi(APIView):
 
     @extend_schema(request=SkipInput, responses={204: None}, operation_id="assignment_skip")
     def post(self, request, assignment_id: int):
-        _assignment_project(request, assignment_id)
         data = strict(self.SkipInput, request.data)
         assignment_skip(
             assignment_id=assignment_id, annotator=request.user, reason=data.validated_data.get("reason", "")
@@ -150,7 +136,6 @@ class AssignmentFlagApi(APIView):
 
     @extend_schema(request=FlagInput, responses={204: None}, operation_id="assignment_flag")
     def post(self, request, assignment_id: int):
-        _assignment_project(request, assignment_id)
         data = self.FlagInput(data=request.data)
         if not data.is_valid():
             raise InvalidInput(f"reason must be one of {', '.join(FLAG_REASONS)}", details=data.errors)

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.utils import timezone
 
-from labelling.models import Annotation, Assignment, Project, QueueItem
+from labelling.models import Annotation, Assignment, Image, Project, QueueItem
 from labelling.models.queue import QueueState
 
 
 def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict:
+    """My labels today and in all in this project, and the open items left in its queue.
+
+    One SQL statement: it runs on every next-item request, where building the two ORM queries it
+    replaces cost more than running them.
+    """
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = Annotation.objects.filter(image__project=project, annotator=annotator)
-    return {
-        "labelled_today": mine.filter(created_at__gte=today).count(),
-        "labelled_total": mine.count(),
-        "left_in_queue": QueueItem.objects.filter(project=project, state=QueueState.OPEN).count(),
-    }
+    annotation, image, item = Annotation._meta.db_table, Image._meta.db_table, QueueItem._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(SUM(CASE WHEN a.created_at >= %s THEN 1 ELSE 0 END), 0), COUNT(a.id),"
+            f" (SELECT COUNT(*) FROM {item} q WHERE q.project_id = %s AND q.state = %s)"
+            f" FROM {annotation} a JOIN {image} i ON i.id = a.image_id"
+            " WHERE i.project_id = %s AND a.annotator_id = %s",
+            [
+                connection.ops.adapt_datetimefield_value(today),
+                project.pk,
+                QueueState.OPEN,
+                project.pk,
+                annotator.pk,
+            ],
+        )
+        today_count, total, left = cursor.fetchone()
+    return {"labelled_today": int(today_count), "labelled_total": int(total), "left_in_queue": int(left)}
 
 
 def assignment_view(assignment: Assignment) -> dict:

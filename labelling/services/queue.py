@@ -2,8 +2,9 @@
 
 Concurrency: every write runs in one transaction. On SQLite those transactions start IMMEDIATE
 (settings), so writers are serialised; on PostgreSQL candidate items are locked with
-``FOR UPDATE SKIP LOCKED`` and the project row is locked while a label budget is checked, so two
-annotators never hold the same item and the budget is never exceeded.
+``FOR UPDATE SKIP LOCKED`` and re-checked once locked (``_reserve_items``), and the project row is
+locked only while a label budget is checked, so two annotators never hold the same item, the budget
+is never exceeded, and projects without a budget reserve in parallel.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from datetime import timedelta
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from labelling.models import Annotation, Assignment, Image, LabelClass, Project, QueueItem, SelectionRound
@@ -109,17 +109,6 @@ def labels_used(project: Project) -> int:
     return Annotation.objects.filter(image__project=project).count()
 
 
-def _active_holders():
-    now = timezone.now()
-    return Subquery(
-        Assignment.objects.filter(item=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__gt=now)
-        .values("item")
-        .annotate(c=Count("id"))
-        .values("c"),
-        output_field=IntegerField(),
-    )
-
-
 def queue_empty_reason(*, project: Project) -> str:
     """Why there is nothing to label: paused, budget_exhausted, waiting_for_model or queue_empty."""
     if project.labelling_paused:
@@ -141,6 +130,8 @@ def queue_empty_reason(*, project: Project) -> str:
 def assignments_reserve(*, project: Project, annotator: AbstractBaseUser, count: int = 1) -> list[Assignment]:
     """The items this annotator holds, topped up with fresh reservations of the best free items
     until ``count`` are held (1 for the current image, 2 to also fetch the next one ahead).
+    ``project`` should be freshly read (as access_project does per request): its pause flag and
+    budget are taken from it, re-read under a lock where a budget must be checked.
 
     An empty list means there is nothing to label: queue_empty_reason() says why.
     """
@@ -149,17 +140,22 @@ def assignments_reserve(*, project: Project, annotator: AbstractBaseUser, count:
         held = list(
             Assignment.objects.filter(
                 project=project, annotator=annotator, state=AssignmentState.ACTIVE, expires_at__gt=now
-            ).order_by("reserved_at", "id")
+            )
+            .select_related("item__image")
+            .order_by("reserved_at", "id")[:count]
         )
         if len(held) < count:
             held += _reserve_more(project=project, annotator=annotator, wanted=count - len(held), now=now)
-        ids = [a.pk for a in held[:count]]
-    by_id = Assignment.objects.select_related("item__image").in_bulk(ids)
-    return [by_id[i] for i in ids]
+    return held
 
 
 def _reserve_more(*, project: Project, annotator: AbstractBaseUser, wanted: int, now) -> list[Assignment]:
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = project
+    if project.label_budget is not None and connection.features.has_select_for_update:
+        # The budget is one number for the whole project: reservations queue on its row so two
+        # annotators cannot both take the last label. Without a budget nothing project-wide is
+        # checked, and annotators only meet on the queue items themselves.
+        locked = Project.objects.select_for_update().get(pk=project.pk)
     if locked.labelling_paused:
         return []
     if locked.label_budget is not None:
@@ -169,40 +165,109 @@ def _reserve_more(*, project: Project, annotator: AbstractBaseUser, wanted: int,
         wanted = min(wanted, locked.label_budget - labels_used(locked) - held_all)
     if wanted <= 0:
         return []
-    not_again = Assignment.objects.filter(annotator=annotator, project=project).filter(
-        Q(state__in=FINISHED) | Q(state=AssignmentState.ACTIVE, expires_at__gt=now)
-    )
-    candidates = (
-        QueueItem.objects.filter(project=project, state=QueueState.OPEN)
-        .exclude(pk__in=not_again.values("item_id"))
-        .annotate(holders=Coalesce(_active_holders(), Value(0)))
-        .filter(annotations_done__lt=F("annotations_needed") - F("holders"))
-        .order_by("-priority", "id")
-    )
-    if connection.features.has_select_for_update_skip_locked:
-        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
     expires = now + timedelta(minutes=locked.reservation_minutes)
-    reserved = []
-    for item in candidates[:wanted]:
-        # An earlier reservation of mine that lapsed is renewed rather than duplicated.
-        assignment, created = Assignment.objects.get_or_create(
-            item=item,
-            annotator=annotator,
-            defaults={"project": project, "reserved_at": now, "expires_at": expires},
+    reserved: list[Assignment] = []
+    seen: list[int] = []
+    for _attempt in range(3):
+        batch = _candidates(
+            project=project, annotator=annotator, now=now, limit=wanted - len(reserved), seen=seen
         )
-        if not created:
-            assignment.state = AssignmentState.ACTIVE
+        if not batch:
+            break
+        seen += [item.pk for item in batch]
+        reserved += _reserve_items(batch, project=project, annotator=annotator, now=now, expires=expires)
+        if len(reserved) >= wanted:
+            break
+    images = Image.objects.in_bulk([a.item.image_id for a in reserved])
+    for assignment in reserved:
+        assignment.item.image = images[assignment.item.image_id]
+    return reserved
+
+
+def _candidates(
+    *, project: Project, annotator: AbstractBaseUser, now, limit: int, seen: list[int]
+) -> list[QueueItem]:
+    """The best open items this annotator may take, best first: not finished or held by them, and
+    still short of labels counting the live reservations of others. On PostgreSQL they come locked,
+    skipping items another transaction is reserving right now.
+
+    Written in SQL because it runs on every reservation and the ORM took ten times longer to build
+    it than the database to run it (2.8 ms against 0.26 ms on the benchmark machine).
+    """
+    q, a = QueueItem._meta.db_table, Assignment._meta.db_table
+    at = connection.ops.adapt_datetimefield_value(now)
+    active = AssignmentState.ACTIVE
+    sql = (
+        f"SELECT q.* FROM {q} q WHERE q.project_id = %s AND q.state = %s"
+        f" AND q.id NOT IN (SELECT m.item_id FROM {a} m WHERE m.project_id = %s AND m.annotator_id = %s"
+        "  AND (m.state IN (%s, %s, %s) OR (m.state = %s AND m.expires_at > %s)))"
+        f" AND q.annotations_done + (SELECT COUNT(*) FROM {a} h"
+        "  WHERE h.item_id = q.id AND h.state = %s AND h.expires_at > %s) < q.annotations_needed"
+    )
+    params: list = [project.pk, QueueState.OPEN, project.pk, annotator.pk, *FINISHED, active, at, active, at]
+    if seen:
+        sql += f" AND q.id NOT IN ({', '.join(['%s'] * len(seen))})"
+        params += seen
+    sql += " ORDER BY q.priority DESC, q.id LIMIT %s"
+    params.append(limit)
+    if connection.features.has_select_for_update_skip_locked:
+        sql += " FOR UPDATE OF q SKIP LOCKED"
+    return list(QueueItem.objects.raw(sql, params))
+
+
+def _reserve_items(
+    items: list[QueueItem], *, project: Project, annotator: AbstractBaseUser, now, expires
+) -> list[Assignment]:
+    """Reserve the candidates still free for this annotator. Call while holding their row locks.
+
+    Under READ COMMITTED the candidate query judged the items free by its snapshot and only then
+    locked them (SKIP LOCKED skips rows locked at that moment): an annotator who reserved one and
+    committed after the snapshot but before our lock is invisible to it, and its reservation would
+    be duplicated. Whoever reserves an item holds the item's row lock until commit, so this new
+    statement, run while we hold the locks, sees every such reservation (the PostgreSQL test without
+    a budget fails without it). On SQLite writers are serialised and the check costs one query.
+    """
+    others: dict[int, int] = {}
+    mine: dict[int, Assignment] = {}
+    for assignment in Assignment.objects.filter(item__in=items):
+        if assignment.annotator_id == annotator.pk:
+            mine[assignment.item_id] = assignment
+        elif assignment.state == AssignmentState.ACTIVE and assignment.expires_at > now:
+            others[assignment.item_id] = others.get(assignment.item_id, 0) + 1
+    reserved, fresh, renewed = [], [], []
+    for item in items:
+        if item.annotations_done + others.get(item.pk, 0) >= item.annotations_needed:
+            continue
+        earlier = mine.get(item.pk)
+        if earlier is None:
+            assignment = Assignment(
+                item=item, project=project, annotator=annotator, reserved_at=now, expires_at=expires
+            )
+            fresh.append(assignment)
+        elif earlier.state in FINISHED or (
+            earlier.state == AssignmentState.ACTIVE and earlier.expires_at > now
+        ):
+            continue  # finished by me, or reserved by another request of mine meanwhile
+        else:
+            # One row per item and annotator: a reservation of mine that lapsed is renewed.
+            assignment = earlier
+            assignment.state, assignment.item = AssignmentState.ACTIVE, item
             assignment.reserved_at, assignment.expires_at = now, expires
-            assignment.save(update_fields=["state", "reserved_at", "expires_at"])
+            renewed.append(assignment)
         reserved.append(assignment)
+    Assignment.objects.bulk_create(fresh)
+    if renewed:
+        Assignment.objects.bulk_update(renewed, ["state", "reserved_at", "expires_at"])
     return reserved
 
 
 def _mine(assignment_id: int, annotator: AbstractBaseUser) -> Assignment:
+    """My assignment, in a project I am still a member of (else 404), locked with its queue item
+    (not the project: annotators must not queue on it)."""
     assignment = (
-        Assignment.objects.select_for_update()
-        .select_related("item")
-        .filter(pk=assignment_id, annotator=annotator)
+        Assignment.objects.select_for_update(of=("self", "item"))
+        .select_related("item", "project")
+        .filter(pk=assignment_id, annotator=annotator, project__memberships__user=annotator)
         .first()
     )
     if assignment is None:
@@ -234,7 +299,7 @@ def assignment_submit(
             )
         if assignment.state in (AssignmentState.SKIPPED, AssignmentState.FLAGGED):
             raise Conflict(f"this item was {assignment.state} by you", code="not_active")
-        item = QueueItem.objects.select_for_update().get(pk=assignment.item_id)
+        item = assignment.item  # locked by _mine
         lapsed = assignment.state != AssignmentState.ACTIVE or assignment.expires_at <= now
         if lapsed:
             others = Assignment.objects.filter(
@@ -252,9 +317,13 @@ def assignment_submit(
             raise InvalidInput(f"label {label_id} is not in this project's label set", code="unknown_label")
         if seconds_spent is not None and not (0 <= seconds_spent <= 86400):
             raise InvalidInput("seconds_spent must be between 0 and 86400", code="invalid")
-        project = Project.objects.select_for_update().get(pk=assignment.project_id)
-        if project.label_budget is not None and labels_used(project) >= project.label_budget:
-            raise Conflict("the project's label budget is spent", code="budget_exhausted")
+        project = assignment.project
+        if project.label_budget is not None:
+            if connection.features.has_select_for_update:
+                # Checked under the project row lock, like reservations (see _reserve_more).
+                project = Project.objects.select_for_update().get(pk=assignment.project_id)
+            if labels_used(project) >= project.label_budget:
+                raise Conflict("the project's label budget is spent", code="budget_exhausted")
         try:
             with transaction.atomic():
                 annotation = Annotation.objects.create(

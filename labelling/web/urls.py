@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labelling.web import dashboard, views
+from labelling.web import annotate, dashboard, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -8,4 +8,5 @@ urlpatterns = [
     path("overview/", dashboard.overview, name="overview"),
     path("projects/<int:project_id>/dashboard/", dashboard.dashboard, name="dashboard"),
     path("projects/<int:project_id>/dashboard/action", dashboard.dashboard_action, name="dashboard-action"),
+    path("projects/<int:project_id>/label/", annotate.annotate_page, name="annotate"),
 ]

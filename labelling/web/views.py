@@ -11,6 +11,7 @@ from django.shortcuts import render
 from labelling.api.errors import error_body
 from labelling.models import Role
 from labelling.selectors.access import access_project, projects_for_user, role_in
+from labelling.selectors.queue import annotator_progress
 from labelling.services.errors import NotFound
 
 
@@ -24,7 +25,14 @@ def home(request: HttpRequest) -> HttpResponse:
         )
         .order_by("id")
     )
-    rows = [{"project": p, "role": role_in(request.user, p)} for p in projects]
+    rows = [
+        {
+            "project": p,
+            "role": role_in(request.user, p),
+            "progress": annotator_progress(project=p, annotator=request.user),
+        }
+        for p in projects
+    ]
     return render(request, "web/home.html", {"rows": rows})
 
 

@@ -1,0 +1,191 @@
+"""The labelling screen in a real browser (Debian's chromium, headless, driven by Playwright).
+
+An annotator logs in through the login form, labels 20 images with the keyboard alone (one by
+accepting the model's suggestion, two while the server cannot be reached), skips one and undoes one; the
+database then holds exactly the labels the keys meant. Screenshots land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from labelling.models import Annotation, Assignment, Image
+from labelling.models.queue import AssignmentState
+from tests.conftest import ROOT, require
+from tests.factories import pool, queue_round
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture
+def page(monkeypatch):
+    require(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the test makes
+    # meanwhile are plain blocking ones, which Django would otherwise refuse in an async context.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(15_000)
+        page.errors = []
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        yield page
+        browser.close()
+
+
+def shown(page, *, not_assignment: str = "") -> tuple[int, int]:
+    """Wait until an image is on screen and ready for keys (and it is not ``not_assignment``);
+    return (assignment id, image id)."""
+    page.wait_for_function(
+        "prev => { const d = document.getElementById('annotate').dataset;"
+        " return d.assignment && d.assignment !== prev; }",
+        arg=not_assignment,
+    )
+    data = page.eval_on_selector("#annotate", "el => [el.dataset.assignment, el.dataset.image]")
+    return int(data[0]), int(data[1])
+
+
+@pytest.mark.django_db
+def test_label_page_is_for_members_and_carries_the_label_set(users, project):
+    client = Client()
+    url = f"/projects/{project.id}/label/"
+    assert client.get(url).url == f"/accounts/login/?next={url}"
+    client.force_login(users["outsider"])
+    assert client.get(url).status_code == 404
+    client.force_login(users["annotator"])
+    response = client.get(url)
+    config = json.loads(re.search(r'id="annotate-config"[^>]*>(.*?)</script>', response.content.decode())[1])
+    assert [(lc["name"], lc["hotkey"]) for lc in config["labels"]] == [
+        ("cat", "1"),
+        ("dog", "2"),
+        ("bird", "3"),
+    ]
+    assert config["urls"]["next"] == f"/api/projects/{project.id}/queue/next?lookahead=1"
+    assert "csrftoken" in response.cookies  # the script needs it for its POSTs
+    assert f'href="{url}"' in client.get("/").content.decode()  # "Start labelling" on my projects
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_annotator_labels_twenty_images_by_keyboard(live_server, settings, page, users, project):
+    # The live server runs in this process over plain http; secure cookies would never come back.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    project.audit_fraction = 0.0
+    project.instructions = "Pick the animal you see. Skip when the image is too blurry to tell."
+    project.save()
+    images = pool(project, 21)  # 20 to label and 1 to skip, then the queue is empty
+    queue_round(project, images)
+    labels = list(project.label_classes.order_by("order"))
+    key_label = {lc.hotkey: lc.id for lc in labels}  # {"1": cat, "2": dog, "3": bird}
+    Image.objects.filter(pk=images[0].pk).update(predicted_label=labels[1], confidence=0.87)
+    annotator = users["annotator"]
+    expected: dict[int, int] = {}  # image id -> label id, what the keys meant
+
+    # Log in through the form, then start labelling from "my projects", all by keyboard.
+    page.goto(live_server.url + "/")
+    page.fill("input[name=username]", annotator.username)
+    page.fill("input[name=password]", "pw-for-tests")
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(live_server.url + "/")
+    assert "My progress" in page.inner_text(f".card[data-project='{project.id}']")
+    page.screenshot(path=str(ARTIFACTS / "annotate-browser-home.png"))
+    page.get_by_role("link", name="Start labelling").press("Enter")
+    page.wait_for_url(f"{live_server.url}/projects/{project.id}/label/")
+
+    # 1: the model's suggestion is shown on a non-audit item; Enter accepts it.
+    assignment, image = shown(page)
+    assert image == images[0].id
+    assert page.is_visible("#suggestion") and "87%" in page.inner_text("#suggestion")
+    page.screenshot(path=str(ARTIFACTS / "annotate-browser-labelling.png"))
+    page.keyboard.press("Enter")
+    expected[image] = labels[1].id
+
+    def label_with(key: str) -> None:
+        nonlocal assignment, image
+        assignment, image = shown(page, not_assignment=str(assignment))
+        page.keyboard.press(key)
+        expected[image] = key_label[key]
+
+    # Labels 2..10. The 3rd and 4th are given while the server cannot be reached: the screen moves on
+    # to the image fetched ahead, then says what is wrong; nothing is lost once the server is back.
+    offline = re.compile(r"/api/(assignments/\d+/submit|projects/\d+/queue/next)")
+    dropped: list[str] = []
+
+    def drop(route):
+        dropped.append(route.request.url)
+        route.abort("connectionreset")
+
+    for i in range(1, 10):
+        if i == 2:
+            page.wait_for_selector("#annotate[data-held='2'][data-pending='0']")  # the next one is here
+            page.route(offline, drop)
+        label_with(str(i % 3 + 1))
+        if i == 3:
+            page.wait_for_selector("#annotate[data-state='error'][data-pending='2']")
+            assert "2 answer(s) kept here, not yet saved" in page.inner_text("#banner")
+            page.screenshot(path=str(ARTIFACTS / "annotate-browser-network-error.png"))
+            page.unroute(offline)
+            page.locator("#stage-retry").press("Enter")
+            page.wait_for_selector("#annotate[data-pending='0']")
+
+    # Skip the 11th with a reason typed into the skip window.
+    assignment, image = shown(page, not_assignment=str(assignment))
+    skipped_image = image
+    page.keyboard.press("s")
+    page.wait_for_selector("#dlg-skip[open]")
+    page.keyboard.type("too blurry")
+    page.keyboard.press("Enter")
+
+    for i in range(5):  # labels 11..15
+        label_with(str(i % 3 + 1))
+    last_image, last_label = image, expected[image]
+
+    # Undo: my last label is taken back and its image is on screen again; label it differently.
+    page.keyboard.press("u")
+    page.wait_for_function(
+        "img => { const d = document.getElementById('annotate').dataset;"
+        " return d.assignment && d.image === img; }",
+        arg=str(last_image),
+    )
+    assert "Took back your last label" in page.inner_text("#banner")
+    assignment, image = shown(page)
+    assert image == last_image
+    del expected[image]
+    new_key = next(k for k, v in key_label.items() if v != last_label)
+    page.keyboard.press(new_key)
+    expected[image] = key_label[new_key]
+
+    for i in range(5):  # labels 16..20
+        label_with(str(i % 3 + 1))
+
+    # Everything sent and acknowledged, and the queue has nothing more for me: the empty state says why.
+    page.wait_for_selector("#annotate[data-state='empty'][data-pending='0']")
+    assert "Nothing left for you to label" in page.inner_text("#stage-text")
+    assert page.inner_text("#p-today") == "20"
+    page.screenshot(path=str(ARTIFACTS / "annotate-browser-queue-empty.png"))
+    assert page.errors == []
+
+    stored = Annotation.objects.filter(annotator=annotator)
+    assert len(expected) == 20
+    assert {a.image_id: a.label_id for a in stored} == expected
+    assert all(a.seconds_spent is not None and 0 <= a.seconds_spent < 60 for a in stored)
+    skips = Assignment.objects.filter(annotator=annotator, state=AssignmentState.SKIPPED)
+    assert [(s.item.image_id, s.skip_reason) for s in skips] == [(skipped_image, "too blurry")]
+    assert sum(url.endswith("/submit") for url in dropped) >= 2

@@ -1,0 +1,86 @@
+"""The assignment rules under concurrency, on PostgreSQL: 32 annotators, each a thread with its own
+user and token, hammer next + submit through real HTTP against gunicorn for a bounded time, with a
+label budget smaller than the queue. Then the database is asked, by SQL: nobody held an item
+another was holding (beyond the overlap), every 2xx submit has its row, the budget held.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.annotate import Server, closed_loop, migrate, overlapping_holds, seed, server_env
+from tests.pg import postgres  # noqa: F401  (the fixture)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+ANNOTATORS = 32
+BUDGET = 300
+PER_ANNOTATOR = 12  # without a budget
+SECONDS = 30  # upper bound; the run ends once the budget is spent and every client saw it
+
+
+@pytest.mark.parametrize(
+    ("per_image", "budget"),
+    [(1, BUDGET), (2, BUDGET), (1, None)],
+    ids=["overlap1-budget", "overlap2-budget", "overlap1-no-budget"],
+)
+def test_32_annotators_never_collide_lose_nothing_and_keep_the_budget(postgres, tmp_path, per_image, budget):  # noqa: F811
+    # Without a budget reservations take no project-wide lock (only item row locks), so that case
+    # runs too: each annotator stops after PER_ANNOTATOR labels instead.
+    url = postgres.create_database(f"concurrency_{per_image}_{budget}")
+    env = server_env(database_url=url, var_dir=tmp_path / "var", debug=False)
+    migrate(env)
+    data = seed(env=env, images=3 * BUDGET, annotators=ANNOTATORS, budget=budget, per_image=per_image)
+    with Server("gunicorn", env=env, log_path=tmp_path / "gunicorn.log", workers=3, threads=8) as server:
+        logs, _elapsed = closed_loop(
+            port=server.port,
+            project=data["project"],
+            tokens=data["tokens"],
+            labels=data["labels"],
+            seconds=SECONDS,
+            max_labels=10_000 if budget else PER_ANNOTATOR,
+            double_submit_every=5,  # every 5th label is sent twice, like a double click
+        )
+    log_tail = (tmp_path / "gunicorn.log").read_text()[-2000:]
+
+    # Every request answered 2xx: no 5xx, no deadlock, no 409 (a reservation always fits the budget).
+    assert {k: v for log in logs for k, v in log.statuses.items()} == {}, log_tail
+    assert sum(log.repeats for log in logs) > 0
+    assert sum(log.repeats_wrong for log in logs) == 0
+    # As the clients saw it: never more holders at once than the overlap, never the same image twice.
+    assert overlapping_holds(logs, per_image=per_image) == 0
+    for log in logs:
+        images = [image for image, *_ in log.holds]
+        assert len(images) == len(set(images)), f"annotator {log.client} got an image twice"
+
+    with postgres.connect(url.rsplit("/", 1)[1]) as conn:
+        stored = set(
+            conn.execute(
+                "SELECT a.assignment_id, a.id, a.label_id FROM labelling_annotation a"
+                " JOIN labelling_image i ON i.id = a.image_id WHERE i.project_id = %s",
+                (data["project"],),
+            ).fetchall()
+        )
+        over_held = conn.execute(
+            "SELECT s.item_id FROM labelling_assignment s JOIN labelling_queueitem q ON q.id = s.item_id"
+            " WHERE s.project_id = %s AND s.state IN ('active', 'submitted')"
+            " GROUP BY s.item_id, q.annotations_needed HAVING COUNT(*) > q.annotations_needed",
+            (data["project"],),
+        ).fetchall()
+        over_labelled = conn.execute(
+            "SELECT a.image_id FROM labelling_annotation a JOIN labelling_image i ON i.id = a.image_id"
+            " WHERE i.project_id = %s GROUP BY a.image_id HAVING COUNT(DISTINCT a.annotator_id) < COUNT(*)"
+            " OR COUNT(*) > %s",
+            (data["project"], per_image),
+        ).fetchall()
+    acked = {entry for log in logs for entry in log.acked}
+    created = sum(log.labels for log in logs)
+    assert over_held == [] and over_labelled == []
+    assert acked - stored == set(), "2xx submits without their annotation row"
+    assert len(stored) == created  # and no row nobody was told about
+    if budget is None:
+        assert created == ANNOTATORS * PER_ANNOTATOR
+        return
+    assert len(stored) <= budget
+    assert len(stored) == budget, f"the run was meant to spend the whole budget; only {len(stored)} labels"
+    assert {log.empty_reason for log in logs} == {"budget_exhausted"}
