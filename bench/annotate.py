@@ -3,7 +3,7 @@
 The closed loop Label Studio 1.23.2 was measured with on this machine: each simulated annotator is
 a thread with its own user and API token that repeats next-item then submit, no think time, until
 it has given ``--labels`` labels or ``--seconds`` have passed; at 1, 8 and 32 annotators. SQLite is
-served by what `make run` starts (``manage.py runserver --noreload``, DEBUG on); PostgreSQL (a
+served by what `make run` starts (``manage.py runserver --noreload``, DEBUG off); PostgreSQL (a
 throwaway cluster with default durability) by gunicorn. Each run gets a fresh project and queue.
 
 Afterwards the database is checked: ``duplicates`` counts images two annotators held at the same
@@ -121,6 +121,7 @@ def server_env(*, database_url: str, var_dir: Path, debug: bool) -> dict:
         "VAR_DIR": str(var_dir),
         "MEDIA_ROOT": str(var_dir / "media"),
         "DEBUG": "1" if debug else "0",
+        "DEV_SERVER": "1",  # as `make run`: HTTP cookies, static files from the apps
         "PYTHONUNBUFFERED": "1",
         "LOG_LEVEL": "WARNING",
     }
@@ -471,7 +472,7 @@ def bench(args: argparse.Namespace) -> None:
             var = tmp / "sqlite"
             var.mkdir()
             url = f"sqlite:///{var / 'db.sqlite3'}"
-            env = server_env(database_url=url, var_dir=var, debug=args.sqlite_debug)  # on, as `make run`
+            env = server_env(database_url=url, var_dir=var, debug=args.sqlite_debug)  # off, as `make run`
             migrate(env)
             with Server("runserver", env=env, log_path=tmp / "runserver.log") as server:
                 server.label += "" if args.sqlite_debug else ", DEBUG off"
@@ -537,8 +538,8 @@ def main(argv: list[str] | None = None) -> None:
         "--sqlite-debug",
         type=int,
         choices=[0, 1],
-        default=1,
-        help="DEBUG of the SQLite server (1, as make run)",
+        default=0,
+        help="DEBUG of the SQLite server (0, as make run)",
     )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)

@@ -19,6 +19,9 @@ env = environ.Env(
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
 
 DEBUG = env("DEBUG")
+# `make run`'s local server: HTTP cookies and static files served from the apps (no collectstatic).
+DEV_SERVER = env.bool("DEV_SERVER", default=False)
+WHITENOISE_USE_FINDERS = DEBUG or DEV_SERVER
 # A dev-only fallback so `make run` works with no configuration; production sets SECRET_KEY.
 SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production-0123456789abcdef")
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
@@ -171,9 +174,7 @@ SPECTACULAR_SETTINGS = {
 # Production hardening, switched on whenever DEBUG is off (`manage.py check --deploy`).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_SECURE = env.bool(
-    "SESSION_COOKIE_SECURE", default=not DEBUG and not env.bool("DEV_SERVER", default=False)
-)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG and not DEV_SERVER)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)

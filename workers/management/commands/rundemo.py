@@ -59,7 +59,9 @@ class Command(BaseCommand):
         logins = self._users(var)
         children: list[subprocess.Popen] = []
         redis_proc = None
-        env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "1"), "PYTHONUNBUFFERED": "1"}
+        # A local dev server: plain HTTP cookies and static files straight from the apps, but DEBUG
+        # stays off unless asked for (tracebacks are for developers; it also costs throughput).
+        env = {**os.environ, "DEV_SERVER": "1", "PYTHONUNBUFFERED": "1"}
         try:
             if not settings.REDIS_URL:
                 redis_proc = embedded_redis.start(settings.REDIS_SOCKET)
