@@ -14,6 +14,15 @@ def _scale(lo: float, hi: float, a: float, b: float):
     return lambda v: a + (v - lo) / span * (b - a)
 
 
+def _nice_step(span: float, ticks: int = 4) -> float:
+    """A round tick step (1, 2 or 5 times a power of ten) giving about ``ticks`` intervals."""
+    import math
+
+    raw = max(span / ticks, 1e-9)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
 def learning_curve_svg(points: list[dict], target: float | None) -> SafeString:
     """Audit accuracy against labels: a line with its confidence band and the target line."""
     if not points:
@@ -21,7 +30,8 @@ def learning_curve_svg(points: list[dict], target: float | None) -> SafeString:
             '<p class="empty">No accuracy measured yet: it appears after the first retrain with audit labels.</p>'
         )
     xs = [p["labels"] for p in points]
-    x_hi = max(xs) * 1.05 + 1
+    step = _nice_step(max(xs) * 1.05 + 1)
+    x_hi = step * -(-(max(xs) * 1.05 + 1) // step)  # the next tick past the last point
     sx = _scale(0, x_hi, PAD_L, W - PAD_R)
     sy = _scale(0, 1, H - PAD_B, PAD_T)
     band_top = " ".join(f"{sx(p['labels']):.1f},{sy(p['high']):.1f}" for p in points)
@@ -35,8 +45,8 @@ def learning_curve_svg(points: list[dict], target: float | None) -> SafeString:
         y = sy(tick)
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.0%}</text>')
-    for i in range(5):
-        v = x_hi * i / 4
+    for i in range(int(round(x_hi / step)) + 1):
+        v = step * i
         parts.append(f'<text x="{sx(v):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{v:,.0f}</text>')
     parts.append(f'<text x="{(W + PAD_L) / 2:.0f}" y="{H - 4}" text-anchor="middle">training labels</text>')
     parts.append(f'<polygon class="band" points="{band_top} {band_bottom}"/>')

@@ -1,0 +1,49 @@
+"""The admin dashboard in a real browser: a project with labels and two model versions; the chart
+and the forecast are drawn with the numbers the selectors (and so the API) give."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelling.selectors.dashboard import project_dashboard
+from tests.labelling.test_annotate_browser import ARTIFACTS, page  # noqa: F401  (the fixture)
+from tests.labelling.test_dashboard import demo_state
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_admin_sees_curve_forecast_and_numbers(live_server, settings, page, users, project):  # noqa: F811
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    demo_state(project, users)
+    expected = project_dashboard(project)
+
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", users["admin"].username)
+    page.fill("input[name=password]", "pw-for-tests")
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(live_server.url + "/")
+    page.goto(f"{live_server.url}/projects/{project.id}/dashboard/")
+
+    # The learning curve: one point per model version, at the measured accuracy, above the band's low.
+    points = page.eval_on_selector_all(
+        "#learning-curve circle.point",
+        "els => els.map(e => [+e.dataset.labels, +e.dataset.accuracy, +e.getAttribute('cy')])",
+    )
+    curve = expected["learning_curve"]
+    assert [(p[0], round(p[1], 4)) for p in points] == [(c["labels"], round(c["accuracy"], 4)) for c in curve]
+    assert points[1][2] < points[0][2]  # higher accuracy is drawn higher (smaller y)
+    assert page.is_visible("#learning-curve polygon.band")
+    assert float(page.get_attribute("#learning-curve line.target", "data-target")) == project.target_accuracy
+
+    # The forecast sentence, with the point and interval of the selectors.
+    more = expected["forecast"]["more_labels_to_target"]
+    text = page.inner_text("#labels-to-target")
+    assert f"{more[0]} more labels" in text and f"between {more[1]} and {more[2]}" in text
+    assert "86.0 %" in page.inner_text("#accuracy-at-budget")
+    assert page.inner_text("#budget .big").startswith(str(expected["budget"]["labels_used"]))
+    assert int(page.inner_text("#progress dd[data-k='pool']")) == expected["progress"]["pool"]
+    assert page.eval_on_selector_all("#class-bars rect.labelled[data-count]", "els => els.length") == 3
+    assert "ann-annotator" in page.inner_text("#annotators")
+    assert not page.errors
+    page.set_viewport_size({"width": 1280, "height": 1500})
+    page.screenshot(path=str(ARTIFACTS / "dashboard-browser.png"), full_page=True)
