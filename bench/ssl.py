@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--crossover", default="", help="budgets for propagate vs fine-tune, e.g. 500,1000,2000,5000"
     )
+    p.add_argument("--crossover-seeds", type=int, default=1)
     p.add_argument("--pool-size", type=int, default=20000)
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             record(feat, f"auto:{learner.mode_}", b, s, acc, time.perf_counter() - t0)
 
     for b in [int(v) for v in args.crossover.split(",") if v]:
-        for s in range(2):
+        for s in range(args.crossover_seeds):
             lab = random_labels(ds.y, b, s)
             for mode in ("propagate", "finetune"):
                 t0 = time.perf_counter()
