@@ -25,7 +25,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
-from scipy.sparse.linalg import cg
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
@@ -102,6 +101,7 @@ def knn_graph(Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k-nearest neighbours of every row (self excluded): (sims (N,k), ids (N,k))."""
     import faiss
 
+    faiss.omp_set_num_threads(torch.get_num_threads())  # share the worker's CPU allowance
     Zn = np.ascontiguousarray(
         Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12), dtype=np.float32
     )
@@ -132,19 +132,38 @@ def label_spreading(
     d_inv_sqrt = 1 / np.sqrt(np.maximum(d, 1e-12))
     S = sp.diags(d_inv_sqrt) @ W @ sp.diags(d_inv_sqrt)
     A = sp.identity(n, format="csr") - alpha * S
-    Fm = np.zeros((n, n_classes))
+    Y = np.zeros((n, n_classes))
     for c in range(n_classes):
         members = labels == c
-        if not members.any():
-            continue
-        y = members / members.sum()
-        Fm[:, c], _ = cg(A, y, rtol=1e-6, maxiter=50)
-    Fm = np.clip(Fm, 0, None)
+        if members.any():
+            Y[members, c] = 1 / members.sum()
+    Fm = np.clip(_block_cg(A, Y, max_iter=50), 0, None)
     total = Fm.sum(1, keepdims=True)
     P = np.where(total > 0, Fm / np.maximum(total, 1e-30), 1 / n_classes)
     labelled = labels >= 0
     P[labelled] = np.eye(n_classes)[labels[labelled]]
     return P.astype(np.float32)
+
+
+def _block_cg(A: sp.spmatrix, B: np.ndarray, max_iter: int = 50, tol: float = 1e-6) -> np.ndarray:
+    """Solve A X = B for symmetric positive definite A, all columns at once (conjugate
+    gradients per column, vectorised: one sparse product per iteration for all classes)."""
+    X = np.zeros_like(B)
+    R = B.copy()
+    P = R.copy()
+    rs = (R * R).sum(0)  # (C,)
+    stop = tol**2 * np.maximum((B * B).sum(0), 1e-30)
+    for _ in range(max_iter):
+        AP = A @ P  # (N, C)
+        step = rs / np.maximum((P * AP).sum(0), 1e-30)
+        X += step * P
+        R -= step * AP
+        rs_new = (R * R).sum(0)
+        if np.all(rs_new <= stop):
+            break
+        P = R + (rs_new / np.maximum(rs, 1e-30)) * P
+        rs = rs_new
+    return X
 
 
 # ----------------------------------------------------------------------------- fine-tuning
@@ -276,6 +295,8 @@ class LearnerConfig:
     knn:                      neighbours per image in the propagation graph.
     alpha:                    label spreading's propagation strength.
     pseudo_label_threshold:   minimum spread confidence for a pool image to join the probe.
+    max_pseudo_labels:        at most this many pool images (the most confident) join the
+                              probe: logistic regression time grows with it.
     C:                        logistic regression's inverse regularisation.
     dropout, mc_samples:      MC-dropout rate and the default number of samples T.
     finetune:                 keyword options for :class:`FineTuner`.
@@ -286,6 +307,7 @@ class LearnerConfig:
     knn: int = 20
     alpha: float = 0.99
     pseudo_label_threshold: float = 0.0
+    max_pseudo_labels: int = 10000
     C: float = 1.0
     dropout: float = 0.2
     mc_samples: int = 10
@@ -345,6 +367,9 @@ class Learner:
             conf = P.max(1)
             pseudo = P.argmax(1)
             keep = labelled | (conf >= cfg.pseudo_label_threshold)
+            if keep.sum() > cfg.max_pseudo_labels:
+                cut = np.sort(conf[keep & ~labelled])[-cfg.max_pseudo_labels]
+                keep &= labelled | (conf >= cut)
             # Labelled items count fully; pseudo-labels by their confidence.
             weight = np.where(labelled, 1.0, conf)[keep]
             self.probe_ = LinearProbe(C=cfg.C, seed=self.seed).fit(Z[keep], pseudo[keep], weight)

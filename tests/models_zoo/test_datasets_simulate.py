@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+
+from models_zoo import datasets, simulate
+
+
+def test_npz_with_and_without_test_split(tmp_path):
+    X = np.random.default_rng(0).integers(0, 255, (20, 6, 6, 3), dtype=np.uint8)
+    y = np.arange(20) % 2
+    np.savez(tmp_path / "a.npz", X=X, y=y, X_test=X[:4], y_test=y[:4])
+    a = datasets.load(str(tmp_path / "a.npz"))
+    assert a.X.shape == (20, 6, 6, 3) and len(a.X_test) == 4
+    np.savez(tmp_path / "b.npz", X=X, y=y)
+    b = datasets.load(str(tmp_path / "b.npz"))
+    assert len(b.X) + len(b.X_test) == 20 and b.X.dtype == np.uint8
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        for i in range(5):
+            size = (10, 12) if i else (8, 8)  # one odd size gets resized to the common one
+            Image.fromarray(np.full(size, 40 * i, np.uint8)).save(tmp_path / c / f"{i}.png")
+    ds = datasets.load(str(tmp_path))
+    assert ds.classes == ["cat", "dog"]
+    assert ds.X.shape[1:] == (10, 12) and len(ds.X) + len(ds.X_test) == 10
+
+
+def test_digits_and_fashion_mnist():
+    d = datasets.load_digits()
+    assert d.X.dtype == np.uint8 and d.X.shape[1:] == (8, 8) and d.X.max() == 255
+    if not (datasets.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    f = datasets.load_fashion_mnist(pool_size=100)
+    assert f.X.shape == (100, 28, 28) and f.X_test.shape == (10000, 28, 28) and f.n_classes == 10
+
+
+def test_balanced_selection_tops_up_the_rarest_class():
+    y = np.array([0] * 50 + [1] * 5 + [2] * 50)
+    mask = np.zeros(len(y), bool)
+    mask[:4] = True  # four labels of class 0 already
+    picked = simulate.balanced_selection(y, mask, 8, seed=0)
+    counts = np.bincount(y[np.concatenate([np.arange(4), picked])], minlength=3)
+    assert len(set(picked)) == 8 and not mask[picked].any()
+    assert counts.tolist() == [4, 4, 4]
+
+
+def test_normalised_auc_of_a_flat_curve_is_its_height():
+    assert simulate.normalised_auc([10, 20, 50], [0.5, 0.5, 0.5]) == pytest.approx(0.5)
+
+
+def test_simulator_end_to_end_on_digits(tmp_path):
+    out, png = tmp_path / "r.json", tmp_path / "c.png"
+    argv = ["--data", "digits", "--strategies", "random,balanced", "--budgets", "10,30", "--seeds", "2"]
+    argv += [
+        "--pretrain-steps",
+        "5",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+        "--plot",
+        str(png),
+    ]
+    assert simulate.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert set(result["pretrain"]) >= {"method", "seconds", "steps", "images_per_s"}
+    assert len(result["records"]) == 2 * 2 * 2
+    for r in result["records"]:
+        assert set(r) >= {"features", "strategy", "budget", "seed", "accuracy"}
+        assert r["features"] == "ssl:simclr" and 0 <= r["accuracy"] <= 1
+    assert png.stat().st_size > 0
+    # the pretraining is cached: a second run reuses the encoder
+    assert len(list((tmp_path / "cache").glob("encoder-*.pt"))) == 1
+    assert simulate.main(argv + ["--features", "pixels", "--seeds", "1"]) == 0
+    assert json.loads(out.read_text())["records"][0]["features"] == "pixels"

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+
+from models_zoo.export import export_learner
+from models_zoo.train import PretrainConfig, pretrain
+from models_zoo.transfer import Learner, LearnerConfig, LinearProbe, choose_mode, label_spreading
+
+
+def _two_moons_like(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    Z = rng.normal(0, 0.3, (n, 5)).astype(np.float32)
+    Z[:, 0] += 3 * y  # class = side of the first coordinate
+    Z[:, 1] += 3  # away from the origin, where cosine similarity is meaningful
+    return Z, y
+
+
+def test_label_spreading_labels_clusters_from_one_label_each():
+    Z, y = _two_moons_like()
+    labels = np.full(len(y), -1)
+    first = [int(np.flatnonzero(y == c)[0]) for c in (0, 1)]
+    labels[first] = y[first]
+    P = label_spreading(Z, labels, 2, k=10)
+    assert P.shape == (len(y), 2)
+    np.testing.assert_allclose(P.sum(1), 1, atol=1e-5)
+    assert (P.argmax(1) == y).mean() > 0.95
+
+
+def test_linear_probe_handles_unseen_classes_and_folds_the_scaler():
+    Z, y = _two_moons_like()
+    probe = LinearProbe().fit(Z, y)
+    p = probe.predict_proba(Z, n_classes=3)
+    assert p.shape == (len(y), 3) and np.all(p[:, 2] == 0)
+    W, b = probe.linear_weights_full(3)
+    logits = Z @ W.T + b
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), p, atol=1e-4)
+
+
+def test_rule_picks_finetune_only_with_many_labels_and_an_encoder():
+    cfg = LearnerConfig(finetune_min_labels=100)
+    assert choose_mode(99, True, cfg) == "propagate"
+    assert choose_mode(100, True, cfg) == "finetune"
+    assert choose_mode(10_000, False, cfg) == "propagate"
+    assert choose_mode(5, True, LearnerConfig(mode="probe")) == "probe"
+
+
+def test_learner_on_features_gives_probs_predictions_and_mc_samples():
+    Z, y = _two_moons_like()
+    labels = np.full(len(y), -1)
+    labels[:10] = y[:10]
+    learner = Learner(config=LearnerConfig(mc_samples=4)).fit(Z, labels, n_classes=2)
+    assert learner.mode_ == "propagate"
+    p = learner.predict_proba(Z)
+    assert p.shape == (len(y), 2) and p.dtype == np.float32
+    assert (learner.predict(Z) == y).mean() > 0.9
+    mc = learner.mc_proba(Z)
+    assert mc.shape == (4, len(y), 2)
+    assert mc.std(0).max() > 0  # the samples differ: an epistemic signal
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact():
+    from tests.models_zoo.conftest import blobs_images
+
+    X, y = blobs_images()
+    cfg = PretrainConfig(width=8, batch_size=32, max_minutes=None, max_steps=3)
+    return X, y, pretrain(X, cfg)
+
+
+@pytest.mark.parametrize("mode", ["propagate", "finetune"])
+def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode):
+    X, y, art = tiny_artifact
+    labels = np.where(np.arange(len(y)) % 4 == 0, y, -1)
+    ft = {"epochs": 1, "min_steps": 3, "batch_size": 16}
+    learner = Learner(art, LearnerConfig(mode=mode, finetune=ft, mc_samples=3)).fit(X, labels, n_classes=3)
+    assert learner.mode_ == mode
+    expected = learner.predict_proba(X[:7])
+    assert learner.mc_proba(X[:7]).shape == (3, 7, 3)
+    path = tmp_path / "model.pt"
+    export_learner(learner, path)
+    scripted = torch.jit.load(str(path))  # plain torch: no models_zoo code needed
+    x = torch.from_numpy(X[:7]).float().unsqueeze(1) / 255  # (N, 1, H, W) in [0, 1]
+    got = scripted(x).detach().numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
