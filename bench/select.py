@@ -15,6 +15,16 @@ linearly to d = 128 plus isotropic noise (low intrinsic dimension, like real emb
 probabilities are a fixed softmax of a random linear map of the embeddings (C = 10);
 MC samples (BALD) are 10 noisy copies of it; 1,000 random items are labelled.
 Results go to ``bench/results/select.json``.
+
+    python -m bench.select --quality            # label efficiency, auto's switch rule, forecast
+
+``--quality`` is a quick label-efficiency harness on features computed here (no
+simulator, no SSL encoder): Fashion-MNIST (IDX files, PCA-64 of the pixels, L2-normalised,
+a 20k pool per seed, the 10k test set) and scikit-learn's digits (raw 8x8, 1,297 pool /
+500 test), a logistic-regression probe, budgets 10-500, 5 seeds; every strategy, random,
+the class-balanced oracle and ``auto`` with other switch points. It also checks the
+forecast (fit at <= 100 labels, predict 500) and the stop rule on a 3,000-label campaign.
+Writes ``bench/results/select_quality.json``.
 """
 
 from __future__ import annotations
@@ -200,6 +210,186 @@ def run_modal(strategy: str, n: int, batch: int) -> dict:
 WORKERS = {"ours": run_ours, "scikit-activeml": run_skactiveml, "modal": run_modal}
 
 
+# ----------------------------------------------------------------------------- quality
+QUALITY_RESULTS = ROOT / "bench" / "results" / "select_quality.json"
+FMNIST_DIR = Path(os.environ.get("FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+BUDGETS = [10, 20, 50, 100, 200, 500]
+NEEDS_PROBS = {"least_confidence", "margin", "entropy", "balanced_margin", "badge", "bald"}
+
+
+def _idx(path: Path) -> np.ndarray:
+    import gzip
+
+    with gzip.open(path) as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _unit(z: np.ndarray) -> np.ndarray:
+    return (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
+
+
+def load_dataset(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pool embeddings (N, d), pool labels (N,), test embeddings, test labels."""
+    from sklearn.decomposition import PCA
+
+    if name == "fashion-mnist":
+        xtr = _idx(FMNIST_DIR / "train-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0
+        ytr = _idx(FMNIST_DIR / "train-labels-idx1-ubyte.gz").astype(np.int64)
+        xte = _idx(FMNIST_DIR / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0
+        yte = _idx(FMNIST_DIR / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+        sub = np.random.default_rng(seed).choice(len(xtr), 20_000, replace=False)
+        pca = PCA(64, random_state=0).fit(xtr[sub])
+        return _unit(pca.transform(xtr[sub])), ytr[sub], _unit(pca.transform(xte)), yte
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    perm = np.random.default_rng(seed).permutation(len(d.target))
+    z = _unit(d.data / 16.0 - (d.data / 16.0).mean(axis=0))
+    return z[perm[:1297]], d.target[perm[:1297]], z[perm[1297:]], d.target[perm[1297:]]
+
+
+def campaign(
+    strategy: str, data: tuple, budgets: list[int], seed: int, *, stop_set: np.ndarray | None = None
+) -> tuple[list[float], list[np.ndarray]]:
+    """Accuracy on the test set after each budget; predictions on ``stop_set`` per round."""
+    from sklearn.linear_model import LogisticRegression
+
+    from models_zoo.selection import select
+
+    x, y, xte, yte = data
+    c = int(y.max()) + 1
+    labelled = np.zeros(len(x), bool)
+    rng = np.random.default_rng(seed)
+    probs, accs, stop_preds = None, [], []
+    for b in budgets:
+        need = b - int(labelled.sum())
+        if strategy == "oracle":  # class-balanced random: the fewest-labelled class next
+            count = np.bincount(y[labelled], minlength=c)
+            for _ in range(need):
+                k = int(np.argmin(count + rng.random(c) * 0.1))
+                labelled[rng.choice(np.flatnonzero((y == k) & ~labelled))] = True
+                count[k] += 1
+        else:
+            name = "random" if strategy in NEEDS_PROBS and probs is None else strategy
+            sel = select(
+                name,
+                embeddings=x,
+                labelled_mask=labelled,
+                batch_size=need,
+                seed=seed,
+                probs=probs,
+                labels=np.where(labelled, y, -1),
+                n_classes=c,
+            )
+            labelled[sel.indices] = True
+        seen = np.unique(y[labelled])
+        if seen.size < 2:  # a one-class "model" predicts that class
+            accs.append(float(np.mean(yte == seen[0])))
+            probs = None
+            if stop_set is not None:
+                stop_preds.append(np.full(len(stop_set), seen[0]))
+            continue
+        clf = LogisticRegression(max_iter=2000, C=10.0).fit(x[labelled], y[labelled])
+        accs.append(float(clf.score(xte, yte)))
+        probs = np.zeros((len(x), c), np.float32)
+        probs[:, seen] = clf.predict_proba(x)
+        if stop_set is not None:
+            stop_preds.append(clf.predict(x[stop_set]))
+    return accs, stop_preds
+
+
+def nauc(accs: list[float], budgets: list[int] = BUDGETS) -> float:
+    """Area under accuracy vs log(labels), divided by the log-budget range: a mean accuracy."""
+    lb = np.log(budgets)
+    a = np.asarray(accs)
+    return float(np.sum((a[1:] + a[:-1]) / 2 * np.diff(lb)) / (lb[-1] - lb[0]))
+
+
+def run_quality(seeds: int, datasets: list[str], out: Path) -> dict:
+    from models_zoo.forecast import fit_learning_curve, stop_rule_state
+    from models_zoo.selection import auto, names
+
+    variants = [*names(), "oracle"] + [
+        f"auto@{m}:{w}"
+        for m in (2, 5, 10, 20)
+        for w in ("margin", "balanced_margin", "badge")
+        if (m, w) != (10, "badge")
+    ]
+    default = (auto.SWITCH_LABELS_PER_CLASS, auto.WARM)
+    curves: dict = {}
+    for ds in datasets:
+        for seed in range(seeds):
+            data = load_dataset(ds, seed)
+            for v in variants:
+                name = v
+                if v.startswith("auto@"):
+                    m, w = v[5:].split(":")
+                    auto.SWITCH_LABELS_PER_CLASS, auto.WARM, name = float(m), w, "auto"
+                t = time.perf_counter()
+                accs, _ = campaign(name, data, BUDGETS, seed)
+                auto.SWITCH_LABELS_PER_CLASS, auto.WARM = default
+                curves.setdefault(ds, {}).setdefault(v, []).append(accs)
+                print(f"{ds} seed {seed} {v:28s} " + " ".join(f"{100 * a:5.1f}" for a in accs)
+                      + f"  ({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
+    summary = {}
+    for ds, by in curves.items():
+        summary[ds] = {
+            v: {"mean": np.mean(a, axis=0).tolist(), "nauc": nauc(np.mean(a, axis=0))} for v, a in by.items()
+        }
+    # Forecast: on each strategy's mean curve, fit at <= 100 labels, predict 500.
+    forecast = []
+    for ds, by in summary.items():
+        for v, r in by.items():
+            acc = np.asarray(r["mean"])
+            lc = fit_learning_curve(np.asarray(BUDGETS[:4]), acc[:4], seed=0)
+            point, low, high = lc.accuracy_at(500)
+            reach = lc.labels_to_reach(float(acc[5]))
+            forecast.append(
+                {"dataset": ds, "strategy": v, "actual_500": acc[5], "predicted_500": [point, low, high],
+                 "labels_to_actual_500": None if reach is None else list(reach)}
+            )  # fmt: skip
+    # Stop rule: auto, +100 labels a round up to 3,000, kappa on a fixed 2,000-item stop set.
+    stop = []
+    for ds in datasets:
+        data = load_dataset(ds, 0)
+        budgets = [10, 20, 50] + list(range(100, min(3001, len(data[0]) // 2), 100))
+        stop_set = np.random.default_rng(99).choice(len(data[0]), min(2000, len(data[0]) // 4), replace=False)
+        accs, preds = campaign("auto", data, budgets, 0, stop_set=stop_set)
+        state = stop_rule_state(preds)
+        stop.append({"dataset": ds, "budgets": budgets, "accuracy": accs, **state})
+    result = {"budgets": BUDGETS, "seeds": seeds, "curves": curves, "summary": summary, "forecast": forecast,
+              "stop_rule": stop}  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print_quality(result)
+    return result
+
+
+def print_quality(result: dict) -> None:
+    for ds, by in result["summary"].items():
+        print(f"\n{ds}: mean test accuracy (%) over {result['seeds']} seeds; nAUC over log-budget")
+        print(f"{'strategy':28s} " + " ".join(f"{b:>5d}" for b in result["budgets"]) + "   nAUC")
+        for v, r in sorted(by.items(), key=lambda kv: -kv[1]["nauc"]):
+            print(f"{v:28s} " + " ".join(f"{100 * a:5.1f}" for a in r["mean"]) + f"   {100 * r['nauc']:.1f}")
+    f = result["forecast"]
+    err = np.array([100 * (r["predicted_500"][0] - r["actual_500"]) for r in f])
+    lab = np.array(
+        [np.inf if r["labels_to_actual_500"] is None else r["labels_to_actual_500"][0] / 500 - 1 for r in f]
+    )
+    print(
+        f"\nforecast at 100 labels -> 500: {np.mean(np.abs(err) <= 3):.0%} within 3 points, "
+        f"{np.mean(err <= 0):.0%} on the low side, mean error {err.mean():+.1f}, max |error| {np.abs(err).max():.1f}; "
+        f"labels-to-target within 30%: {np.mean(np.abs(lab) <= 0.3):.0%} (median error {np.median(lab):+.0%})"
+    )
+    for s in result["stop_rule"]:
+        print(f"stop rule on {s['dataset']}: fired at round {s['fired_at_round']} "
+              f"({'never' if s['fired_at_round'] is None else s['budgets'][s['fired_at_round']]} labels); "
+              f"accuracy by round " + " ".join(f"{100 * a:.1f}" for a in s["accuracy"]))  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- driver
 def ensure_peer_venv() -> Path:
     """Create .venv-bench (isolated from the service's packages) on first use."""
@@ -288,8 +478,14 @@ def main(argv: list[str] | None = None) -> None:
         "--timeout", type=float, default=600.0, help="seconds before one of our runs is abandoned"
     )
     ap.add_argument("--mem-gb", type=float, default=10.0, help="address-space cap per run")
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--out", default=None, help="results file (default bench/results/select[_quality].json)")
+    ap.add_argument("--quality", action="store_true", help="label-efficiency harness instead of speed")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--datasets", default="fashion-mnist,digits")
     args = ap.parse_args(argv)
+    if args.quality:
+        run_quality(args.seeds, args.datasets.split(","), Path(args.out or QUALITY_RESULTS))
+        return
     if args.worker:
         impl, strategy, n, b = args.worker
         print(json.dumps(WORKERS[impl](strategy, int(n), int(b))), flush=True)
@@ -299,7 +495,7 @@ def main(argv: list[str] | None = None) -> None:
     batches = [int(b) for b in args.batches.split(",")]
     strategies = args.strategies.split(",")
     impls = args.impls.split(",")
-    out = Path(args.out)
+    out = Path(args.out or RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Keep records of other sizes from an earlier run, so --sizes can fill in a subset.
     old = json.loads(out.read_text())["records"] if out.exists() else []

@@ -141,4 +141,7 @@ def select(name: str, **kwargs) -> Selection:
         raise ValueError(f"labelled_mask must have shape ({n},), got {inp.labelled_mask.shape}")
     if inp.batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    return get(name)(inp)
+    from models_zoo.selection.geometry import threads_for_load  # faiss: only when selecting
+
+    with threads_for_load():
+        return get(name)(inp)
