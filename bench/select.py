@@ -144,25 +144,28 @@ def run_skactiveml(strategy: str, n: int, batch: int) -> dict:
     from skactiveml.base import SkactivemlClassifier
 
     class FixedModel(SkactivemlClassifier):
-        """The same fixed model as ours gets: probs = softmax(x @ w); embeddings = x."""
+        """The same precomputed probabilities ours gets, looked up by a row-id column that
+        the model-based strategies get appended to X (a gather, like our probs[pool])."""
 
-        def __init__(self, w=None, classes=None, missing_label=np.nan, random_state=None):
+        def __init__(self, probs=None, classes=None, missing_label=np.nan, random_state=None):
             super().__init__(classes=classes, missing_label=missing_label, random_state=random_state)
-            self.w = w
+            self.probs = probs
 
         def fit(self, X, y, sample_weight=None):
             self._validate_data(X, y)
             return self
 
         def predict_proba(self, X, return_embeddings=False):
-            p = softmax(np.asarray(X, np.float32) @ self.w)
-            return (p, X) if return_embeddings else p
+            p = self.probs[X[:, -1].astype(np.int64)]
+            return (p, X[:, :-1]) if return_embeddings else p
 
     pool = make_pool(n)
-    x = pool["embeddings"]
     y = np.where(pool["labelled_mask"], pool["labels"], np.nan)  # missing label: nan
-    clf = FixedModel(w=pool["w"], classes=np.arange(C)).fit(x, y)
-    input_mb = (x.nbytes + y.nbytes) / 2**20
+    x = pool["embeddings"]
+    if strategy in ("least_confidence", "margin", "entropy", "badge"):
+        x = np.hstack([x, np.arange(n, dtype=np.float32)[:, None]])  # (n, d + 1): row id last
+    clf = FixedModel(probs=pool["probs"], classes=np.arange(C)).fit(x, y)
+    input_mb = (x.nbytes + y.nbytes + pool["probs"].nbytes) / 2**20
     name = PEERS["scikit-activeml"][strategy]
     t = time.perf_counter()
     if name.startswith("UncertaintySampling"):
@@ -187,20 +190,23 @@ def run_modal(strategy: str, n: int, batch: int) -> dict:
     from modAL import uncertainty
 
     class FixedModel:
-        """modAL only calls predict_proba on the pool it is given: the unlabelled items."""
+        """The same precomputed probabilities ours gets, for the pool modAL is given."""
 
-        def __init__(self, w):
-            self.w = w
+        def __init__(self, x_pool, probs):
+            self.x_pool, self.probs = x_pool, probs
 
         def predict_proba(self, X):
-            return softmax(np.asarray(X, np.float32) @ self.w)
+            assert X is self.x_pool
+            return self.probs
 
     pool = make_pool(n)
-    x_pool = pool["embeddings"][~pool["labelled_mask"]]  # modAL takes the unlabelled pool
-    input_mb = (pool["embeddings"].nbytes + x_pool.nbytes) / 2**20
+    unlabelled = ~pool["labelled_mask"]
+    x_pool = pool["embeddings"][unlabelled]  # modAL takes the unlabelled pool
+    model = FixedModel(x_pool, pool["probs"][unlabelled])
+    input_mb = (pool["embeddings"].nbytes + x_pool.nbytes + pool["probs"].nbytes) / 2**20
     fn = getattr(uncertainty, PEERS["modal"][strategy])
     t = time.perf_counter()
-    idx = fn(FixedModel(pool["w"]), x_pool, n_instances=batch)
+    idx = fn(model, x_pool, n_instances=batch)
     idx = idx[0] if isinstance(idx, tuple) else idx  # modAL 0.4 returns (indices, values)
     seconds = time.perf_counter() - t
     assert len(np.unique(idx)) == batch

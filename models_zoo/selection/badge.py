@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from models_zoo.selection.base import Selection, SelectionInput, register
-from models_zoo.selection.geometry import one_blas_thread, sq_norms
+from models_zoo.selection.geometry import one_blas_thread, sq_norms, threads_for_load
 
 _BLOCK = 1024  # two-level sampling: block sums, then one block
 _SYNC_ROWS = 32_768  # rows per block when the bounds are made exact
@@ -192,6 +192,11 @@ LAZY_MIN = 20_000  # pools above this size use the rejection-sampling seeding
 def badge(inp: SelectionInput) -> Selection:
     """Score = squared gradient-embedding distance to the nearest earlier centre when drawn
     (the first: the gradient norm squared)."""
+    with threads_for_load():  # one thread when the machine is busy
+        return _badge(inp)
+
+
+def _badge(inp: SelectionInput) -> Selection:
     probs = inp.require_probs("badge")
     pool = inp.pool()
     h = np.ascontiguousarray(inp.embeddings[pool], dtype=np.float32)  # (U, d)

@@ -141,7 +141,4 @@ def select(name: str, **kwargs) -> Selection:
         raise ValueError(f"labelled_mask must have shape ({n},), got {inp.labelled_mask.shape}")
     if inp.batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    from models_zoo.selection.geometry import threads_for_load  # faiss: only when selecting
-
-    with threads_for_load():
-        return get(name)(inp)
+    return get(name)(inp)

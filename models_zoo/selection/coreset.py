@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from models_zoo.selection.base import Selection, SelectionInput, register
-from models_zoo.selection.geometry import nearest_sq_dist, sq_norms
+from models_zoo.selection.geometry import nearest_sq_dist, sq_norms, threads_for_load
 
 
 def k_center_greedy(
@@ -84,6 +84,11 @@ def k_center_greedy(
 @register("coreset")
 def coreset(inp: SelectionInput) -> Selection:
     """Score = distance to the nearest labelled-or-chosen point when picked."""
+    with threads_for_load():  # one thread when the machine is busy
+        return _coreset(inp)
+
+
+def _coreset(inp: SelectionInput) -> Selection:
     pool = inp.pool()
     labelled = np.flatnonzero(inp.labelled_mask)
     idx, gaps = k_center_greedy(inp.embeddings, labelled, pool, inp.batch_size, seed=inp.seed)

@@ -26,6 +26,7 @@ from models_zoo.selection.geometry import (
     one_blas_thread,
     one_faiss_thread,
     sq_norms,
+    threads_for_load,
 )
 
 K_NN = 20
@@ -56,6 +57,11 @@ def typicality(x: np.ndarray, k: int = K_NN) -> np.ndarray:
 @register("typiclust")
 def typiclust(inp: SelectionInput) -> Selection:
     """Score = typicality of the chosen point within its cluster."""
+    with threads_for_load():  # one thread when the machine is busy
+        return _typiclust(inp)
+
+
+def _typiclust(inp: SelectionInput) -> Selection:
     x = inp.embeddings
     n = x.shape[0]
     n_labelled = int(inp.labelled_mask.sum())
