@@ -505,7 +505,8 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     # Keep records of other sizes from an earlier run, so --sizes can fill in a subset.
     old = json.loads(out.read_text())["records"] if out.exists() else []
-    keep = [r for r in old if r["n"] not in sizes or r["impl"] not in impls]
+    this_run = {(i, s, n, b) for i in impls for s in strategies for n in sizes for b in batches}
+    keep = [r for r in old if (r["impl"], r["strategy"], r["n"], r["batch"]) not in this_run]
     records: list[dict] = []
     gave_up: set[tuple[str, str]] = set()  # a peer that failed at a smaller N is not retried
     for n in sizes:
