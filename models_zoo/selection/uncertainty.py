@@ -42,7 +42,7 @@ def margins(probs: np.ndarray) -> np.ndarray:
 def _pick(inp: SelectionInput, uncertainty: np.ndarray, fmt: str) -> Selection:
     # uncertainty (N,) over the whole pool, higher = more wanted; labelled items never win.
     # Scoring all N rows and masking is cheaper than gathering the unlabelled rows first.
-    uncertainty = uncertainty.astype(np.float64, copy=False)
+    uncertainty = uncertainty.astype(np.float32, copy=False)  # a temporary of the caller
     uncertainty[inp.labelled_mask] = -np.inf
     k = min(inp.batch_size, int((~inp.labelled_mask).sum()))
     top = take_top(uncertainty, np.arange(uncertainty.size), k)  # (B,)
