@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-CORRECTION = 0.75  # fraction of the extrapolated gain we believe (see docs/selection.md)
+CORRECTION = 0.9  # fraction of the extrapolated gain we believe (see docs/selection.md)
 N_BOOT = 200
 INTERVAL = (0.1, 0.9)  # quantiles of the bootstrap
 

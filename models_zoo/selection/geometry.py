@@ -10,15 +10,76 @@ seed, same output.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import cache
+
 import faiss
 import numpy as np
 from sklearn.cluster import KMeans
+from threadpoolctl import ThreadpoolController
 
 EXACT_MAX = 20_000  # pools up to this size use exact numpy / scikit-learn
 SMALL_SET = 2_048  # exact kNN of a set up to this size in numpy, above with faiss brute force
 BLOCK_FLOATS = 1 << 23  # ~32 MB float32 per distance block
 
-__all__ = ["EXACT_MAX", "kmeans", "knn_graph", "knn_within", "nearest_sq_dist", "sq_norms"]
+__all__ = [
+    "EXACT_MAX",
+    "kmeans",
+    "knn_graph",
+    "knn_within",
+    "nearest_sq_dist",
+    "one_blas_thread",
+    "one_faiss_thread",
+    "sq_norms",
+]
+
+
+@cache
+def _controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> AbstractContextManager:
+    """Run small matrix products on one BLAS thread. Multi-threaded BLAS on a tiny (say
+    8 x 128 x 32) product costs its thread hand-off, which on a loaded machine (the
+    2 cores shared with a training job) was measured at ~20 ms instead of ~0.05 ms."""
+    return _controller().limit(limits=1, user_api="blas")
+
+
+@contextmanager
+def threads_for_load() -> Iterator[None]:
+    """One BLAS / faiss thread while the machine is already busy, else no change.
+
+    On the 2-core machine shared with a training job (1-minute load average >= cores),
+    two threads were slower than one for every kernel measured (a 200k x 2000 faiss
+    search: 2.6-3.3 s on two threads, 1.9 s on one). Results do not depend on the thread
+    count (BLAS and faiss split work by output blocks), so the selection is the same.
+    """
+    busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
+    if not busy:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        with one_blas_thread():
+            yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+@contextmanager
+def one_faiss_thread() -> Iterator[None]:
+    """The same for faiss's OpenMP on many small searches (one cell's kNN: 34 ms on one
+    thread, 116 ms on two, measured on the loaded machine)."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def sq_norms(x: np.ndarray) -> np.ndarray:
@@ -57,12 +118,15 @@ def nearest_sq_dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def kmeans(x: np.ndarray, k: int, *, seed: int, niter: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def kmeans(
+    x: np.ndarray, k: int, *, seed: int, niter: int = 20, points_per_centroid: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means: returns centroids (k, d) float32 and the assignment (N,) int64.
 
-    Small pools: scikit-learn (k-means++ init, one run). Large pools: faiss, trained on at
-    most 128 points per centroid (a sample, as faiss does by default with 256), then every
-    point is assigned exactly to its nearest centroid.
+    Small pools: scikit-learn (k-means++ init, one run). Large pools: faiss, trained on a
+    seeded sample of at most ``points_per_centroid`` points per centroid (faiss's default
+    is 256; 64 is plenty for the uses here and 4x cheaper), then every point is assigned
+    exactly to its nearest centroid: O(N k d) for the assignment.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = x.shape[0]
@@ -71,7 +135,12 @@ def kmeans(x: np.ndarray, k: int, *, seed: int, niter: int = 20) -> tuple[np.nda
         km = KMeans(n_clusters=k, n_init=1, max_iter=max(niter, 10), random_state=seed).fit(x)
         return km.cluster_centers_.astype(np.float32), km.labels_.astype(np.int64)
     km = faiss.Kmeans(
-        x.shape[1], k, niter=niter, seed=int(seed) % (2**31), max_points_per_centroid=128, verbose=False
+        x.shape[1],
+        k,
+        niter=niter,
+        seed=int(seed) % (2**31),
+        max_points_per_centroid=points_per_centroid,
+        verbose=False,
     )
     km.train(x)
     _, assign = km.index.search(x, 1)  # (N, 1)
@@ -125,7 +194,7 @@ def knn_graph(
         return knn_within(x, k)
     k = int(min(k, n - 1))
     n_cells = max(2, n // cell_size)
-    centroids, assign = kmeans(x, n_cells, seed=seed, niter=8)
+    centroids, assign = kmeans(x, n_cells, seed=seed, niter=8, points_per_centroid=32)
     order = np.argsort(assign, kind="stable")  # (N,) points grouped by cell
     counts = np.bincount(assign, minlength=n_cells)
     starts = np.concatenate([[0], np.cumsum(counts)])
@@ -135,7 +204,14 @@ def knn_graph(
     )
     idx = np.empty((n, k), np.int64)
     dist = np.empty((n, k), np.float32)
-    for c in range(n_cells):
+    with one_faiss_thread():
+        _cell_searches(x, k, probe, order, starts, counts, cell_order, idx, dist)
+    return idx, dist
+
+
+def _cell_searches(x, k, probe, order, starts, counts, cell_order, idx, dist) -> None:
+    # Fill idx, dist (N, k) cell by cell: each cell's points against its nearest cells' points.
+    for c in range(counts.size):
         members = order[starts[c] : starts[c + 1]]
         if members.size == 0:
             continue
@@ -150,7 +226,6 @@ def knn_graph(
         cand = np.concatenate([order[starts[c2] : starts[c2 + 1]] for c2 in cand_cells])
         d, i = faiss.knn(x[members], x[cand], k + 1)  # (m, k+1), self is among the candidates
         idx[members], dist[members] = _drop_self(d, cand[i], members)
-    return idx, dist
 
 
 def _drop_self(d: np.ndarray, i: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from models_zoo.selection.base import Selection, SelectionInput, register
-from models_zoo.selection.geometry import kmeans, knn_graph
+from models_zoo.selection.geometry import kmeans, knn_graph, threads_for_load
 
 PURITY = 0.95
 K_GRAPH = 32
@@ -96,6 +96,11 @@ def greedy_cover(
 @register("probcover")
 def probcover(inp: SelectionInput) -> Selection:
     """Score = number of newly covered points (0 for random picks after full coverage)."""
+    with threads_for_load():  # one thread when the machine is busy
+        return _probcover(inp)
+
+
+def _probcover(inp: SelectionInput) -> Selection:
     x = np.ascontiguousarray(inp.embeddings, dtype=np.float32)
     n = x.shape[0]
     pool = inp.pool()

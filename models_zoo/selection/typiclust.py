@@ -19,7 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from models_zoo.selection.base import Selection, SelectionInput, register
-from models_zoo.selection.geometry import kmeans, knn_within
+from models_zoo.selection.geometry import (
+    SMALL_SET,
+    kmeans,
+    knn_within,
+    one_blas_thread,
+    one_faiss_thread,
+    sq_norms,
+    threads_for_load,
+)
 
 K_NN = 20
 MIN_CLUSTER_SIZE = 5
@@ -29,21 +37,37 @@ MAX_TYPICALITY_POINTS = 3_000
 
 def typicality(x: np.ndarray, k: int = K_NN) -> np.ndarray:
     """Inverse mean Euclidean distance to the k nearest neighbours: (n, d) -> (n,)."""
-    _, sqd = knn_within(x, k)  # (n, k)
-    if sqd.shape[1] == 0:
-        return np.ones(x.shape[0], np.float32)
+    n = x.shape[0]
+    k = min(k, n - 1)
+    if k <= 0:
+        return np.ones(n, np.float32)
+    if n <= SMALL_SET:  # distances only: a partition, no indices
+        nx = sq_norms(x)
+        d = x @ x.T  # (n, n)
+        d *= -2.0
+        d += nx[:, None]
+        d += nx[None, :]
+        np.fill_diagonal(d, np.inf)
+        sqd = np.maximum(np.partition(d, k - 1, axis=1)[:, :k], 0.0)  # (n, k)
+    else:
+        _, sqd = knn_within(x, k)  # (n, k)
     return (1.0 / (np.sqrt(sqd).mean(axis=1) + 1e-5)).astype(np.float32)
 
 
 @register("typiclust")
 def typiclust(inp: SelectionInput) -> Selection:
     """Score = typicality of the chosen point within its cluster."""
+    with threads_for_load():  # one thread when the machine is busy
+        return _typiclust(inp)
+
+
+def _typiclust(inp: SelectionInput) -> Selection:
     x = inp.embeddings
     n = x.shape[0]
     n_labelled = int(inp.labelled_mask.sum())
     b = min(inp.batch_size, n - n_labelled)
     n_clusters = min(n_labelled + b, MAX_CLUSTERS, n)
-    _, assign = kmeans(x, n_clusters, seed=inp.seed)  # (N,)
+    _, assign = kmeans(x, n_clusters, seed=inp.seed, niter=10)  # (N,)
     size = np.bincount(assign, minlength=n_clusters)  # (K,)
     covered = np.bincount(assign[inp.labelled_mask], minlength=n_clusters)  # (K,)
     big = np.flatnonzero(size > MIN_CLUSTER_SIZE)
@@ -67,7 +91,8 @@ def typiclust(inp: SelectionInput) -> Selection:
                 typ_cache[c] = (members, np.zeros(0, np.float32))
             else:
                 k = min(K_NN, max(1, members.size // 2))
-                typ_cache[c] = (members, typicality(np.asarray(x[members], np.float32), k))
+                with one_blas_thread(), one_faiss_thread():  # small products: threads only cost
+                    typ_cache[c] = (members, typicality(np.asarray(x[members], np.float32), k))
         members, typ = typ_cache[c]
         free = available[members]
         if not free.any():

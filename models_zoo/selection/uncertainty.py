@@ -39,40 +39,37 @@ def margins(probs: np.ndarray) -> np.ndarray:
     return first - second
 
 
-def _pick(inp: SelectionInput, uncertainty: np.ndarray, pool: np.ndarray, fmt: str) -> Selection:
-    # uncertainty (U,) over pool (U,): higher = more wanted
-    top = take_top(uncertainty, pool, inp.batch_size)  # (B,)
+def _pick(inp: SelectionInput, uncertainty: np.ndarray, fmt: str) -> Selection:
+    # uncertainty (N,) over the whole pool, higher = more wanted; labelled items never win.
+    # Scoring all N rows and masking is cheaper than gathering the unlabelled rows first.
+    uncertainty = uncertainty.astype(np.float32, copy=False)  # a temporary of the caller
+    uncertainty[inp.labelled_mask] = -np.inf
+    k = min(inp.batch_size, int((~inp.labelled_mask).sum()))
+    top = take_top(uncertainty, np.arange(uncertainty.size), k)  # (B,)
     scores = uncertainty[top].astype(np.float32)
-    return Selection(pool[top], scores, [fmt.format(s) for s in scores])
+    return Selection(top, scores, [fmt.format(s) for s in scores])
 
 
 @register("least_confidence")
 def least_confidence(inp: SelectionInput) -> Selection:
     """Score 1 - max_c p_c (higher = less confident)."""
     probs = inp.require_probs("least_confidence")
-    pool = inp.pool()
-    conf = probs[pool].max(axis=1)  # (U,)
-    return _pick(inp, 1.0 - conf, pool, "least confidence: top class p {:.3f} below 1")
+    return _pick(inp, 1.0 - probs.max(axis=1), "least confidence: top class p {:.3f} below 1")
 
 
 @register("margin")
 def margin(inp: SelectionInput) -> Selection:
     """Score = margin p_1 - p_2 between the two most likely classes; the smallest win."""
     probs = inp.require_probs("margin")
-    pool = inp.pool()
-    m = margins(probs[pool])  # (U,)
-    top = take_top(-m, pool, inp.batch_size)
-    scores = m[top].astype(np.float32)
-    return Selection(pool[top], scores, [f"margin {s:.3f}" for s in scores])
+    sel = _pick(inp, -margins(probs), "margin {:.3f}")  # (N,): the smallest margin wins
+    return Selection(sel.indices, -sel.scores, [f"margin {-s:.3f}" for s in sel.scores])
 
 
 @register("entropy")
 def entropy(inp: SelectionInput) -> Selection:
     """Score = predictive entropy in nats; the largest win."""
     probs = inp.require_probs("entropy")
-    pool = inp.pool()
-    h = _entropy(probs[pool].astype(np.float32, copy=False))  # (U,)
-    return _pick(inp, h, pool, "entropy {:.3f} nats")
+    return _pick(inp, _entropy(probs.astype(np.float32, copy=False)), "entropy {:.3f} nats")
 
 
 @register("bald")
@@ -80,9 +77,9 @@ def bald(inp: SelectionInput) -> Selection:
     """Score = mutual information between the label and the model parameters:
     H[mean_t p_t] - mean_t H[p_t], from T stochastic passes (T, N, C); the largest win."""
     mc = inp.require_mc_probs("bald")
-    pool = inp.pool()
-    mi = np.empty(pool.size, np.float32)
-    for s in range(0, pool.size, _CHUNK):
-        p = mc[:, pool[s : s + _CHUNK]].astype(np.float32, copy=False)  # (T, chunk, C)
+    n = mc.shape[1]
+    mi = np.empty(n, np.float32)
+    for s in range(0, n, _CHUNK):
+        p = mc[:, s : s + _CHUNK].astype(np.float32, copy=False)  # (T, chunk, C)
         mi[s : s + _CHUNK] = _entropy(p.mean(axis=0)) - _entropy(p).mean(axis=0)
-    return _pick(inp, mi, pool, "BALD mutual information {:.3f} nats")
+    return _pick(inp, mi, "BALD mutual information {:.3f} nats")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models_zoo.selection import select
-from models_zoo.selection.badge import gradient_factors
+from models_zoo.selection.badge import gradient_factors, kmeanspp_lazy
 
 from .conftest import softmax
 
@@ -44,3 +44,28 @@ def test_first_pick_has_the_largest_gradient_norm():
     sel = select("badge", embeddings=h, labelled_mask=labelled, probs=probs, batch_size=3, seed=0)
     assert sel.indices[0] == 17
     assert sel.reasons[0].startswith("largest gradient norm")
+
+
+def test_lazy_seeding_draws_from_the_d2_distribution():
+    # The second centre must be drawn with probability D^2 / sum(D^2), as plain k-means++.
+    rng = np.random.default_rng(2)
+    n = 12
+    h = rng.standard_normal((n, 3)).astype(np.float32)
+    a = gradient_factors(softmax(rng.standard_normal((n, 3)) * 2))
+    g = (a[:, :, None] * h[:, None, :]).reshape(n, -1).astype(np.float64)
+    first = int(np.argmax((g**2).sum(1)))
+    d2 = ((g - g[first]) ** 2).sum(1)
+    expect = d2 / d2.sum()
+    draws = [kmeanspp_lazy(h, a, 2, np.random.default_rng(s))[0][1] for s in range(3000)]
+    freq = np.bincount(draws, minlength=n) / 3000
+    assert np.abs(freq - expect).max() < 0.03
+
+
+def test_lazy_seeding_with_syncs_is_seeded_and_distinct():
+    rng = np.random.default_rng(3)
+    h = rng.standard_normal((500, 4)).astype(np.float32)
+    a = gradient_factors(softmax(rng.standard_normal((500, 3))))
+    one, d2 = kmeanspp_lazy(h, a, 60, np.random.default_rng(0), sync_every=7)
+    two, _ = kmeanspp_lazy(h, a, 60, np.random.default_rng(0), sync_every=7)
+    assert one.tolist() == two.tolist() and len(set(one.tolist())) == 60
+    assert (d2[1:] > 0).all()

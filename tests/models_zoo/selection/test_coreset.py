@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models_zoo.selection import select
+from models_zoo.selection.coreset import k_center_greedy
 
 
 def _brute_k_center(x, labelled, k):
@@ -39,3 +40,22 @@ def test_matches_brute_force_greedy_and_gaps_shrink():
     sel = select("coreset", embeddings=x, labelled_mask=labelled, batch_size=25, seed=0)
     assert sel.indices.tolist() == _brute_k_center(x, np.flatnonzero(labelled), 25)
     assert np.all(np.diff(sel.scores) <= 1e-5)
+
+
+def test_lazy_evaluation_is_exact_with_tiny_chunks():
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((600, 3)) * rng.uniform(0.1, 3, (600, 1))).astype(np.float32)
+    labelled = rng.choice(600, 4, replace=False)
+    cand = np.setdiff1d(np.arange(600), labelled)
+    for chunk in (1, 8, 10_000):
+        idx, gaps = k_center_greedy(x, labelled, cand, 40, seed=0, chunk=chunk)
+        assert idx.tolist() == _brute_k_center(x, labelled, 40)
+
+
+def test_no_labels_starts_from_a_seeded_random_point():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((300, 4)).astype(np.float32)
+    idx, gaps = k_center_greedy(x, np.zeros(0, np.int64), np.arange(300), 10, seed=7, chunk=8)
+    assert np.isinf(gaps[0]) and np.all(np.isfinite(gaps[1:]))
+    ref = _brute_k_center(x, np.array([idx[0]]), 9)
+    assert idx[1:].tolist() == ref

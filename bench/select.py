@@ -1,0 +1,540 @@
+"""Speed benchmark of the selection strategies, side by side with scikit-activeml and modAL.
+
+    python -m bench.select                      # N = 50k, 200k, 1M; B = 100, 1000
+    python -m bench.select --sizes 50000 --impls ours
+
+Every measurement runs in its own subprocess (``--worker``), so its peak memory is its
+own: ``peak_mb`` is that process's ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which
+includes the interpreter, the imported libraries and the input arrays (``input_mb``);
+``seconds`` is the wall time of the selection call alone. Peers run in ``.venv-bench``
+(created on first use from ``bench/requirements-peers.txt``), under a wall-clock timeout
+and an address-space cap; a run that does not finish gets ``"seconds": null`` and a note.
+
+The pool: a mixture of 64 Gaussian clusters in a 16-dimensional latent space, mapped
+linearly to d = 128 plus isotropic noise (low intrinsic dimension, like real embeddings);
+probabilities are a fixed softmax of a random linear map of the embeddings (C = 10);
+MC samples (BALD) are 10 noisy copies of it; 1,000 random items are labelled.
+Results go to ``bench/results/select.json``.
+
+    python -m bench.select --quality            # label efficiency, auto's switch rule, forecast
+
+``--quality`` is a quick label-efficiency harness on features computed here (no
+simulator, no SSL encoder): Fashion-MNIST (IDX files, PCA-64 of the pixels, L2-normalised,
+a 20k pool per seed, the 10k test set) and scikit-learn's digits (raw 8x8, 1,297 pool /
+500 test), a logistic-regression probe, budgets 10-500, 5 seeds; every strategy, random,
+the class-balanced oracle and ``auto`` with other switch points. It also checks the
+forecast (fit at <= 100 labels, predict 500) and the stop rule on a 3,000-label campaign.
+Writes ``bench/results/select_quality.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "select.json"
+PEER_VENV = ROOT / ".venv-bench"
+PEER_REQS = ROOT / "bench" / "requirements-peers.txt"
+D, C, N_LABELLED, T_MC = 128, 10, 1_000, 10
+OURS = [
+    "random",
+    "least_confidence",
+    "margin",
+    "entropy",
+    "bald",
+    "balanced_margin",
+    "coreset",
+    "badge",
+    "typiclust",
+    "probcover",
+    "auto",
+]
+# Our registry name -> what the peer library calls it (only strategies they have).
+PEERS = {
+    "scikit-activeml": {
+        "random": "RandomSampling",
+        "least_confidence": "UncertaintySampling(least_confident)",
+        "margin": "UncertaintySampling(margin_sampling)",
+        "entropy": "UncertaintySampling(entropy)",
+        "coreset": "CoreSet",
+        "badge": "Badge",
+        "typiclust": "TypiClust",
+        "probcover": "ProbCover",
+    },
+    "modal": {
+        "least_confidence": "uncertainty_sampling",
+        "margin": "margin_sampling",
+        "entropy": "entropy_sampling",
+    },
+}
+
+
+# ----------------------------------------------------------------------------- data
+def make_pool(n: int, *, seed: int = 0) -> dict:
+    """Embeddings (n, D) float32, probs (n, C), mc_probs (T, n, C), labelled mask and labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((64, 16)).astype(np.float32) * 3  # (64, 16) latent
+    lift = rng.standard_normal((16, D)).astype(np.float32) / 4  # (16, D)
+    w = rng.standard_normal((D, C)).astype(np.float32)  # (D, C) the "model"
+    x = np.empty((n, D), np.float32)
+    for s in range(0, n, 65_536):  # chunks keep the generation peak small
+        m = min(65_536, n - s)
+        z = centres[rng.integers(0, 64, m)] + rng.standard_normal((m, 16), dtype=np.float32)
+        x[s : s + m] = z @ lift + 0.1 * rng.standard_normal((m, D), dtype=np.float32)
+    probs = softmax(x @ w)  # (n, C)
+    labelled = np.zeros(n, bool)
+    labelled[rng.choice(n, N_LABELLED, replace=False)] = True
+    labels = np.where(labelled, probs.argmax(axis=1), -1)
+    return dict(embeddings=x, probs=probs, labelled_mask=labelled, labels=labels, w=w)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z.astype(np.float32, copy=False)
+
+
+def mc_samples(pool: dict, *, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    logits = np.log(pool["probs"] + 1e-9)
+    return np.stack(
+        [softmax(logits + rng.standard_normal(logits.shape, dtype=np.float32)) for _ in range(T_MC)]
+    )
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+# ----------------------------------------------------------------------------- workers
+def run_ours(strategy: str, n: int, batch: int) -> dict:
+    from models_zoo.selection import select
+
+    pool = make_pool(n)
+    mc = mc_samples(pool) if strategy == "bald" else None
+    kw = dict(
+        embeddings=pool["embeddings"],
+        labelled_mask=pool["labelled_mask"],
+        probs=pool["probs"],
+        labels=pool["labels"],
+        mc_probs=mc,
+        n_classes=C,
+    )
+    input_mb = sum(a.nbytes for a in kw.values() if isinstance(a, np.ndarray)) / 2**20
+    t = time.perf_counter()
+    sel = select(strategy, batch_size=batch, seed=0, **kw)
+    seconds = time.perf_counter() - t
+    assert len(np.unique(sel.indices)) == batch and not pool["labelled_mask"][sel.indices].any()
+    return {"seconds": seconds, "peak_mb": rss_mb(), "input_mb": input_mb}
+
+
+def run_skactiveml(strategy: str, n: int, batch: int) -> dict:
+    from skactiveml import pool as skpool
+    from skactiveml.base import SkactivemlClassifier
+
+    class FixedModel(SkactivemlClassifier):
+        """The same precomputed probabilities ours gets, looked up by a row-id column that
+        the model-based strategies get appended to X (a gather, like our probs[pool])."""
+
+        def __init__(self, probs=None, classes=None, missing_label=np.nan, random_state=None):
+            super().__init__(classes=classes, missing_label=missing_label, random_state=random_state)
+            self.probs = probs
+
+        def fit(self, X, y, sample_weight=None):
+            self._validate_data(X, y)
+            return self
+
+        def predict_proba(self, X, return_embeddings=False):
+            p = self.probs[X[:, -1].astype(np.int64)]
+            return (p, X[:, :-1]) if return_embeddings else p
+
+    pool = make_pool(n)
+    y = np.where(pool["labelled_mask"], pool["labels"], np.nan)  # missing label: nan
+    x = pool["embeddings"]
+    if strategy in ("least_confidence", "margin", "entropy", "badge"):
+        x = np.hstack([x, np.arange(n, dtype=np.float32)[:, None]])  # (n, d + 1): row id last
+    clf = FixedModel(probs=pool["probs"], classes=np.arange(C)).fit(x, y)
+    input_mb = (x.nbytes + y.nbytes + pool["probs"].nbytes) / 2**20
+    name = PEERS["scikit-activeml"][strategy]
+    t = time.perf_counter()
+    if name.startswith("UncertaintySampling"):
+        method = name[name.index("(") + 1 : -1]
+        idx = skpool.UncertaintySampling(method=method, random_state=0).query(
+            x, y, clf, fit_clf=False, batch_size=batch
+        )
+    elif name == "Badge":
+        idx = skpool.Badge(clf_embedding_flag_name="return_embeddings", random_state=0).query(
+            x, y, clf, fit_clf=False, batch_size=batch
+        )
+    elif name == "ProbCover":
+        idx = skpool.ProbCover(n_classes=C, random_state=0).query(x, y, batch_size=batch)
+    else:
+        idx = getattr(skpool, name)(random_state=0).query(x, y, batch_size=batch)
+    seconds = time.perf_counter() - t
+    assert len(np.unique(idx)) == batch
+    return {"seconds": seconds, "peak_mb": rss_mb(), "input_mb": input_mb}
+
+
+def run_modal(strategy: str, n: int, batch: int) -> dict:
+    from modAL import uncertainty
+
+    class FixedModel:
+        """The same precomputed probabilities ours gets, for the pool modAL is given."""
+
+        def __init__(self, x_pool, probs):
+            self.x_pool, self.probs = x_pool, probs
+
+        def predict_proba(self, X):
+            assert X is self.x_pool
+            return self.probs
+
+    pool = make_pool(n)
+    unlabelled = ~pool["labelled_mask"]
+    x_pool = pool["embeddings"][unlabelled]  # modAL takes the unlabelled pool
+    model = FixedModel(x_pool, pool["probs"][unlabelled])
+    input_mb = (pool["embeddings"].nbytes + x_pool.nbytes + pool["probs"].nbytes) / 2**20
+    fn = getattr(uncertainty, PEERS["modal"][strategy])
+    t = time.perf_counter()
+    idx = fn(model, x_pool, n_instances=batch)
+    idx = idx[0] if isinstance(idx, tuple) else idx  # modAL 0.4 returns (indices, values)
+    seconds = time.perf_counter() - t
+    assert len(np.unique(idx)) == batch
+    return {"seconds": seconds, "peak_mb": rss_mb(), "input_mb": input_mb}
+
+
+WORKERS = {"ours": run_ours, "scikit-activeml": run_skactiveml, "modal": run_modal}
+
+
+# ----------------------------------------------------------------------------- quality
+QUALITY_RESULTS = ROOT / "bench" / "results" / "select_quality.json"
+FMNIST_DIR = Path(os.environ.get("FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+BUDGETS = [10, 20, 50, 100, 200, 500]
+NEEDS_PROBS = {"least_confidence", "margin", "entropy", "balanced_margin", "badge", "bald"}
+
+
+def _idx(path: Path) -> np.ndarray:
+    import gzip
+
+    with gzip.open(path) as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _unit(z: np.ndarray) -> np.ndarray:
+    return (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
+
+
+def load_dataset(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pool embeddings (N, d), pool labels (N,), test embeddings, test labels."""
+    from sklearn.decomposition import PCA
+
+    if name == "fashion-mnist":
+        xtr = _idx(FMNIST_DIR / "train-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0
+        ytr = _idx(FMNIST_DIR / "train-labels-idx1-ubyte.gz").astype(np.int64)
+        xte = _idx(FMNIST_DIR / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0
+        yte = _idx(FMNIST_DIR / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+        sub = np.random.default_rng(seed).choice(len(xtr), 20_000, replace=False)
+        pca = PCA(64, random_state=0).fit(xtr[sub])
+        return _unit(pca.transform(xtr[sub])), ytr[sub], _unit(pca.transform(xte)), yte
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    perm = np.random.default_rng(seed).permutation(len(d.target))
+    z = _unit(d.data / 16.0 - (d.data / 16.0).mean(axis=0))
+    return z[perm[:1297]], d.target[perm[:1297]], z[perm[1297:]], d.target[perm[1297:]]
+
+
+def campaign(
+    strategy: str, data: tuple, budgets: list[int], seed: int, *, stop_set: np.ndarray | None = None
+) -> tuple[list[float], list[np.ndarray]]:
+    """Accuracy on the test set after each budget; predictions on ``stop_set`` per round."""
+    from sklearn.linear_model import LogisticRegression
+
+    from models_zoo.selection import select
+
+    x, y, xte, yte = data
+    c = int(y.max()) + 1
+    labelled = np.zeros(len(x), bool)
+    rng = np.random.default_rng(seed)
+    probs, accs, stop_preds = None, [], []
+    for b in budgets:
+        need = b - int(labelled.sum())
+        if strategy == "oracle":  # class-balanced random: the fewest-labelled class next
+            count = np.bincount(y[labelled], minlength=c)
+            for _ in range(need):
+                k = int(np.argmin(count + rng.random(c) * 0.1))
+                labelled[rng.choice(np.flatnonzero((y == k) & ~labelled))] = True
+                count[k] += 1
+        else:
+            name = "random" if strategy in NEEDS_PROBS and probs is None else strategy
+            sel = select(
+                name,
+                embeddings=x,
+                labelled_mask=labelled,
+                batch_size=need,
+                seed=seed,
+                probs=probs,
+                labels=np.where(labelled, y, -1),
+                n_classes=c,
+            )
+            labelled[sel.indices] = True
+        seen = np.unique(y[labelled])
+        if seen.size < 2:  # a one-class "model" predicts that class
+            accs.append(float(np.mean(yte == seen[0])))
+            probs = None
+            if stop_set is not None:
+                stop_preds.append(np.full(len(stop_set), seen[0]))
+            continue
+        clf = LogisticRegression(max_iter=2000, C=10.0).fit(x[labelled], y[labelled])
+        accs.append(float(clf.score(xte, yte)))
+        probs = np.zeros((len(x), c), np.float32)
+        probs[:, seen] = clf.predict_proba(x)
+        if stop_set is not None:
+            stop_preds.append(clf.predict(x[stop_set]))
+    return accs, stop_preds
+
+
+def nauc(accs: list[float], budgets: list[int] = BUDGETS) -> float:
+    """Area under accuracy vs log(labels), divided by the log-budget range: a mean accuracy."""
+    lb = np.log(budgets)
+    a = np.asarray(accs)
+    return float(np.sum((a[1:] + a[:-1]) / 2 * np.diff(lb)) / (lb[-1] - lb[0]))
+
+
+def run_quality(seeds: int, datasets: list[str], out: Path) -> dict:
+    from models_zoo.forecast import fit_learning_curve, stop_rule_state
+    from models_zoo.selection import auto, names
+
+    variants = [*names(), "oracle"] + [
+        f"auto@{m}:{w}"
+        for m in (2, 5, 10, 20)
+        for w in ("margin", "balanced_margin", "badge")
+        if (m, w) != (10, "badge")
+    ]
+    default = (auto.SWITCH_LABELS_PER_CLASS, auto.WARM)
+    curves: dict = {}
+    for ds in datasets:
+        for seed in range(seeds):
+            data = load_dataset(ds, seed)
+            for v in variants:
+                name = v
+                if v.startswith("auto@"):
+                    m, w = v[5:].split(":")
+                    auto.SWITCH_LABELS_PER_CLASS, auto.WARM, name = float(m), w, "auto"
+                t = time.perf_counter()
+                accs, _ = campaign(name, data, BUDGETS, seed)
+                auto.SWITCH_LABELS_PER_CLASS, auto.WARM = default
+                curves.setdefault(ds, {}).setdefault(v, []).append(accs)
+                print(f"{ds} seed {seed} {v:28s} " + " ".join(f"{100 * a:5.1f}" for a in accs)
+                      + f"  ({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
+    summary = {}
+    for ds, by in curves.items():
+        summary[ds] = {
+            v: {"mean": np.mean(a, axis=0).tolist(), "nauc": nauc(np.mean(a, axis=0))} for v, a in by.items()
+        }
+    # Forecast: on each strategy's mean curve, fit at <= 100 labels, predict 500.
+    forecast = []
+    for ds, by in summary.items():
+        for v, r in by.items():
+            acc = np.asarray(r["mean"])
+            lc = fit_learning_curve(np.asarray(BUDGETS[:4]), acc[:4], seed=0)
+            point, low, high = lc.accuracy_at(500)
+            reach = lc.labels_to_reach(float(acc[5]))
+            forecast.append(
+                {"dataset": ds, "strategy": v, "actual_500": acc[5], "predicted_500": [point, low, high],
+                 "labels_to_actual_500": None if reach is None else list(reach)}
+            )  # fmt: skip
+    # Stop rule: auto, +100 labels a round up to 3,000, kappa on a fixed 2,000-item stop set.
+    stop = []
+    for ds in datasets:
+        data = load_dataset(ds, 0)
+        budgets = [10, 20, 50] + list(range(100, min(3001, len(data[0]) // 2), 100))
+        stop_set = np.random.default_rng(99).choice(len(data[0]), min(2000, len(data[0]) // 4), replace=False)
+        accs, preds = campaign("auto", data, budgets, 0, stop_set=stop_set)
+        state = stop_rule_state(preds)
+        stop.append({"dataset": ds, "budgets": budgets, "accuracy": accs, **state})
+    result = {"budgets": BUDGETS, "seeds": seeds, "curves": curves, "summary": summary, "forecast": forecast,
+              "stop_rule": stop}  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print_quality(result)
+    return result
+
+
+def print_quality(result: dict) -> None:
+    for ds, by in result["summary"].items():
+        print(f"\n{ds}: mean test accuracy (%) over {result['seeds']} seeds; nAUC over log-budget")
+        print(f"{'strategy':28s} " + " ".join(f"{b:>5d}" for b in result["budgets"]) + "   nAUC")
+        for v, r in sorted(by.items(), key=lambda kv: -kv[1]["nauc"]):
+            print(f"{v:28s} " + " ".join(f"{100 * a:5.1f}" for a in r["mean"]) + f"   {100 * r['nauc']:.1f}")
+    f = result["forecast"]
+    err = np.array([100 * (r["predicted_500"][0] - r["actual_500"]) for r in f])
+    lab = np.array(
+        [np.inf if r["labels_to_actual_500"] is None else r["labels_to_actual_500"][0] / 500 - 1 for r in f]
+    )
+    print(
+        f"\nforecast at 100 labels -> 500: {np.mean(np.abs(err) <= 3):.0%} within 3 points, "
+        f"{np.mean(err <= 0):.0%} on the low side, mean error {err.mean():+.1f}, max |error| {np.abs(err).max():.1f}; "
+        f"labels-to-target within 30%: {np.mean(np.abs(lab) <= 0.3):.0%} (median error {np.median(lab):+.0%})"
+    )
+    for s in result["stop_rule"]:
+        print(f"stop rule on {s['dataset']}: fired at round {s['fired_at_round']} "
+              f"({'never' if s['fired_at_round'] is None else s['budgets'][s['fired_at_round']]} labels); "
+              f"accuracy by round " + " ".join(f"{100 * a:.1f}" for a in s["accuracy"]))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- driver
+def ensure_peer_venv() -> Path:
+    """Create .venv-bench (isolated from the service's packages) on first use."""
+    py = PEER_VENV / "bin" / "python"
+    if not py.exists():
+        print(f"creating {PEER_VENV} from {PEER_REQS} ...", flush=True)
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(PEER_REQS)], check=True)
+    return py
+
+
+def measure(impl: str, strategy: str, n: int, batch: int, *, timeout: float, mem_gb: float) -> dict:
+    py = sys.executable if impl == "ours" else str(ensure_peer_venv())
+    cmd = [py, "-m", "bench.select", "--worker", impl, strategy, str(n), str(batch)]
+    limit = int(mem_gb * 2**30)
+
+    def cap():  # in the child: a hard address-space cap so a peer cannot take the machine down
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    rec = {"impl": impl, "strategy": strategy, "n": n, "d": D, "batch": batch}
+    try:
+        out = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, preexec_fn=cap, env=_env()
+        )
+    except subprocess.TimeoutExpired:
+        return {**rec, "seconds": None, "peak_mb": None, "note": f"did not finish within {timeout:.0f} s"}
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        err = (out.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        if "MemoryError" in out.stderr or "Unable to allocate" in out.stderr or out.returncode in (-9, 137):
+            err = f"out of memory under the {mem_gb:.0f} GB cap ({err})"
+        return {**rec, "seconds": None, "peak_mb": None, "note": err}
+    return {**rec, **json.loads(lines[-1])}
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def machine() -> dict:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [
+        ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")
+    ]
+    cpu = models[0] if models else platform.processor()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem, 1),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_avg_at_start": os.getloadavg()[0],
+        "peak_mb": "ru_maxrss of the measuring subprocess (interpreter + libraries + inputs)",
+    }
+
+
+def print_table(records: list[dict]) -> None:
+    ours = {(r["strategy"], r["n"], r["batch"]): r["seconds"] for r in records if r["impl"] == "ours"}
+    print(f"\n{'impl':16s} {'strategy':17s} {'N':>8s} {'B':>5s} {'seconds':>9s} {'peak MB':>8s}  vs ours")
+    for r in records:
+        s = r["seconds"]
+        base = ours.get((r["strategy"], r["n"], r["batch"]))
+        ratio = ""
+        if r["impl"] != "ours" and base:
+            ratio = f"{s / base:8.1f}x" if s is not None else f"  >{r['note'][:60]}"
+        secs = f"{s:9.3f}" if s is not None else "        -"
+        peak = f"{r['peak_mb']:8.0f}" if r.get("peak_mb") else "       -"
+        print(f"{r['impl']:16s} {r['strategy']:17s} {r['n']:8d} {r['batch']:5d} {secs} {peak}  {ratio}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", nargs=4, metavar=("IMPL", "STRATEGY", "N", "B"), help=argparse.SUPPRESS)
+    ap.add_argument("--sizes", default="50000,200000,1000000")
+    ap.add_argument("--batches", default="100,1000")
+    ap.add_argument("--strategies", default=",".join(OURS))
+    ap.add_argument("--impls", default="ours,scikit-activeml,modal")
+    ap.add_argument(
+        "--peer-timeout", type=float, default=120.0, help="seconds before a peer run is abandoned"
+    )
+    ap.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds before one of our runs is abandoned"
+    )
+    ap.add_argument("--mem-gb", type=float, default=10.0, help="address-space cap per run")
+    ap.add_argument("--out", default=None, help="results file (default bench/results/select[_quality].json)")
+    ap.add_argument("--quality", action="store_true", help="label-efficiency harness instead of speed")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--datasets", default="fashion-mnist,digits")
+    args = ap.parse_args(argv)
+    if args.quality:
+        run_quality(args.seeds, args.datasets.split(","), Path(args.out or QUALITY_RESULTS))
+        return
+    if args.worker:
+        impl, strategy, n, b = args.worker
+        print(json.dumps(WORKERS[impl](strategy, int(n), int(b))), flush=True)
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
+    strategies = args.strategies.split(",")
+    impls = args.impls.split(",")
+    out = Path(args.out or RESULTS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Keep records of other sizes from an earlier run, so --sizes can fill in a subset.
+    old = json.loads(out.read_text())["records"] if out.exists() else []
+    this_run = {(i, s, n, b) for i in impls for s in strategies for n in sizes for b in batches}
+    keep = [r for r in old if (r["impl"], r["strategy"], r["n"], r["batch"]) not in this_run]
+    records: list[dict] = []
+    gave_up: set[tuple[str, str]] = set()  # a peer that failed at a smaller N is not retried
+    for n in sizes:
+        for b in batches:
+            for strategy in strategies:
+                for impl in impls:
+                    if impl != "ours" and strategy not in PEERS[impl]:
+                        continue
+                    if (impl, strategy) in gave_up:
+                        records.append(
+                            {"impl": impl, "strategy": strategy, "n": n, "d": D, "batch": b, "seconds": None,
+                             "peak_mb": None, "note": "not run: failed at a smaller N or batch"}
+                        )  # fmt: skip
+                        continue
+                    timeout = args.timeout if impl == "ours" else args.peer_timeout
+                    rec = measure(impl, strategy, n, b, timeout=timeout, mem_gb=args.mem_gb)
+                    records.append(rec)
+                    if impl != "ours" and rec["seconds"] is None:
+                        gave_up.add((impl, strategy))
+                    s = "-" if rec["seconds"] is None else f"{rec['seconds']:.3f} s"
+                    print(
+                        f"N={n:>8d} B={b:>5d} {impl:16s} {strategy:17s} {s:>10s} {rec.get('note', '')}",
+                        flush=True,
+                    )
+                    out.write_text(json.dumps({"machine": machine(), "records": keep + records}, indent=1))
+    print_table(keep + records)
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""auto switches from TypiClust to BADGE at the documented budget per class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models_zoo.selection import auto as auto_module
+from models_zoo.selection import select
+
+from .conftest import planted_mixture, softmax
+
+
+def _pool(n_labelled: int, *, with_probs: bool = True, n_classes: int | None = 4):
+    x, y, _ = planted_mixture(4, 200, seed=0)
+    rng = np.random.default_rng(0)
+    labelled = np.zeros(len(x), bool)
+    labelled[rng.choice(len(x), n_labelled, replace=False)] = True
+    probs = softmax(rng.standard_normal((len(x), 4))) if with_probs else None
+    return dict(
+        embeddings=x,
+        labelled_mask=labelled,
+        probs=probs,
+        labels=np.where(labelled, y, -1),
+        n_classes=n_classes,
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_labelled", "expect"),
+    [(0, "typiclust"), (39, "typiclust"), (40, "badge"), (120, "badge")],  # switch at 10 per class x 4
+)
+def test_switches_at_ten_labels_per_class(n_labelled, expect):
+    assert auto_module.SWITCH_LABELS_PER_CLASS == 10
+    kw = _pool(n_labelled)
+    sel = select("auto", batch_size=5, seed=0, **kw)
+    assert all(r.startswith(f"auto: {expect} (") for r in sel.reasons)
+    direct = select(expect, batch_size=5, seed=0, **kw)
+    np.testing.assert_array_equal(sel.indices, direct.indices)
+
+
+def test_stays_cold_without_a_model():
+    sel = select("auto", batch_size=5, seed=0, **_pool(400, with_probs=False))
+    assert sel.reasons[0].startswith("auto: typiclust (400 labels, no model yet)")
+
+
+def test_class_count_falls_back_to_probs():
+    sel = select("auto", batch_size=5, seed=0, **_pool(40, n_classes=None))  # C = probs.shape[1] = 4
+    assert sel.reasons[0].startswith("auto: badge (40 labels >= 10 per class x 4 classes)")
