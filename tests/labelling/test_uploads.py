@@ -192,3 +192,28 @@ def test_pool_list_filters(client_for, users, project):
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid"
     typo = client.get(f"/api/projects/{project.id}/images", {"confidense": 1})
     assert typo.status_code == 400 and typo.json()["error"]["code"] == "unknown_field"
+
+
+def test_bulk_ingest_matches_file_by_file_outcomes(project, _media):
+    from labelling.services.images import IngestItem, pool_image_ingest, pool_images_ingest_bulk
+
+    first = image_bytes(seed=11)
+    already = pool_image_ingest(project=project, item=IngestItem(name="old.png", data=first)).image_id
+    new = image_bytes(seed=12)
+    results = pool_images_ingest_bulk(
+        project=project,
+        items=[
+            IngestItem(name="a.png", data=new),
+            IngestItem(name="again.png", data=new),
+            IngestItem(name="old-again.png", data=first),
+            IngestItem(name="bad.png", data=b"<svg/>"),
+        ],
+    )
+    assert [(r.name, r.status, r.code) for r in results] == [
+        ("a.png", "stored", ""),
+        ("again.png", "duplicate", "duplicate"),
+        ("old-again.png", "duplicate", "duplicate"),
+        ("bad.png", "rejected", "unsupported_format"),
+    ]
+    assert results[1].image_id == results[0].image_id and results[2].image_id == already
+    assert Image.objects.count() == 2 and len(stored_files(_media)) == 2

@@ -14,7 +14,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from labelling.models import Job, LabelClass, Project
-from labelling.services.images import IngestItem, IngestResult, pool_image_ingest
+from labelling.services.images import IngestItem, IngestResult, pool_images_ingest_bulk
 from labelling.services.zips import zip_members_read
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -37,16 +37,30 @@ def _summarise(results: list[IngestResult], *, max_listed: int = 200) -> dict[st
     }
 
 
+BATCH = 500
+
+
 def _ingest_all(
     project: Project, items: Iterator[IngestItem | IngestResult], total: int, progress: Callable[..., None]
 ) -> list[IngestResult]:
-    """Ingest each item; an IngestResult in the stream is a file already refused upstream."""
-    results = []
-    for i, item in enumerate(items):
-        results.append(
-            item if isinstance(item, IngestResult) else pool_image_ingest(project=project, item=item)
-        )
-        progress((i + 1) / max(total, 1), f"{i + 1:,} of {total:,} files")
+    """Ingest in batches of 500; an IngestResult in the stream is a file already refused upstream."""
+    results: list[IngestResult] = []
+    batch: list[IngestItem] = []
+
+    def flush() -> None:
+        results.extend(pool_images_ingest_bulk(project=project, items=batch))
+        batch.clear()
+        progress(len(results) / max(total, 1), f"{len(results):,} of {total:,} files")
+
+    for item in items:
+        if isinstance(item, IngestResult):
+            results.append(item)
+            continue
+        batch.append(item)
+        if len(batch) >= BATCH:
+            flush()
+    if batch:
+        flush()
     return results
 
 

@@ -569,7 +569,11 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc) -> Selection
         probs=probs,
         mc_probs=mc,
         labels=np.where(train >= 0, train, -1),
+        n_classes=project.label_classes.count(),
     )
+    if strategy == "auto" and chosen.reasons:
+        # Record what auto chose this round ("auto: typiclust (...): ...") for the dashboard.
+        strategy = "auto:" + chosen.reasons[0].split(":", 2)[1].strip().split(" ")[0]
     picks = [
         Pick(int(ids[i]), float(s), r)
         for i, s, r in zip(chosen.indices, chosen.scores, chosen.reasons, strict=True)
