@@ -163,7 +163,10 @@ def main() -> None:
         print(f"wrote {path}")
     finally:
         worker.terminate()
-        worker.wait(30)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
         embedded_redis.stop(redis)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

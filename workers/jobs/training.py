@@ -505,6 +505,14 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
 
 
 def _write_predictions(project: Project, model: ModelVersion, ids: np.ndarray, probs: np.ndarray) -> None:
+    """The current model's view on every image row, for the queue, the UI and the filters.
+
+    Plain parameterised UPDATEs in chunks of 1,000, each its own short transaction with a pause
+    after it: on SQLite a writer holding the lock for long, or taking it back at once, would
+    starve the annotators' requests (they wait at most 30 s, then fail as "database is locked").
+    """
+    from django.db import connection
+
     label_ids = list(project.label_classes.order_by("order", "id").values_list("id", flat=True))
     top2 = (
         np.sort(probs, axis=1)[:, -2:]
@@ -512,24 +520,25 @@ def _write_predictions(project: Project, model: ModelVersion, ids: np.ndarray, p
         else np.concatenate([np.zeros_like(probs), probs], 1)
     )
     predicted = probs.argmax(1)
-    rows = []
-    for i, image_id in enumerate(ids.tolist()):
-        rows.append(
-            Image(
-                pk=image_id,
-                predicted_label_id=label_ids[predicted[i]],
-                confidence=float(top2[i, 1]),
-                uncertainty=float(1.0 - (top2[i, 1] - top2[i, 0])),
-                predicted_by_id=model.id,
-            )
+    table = Image._meta.db_table
+    sql = (
+        f"UPDATE {table} SET predicted_label_id = %s, confidence = %s, uncertainty = %s, predicted_by_id = %s "
+        "WHERE id = %s"
+    )
+    rows = [
+        (
+            label_ids[predicted[i]],
+            float(top2[i, 1]),
+            float(1.0 - (top2[i, 1] - top2[i, 0])),
+            model.id,
+            int(image_id),
         )
-    for start in range(0, len(rows), 2000):
-        with transaction.atomic():
-            Image.objects.bulk_update(
-                rows[start : start + 2000],
-                ["predicted_label", "confidence", "uncertainty", "predicted_by"],
-                batch_size=500,
-            )
+        for i, image_id in enumerate(ids.tolist())
+    ]
+    for start in range(0, len(rows), 1000):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, rows[start : start + 1000])
+        time.sleep(0.02)  # let waiting writers (annotators' submits) in
 
 
 def _select(job, project, version, ids, Z, train, audit, probs, mc) -> SelectionRound:
