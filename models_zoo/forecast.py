@@ -98,8 +98,8 @@ class LearningCurve:
         point = self._labels_for(self.params_, target)
         if not np.isfinite(point):
             return None
-        boot = np.array([self._labels_for(p, target) for p in self.boot_params_])  # (N_BOOT,)
-        lo, hi = np.quantile(boot, self.interval)
+        boot = np.array([self._labels_for(p, target) for p in self.boot_params_])  # (N_BOOT,), may hold inf
+        lo, hi = np.quantile(boot, self.interval, method="inverted_cdf")  # no interpolation with inf
         return point, float(lo), float(hi)
 
     @property

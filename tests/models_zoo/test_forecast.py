@@ -35,7 +35,7 @@ def test_interval_widens_with_noise_and_brackets_the_truth():
     rng = np.random.default_rng(0)
     n = np.repeat([10, 20, 50, 100], 5)
     acc = _curve(n) + rng.normal(0, 0.01, n.size)
-    lc = fit_learning_curve(n, acc, seed=1, correction=1.0)
+    lc = fit_learning_curve(n, acc, seed=1, correction=1.0, n_boot=100)
     point, low, high = lc.accuracy_at(500)
     assert low < point < high
     assert low - 0.02 <= _curve(500) <= high + 0.02
@@ -61,8 +61,8 @@ def test_bad_inputs_are_value_errors():
 def test_same_seed_same_interval():
     n = np.array([10, 20, 50, 100])
     acc = _curve(n) + np.array([0.01, -0.01, 0.005, 0.0])
-    a = fit_learning_curve(n, acc, seed=3).accuracy_at(500)
-    b = fit_learning_curve(n, acc, seed=3).accuracy_at(500)
+    a = fit_learning_curve(n, acc, seed=3, n_boot=50).accuracy_at(500)
+    b = fit_learning_curve(n, acc, seed=3, n_boot=50).accuracy_at(500)
     assert a == b
 
 

@@ -1,4 +1,4 @@
-"""auto switches from TypiClust to BADGE at the documented budget per class."""
+"""auto switches from TypiClust to balanced margin at the documented budget per class."""
 
 from __future__ import annotations
 
@@ -28,7 +28,12 @@ def _pool(n_labelled: int, *, with_probs: bool = True, n_classes: int | None = 4
 
 @pytest.mark.parametrize(
     ("n_labelled", "expect"),
-    [(0, "typiclust"), (39, "typiclust"), (40, "badge"), (120, "badge")],  # switch at 10 per class x 4
+    [
+        (0, "typiclust"),
+        (39, "typiclust"),
+        (40, "balanced_margin"),
+        (120, "balanced_margin"),
+    ],  # switch at 10 per class x 4
 )
 def test_switches_at_ten_labels_per_class(n_labelled, expect):
     assert auto_module.SWITCH_LABELS_PER_CLASS == 10
@@ -46,4 +51,4 @@ def test_stays_cold_without_a_model():
 
 def test_class_count_falls_back_to_probs():
     sel = select("auto", batch_size=5, seed=0, **_pool(40, n_classes=None))  # C = probs.shape[1] = 4
-    assert sel.reasons[0].startswith("auto: badge (40 labels >= 10 per class x 4 classes)")
+    assert sel.reasons[0].startswith("auto: balanced_margin (40 labels >= 10 per class x 4 classes)")

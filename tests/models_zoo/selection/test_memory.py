@@ -60,7 +60,7 @@ def _growth(strategy: str) -> dict:
     [
         "margin",
         "coreset",
-        "badge",
+        pytest.param("badge", marks=pytest.mark.slow),
         pytest.param("typiclust", marks=pytest.mark.slow),
         pytest.param("probcover", marks=pytest.mark.slow),
     ],
