@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crossover-seeds", type=int, default=1)
     p.add_argument("--pool-size", type=int, default=20000)
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--save-encoder", default="", help="also save the pretrained encoder artifact here")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
 
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  pretrain {100 * f:5.1f}% loss {i['loss']:.3f} {i['images_per_s']:.0f} img/s", flush=True
         ),
     )
+    if args.save_encoder:
+        art.save(args.save_encoder)
     meta = art.metadata
     pre = {k: meta[k] for k in ("method", "seconds", "steps", "images_per_s")}
     pre["batch_size"] = cfg.batch_size
