@@ -170,16 +170,23 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                     if strategy == "balanced":
                         picked = balanced_selection(ds.y, mask, need, round_seed)
                     else:
-                        picked = selection.select(
-                            strategy,
-                            embeddings=Z,
-                            labelled_mask=mask,
-                            batch_size=need,
-                            seed=round_seed,
-                            probs=probs,
-                            mc_probs=mc_probs,
-                            labels=labels.copy(),
-                        ).indices
+                        try:
+                            picked = selection.select(
+                                strategy,
+                                embeddings=Z,
+                                labelled_mask=mask,
+                                batch_size=need,
+                                seed=round_seed,
+                                probs=probs,
+                                mc_probs=mc_probs,
+                                labels=labels.copy(),
+                                n_classes=n_classes,
+                            ).indices
+                        except selection.NeedsModel:
+                            # A strategy that needs a model starts from a random first batch.
+                            picked = selection.select(
+                                "random", embeddings=Z, labelled_mask=mask, batch_size=need, seed=round_seed
+                            ).indices
                     labels[picked] = ds.y[picked]  # the oracle answers
                 t0 = time.perf_counter()
                 learner = Learner(artifact if cfg.features == "ssl" else None, learner_cfg, seed=seed)

@@ -21,6 +21,6 @@ from models_zoo.selection import probcover as _probcover  # noqa: F401
 from models_zoo.selection import random as _random  # noqa: F401
 from models_zoo.selection import typiclust as _typiclust  # noqa: F401
 from models_zoo.selection import uncertainty as _uncertainty  # noqa: F401
-from models_zoo.selection.base import Selection, SelectionInput, get, names, register, select
+from models_zoo.selection.base import NeedsModel, Selection, SelectionInput, get, names, register, select
 
-__all__ = ["Selection", "SelectionInput", "get", "names", "register", "select"]
+__all__ = ["NeedsModel", "Selection", "SelectionInput", "get", "names", "register", "select"]

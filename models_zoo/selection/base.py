@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+class NeedsModel(ValueError):
+    """The strategy needs a trained model's outputs (probs or MC samples) that were not given."""
+
+
 @dataclass
 class SelectionInput:
     """Everything a strategy may look at.
@@ -45,7 +49,7 @@ class SelectionInput:
     def require_probs(self, strategy: str) -> np.ndarray:
         """The (N, C) probabilities, or a ``ValueError`` naming what is missing."""
         if self.probs is None:
-            raise ValueError(f"strategy {strategy!r} needs probs (N, C) from a trained model")
+            raise NeedsModel(f"strategy {strategy!r} needs probs (N, C) from a trained model")
         if self.probs.ndim != 2 or self.probs.shape[0] != self.embeddings.shape[0]:
             raise ValueError(
                 f"probs must have shape (N={self.embeddings.shape[0]}, C), got {self.probs.shape}"
@@ -55,7 +59,7 @@ class SelectionInput:
     def require_mc_probs(self, strategy: str) -> np.ndarray:
         """The (T, N, C) MC samples, or a ``ValueError`` naming what is missing."""
         if self.mc_probs is None:
-            raise ValueError(f"strategy {strategy!r} needs mc_probs (T, N, C) from MC dropout or an ensemble")
+            raise NeedsModel(f"strategy {strategy!r} needs mc_probs (T, N, C) from MC dropout or an ensemble")
         if self.mc_probs.ndim != 3 or self.mc_probs.shape[1] != self.embeddings.shape[0]:
             raise ValueError(
                 f"mc_probs must have shape (T, N={self.embeddings.shape[0]}, C), got {self.mc_probs.shape}"
