@@ -169,6 +169,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # <id:...> (labelling/converters.py): digits, at most 18 of them.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
 }
 
 # Production hardening, switched on whenever DEBUG is off (`manage.py check --deploy`).

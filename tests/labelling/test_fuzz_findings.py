@@ -1,0 +1,26 @@
+"""Regressions for the 5xx and wrong answers the schema fuzzer (test_api_fuzz.py) found."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/projects/1976743603277172359984041437429760",
+        "/api/projects/354337968411630632960/members",
+        "/api/projects/39388149104435224576/export/labels.json",
+        "/api/images/9223372036854775808",  # 2**63: one past the largest 64-bit key
+        "/api/jobs/99999999999999999999/cancel",
+        "/projects/9223372036854775808/",
+    ],
+)
+def test_an_id_past_64_bits_is_a_404_not_a_500(users, project, client_for, url):
+    client = client_for(users["admin"])
+    response = client.post(url) if url.endswith("cancel") else client.get(url)
+    assert response.status_code == 404
+    if url.startswith("/api/"):
+        assert response.json()["error"]["code"] == "not_found"
