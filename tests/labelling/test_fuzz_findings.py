@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import api_world
+
 pytestmark = pytest.mark.django_db
 
 
@@ -24,3 +26,14 @@ def test_an_id_past_64_bits_is_a_404_not_a_500(users, project, client_for, url):
     assert response.status_code == 404
     if url.startswith("/api/"):
         assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_project_with_model_versions_can_be_deleted(users, project, client_for):
+    from labelling.models import EncoderVersion, ModelVersion, Project
+
+    api_world(users=users, project=project)
+    assert ModelVersion.objects.filter(project=project).exists()
+    response = client_for(users["admin"]).delete(f"/api/projects/{project.id}?confirm=true")
+    assert response.status_code == 204, response.content
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert not EncoderVersion.objects.exists() and not ModelVersion.objects.exists()
