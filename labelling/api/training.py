@@ -258,7 +258,11 @@ class ModelDownloadApi(APIView):
         version = _model(request, model_id)
         key = version.artifact_key.replace(".joblib", ".torchscript.pt")
         response = FileResponse(
-            default_storage.open(key, "rb"), as_attachment=True, filename=f"model-{version.id}.torchscript.pt"
+            default_storage.open(key, "rb"),
+            as_attachment=True,
+            filename=f"model-{version.id}.torchscript.pt",
+            # Without it FileResponse guesses from ".pt": application/vnd.snesdev-page-table.
+            content_type="application/octet-stream",
         )
         response["X-Content-Type-Options"] = "nosniff"
         return response

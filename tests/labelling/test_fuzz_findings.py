@@ -37,3 +37,11 @@ def test_a_project_with_model_versions_can_be_deleted(users, project, client_for
     assert response.status_code == 204, response.content
     assert not Project.objects.filter(pk=project.pk).exists()
     assert not EncoderVersion.objects.exists() and not ModelVersion.objects.exists()
+
+
+def test_model_download_is_octet_stream(users, project, client_for):
+    world = api_world(users=users, project=project)
+    response = client_for(users["engineer"]).get(f"/api/models/{world['model_id']}/download")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["X-Content-Type-Options"] == "nosniff"
