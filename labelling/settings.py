@@ -171,6 +171,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # <id:...> (labelling/converters.py): digits, at most 18 of them.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
+    # The default enum hook, then the shared error body on every operation (labelling/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labelling.api.schema.error_responses_hook",
+    ],
 }
 
 # Production hardening, switched on whenever DEBUG is off (`manage.py check --deploy`).
