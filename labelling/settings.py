@@ -157,7 +157,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "labelling.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "labelling.api.parsers.JSONParser",  # DRF's, with deep nesting a 400 (not a 500)
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

@@ -1,4 +1,5 @@
-"""Regressions for the 5xx and wrong answers the schema fuzzer (test_api_fuzz.py) found."""
+"""Regressions for the 5xx and wrong answers found by the schema fuzzer (test_api_fuzz.py) and the
+bad-input corpus (test_bad_input.py)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,11 @@ def test_model_download_is_octet_stream(users, project, client_for):
     assert response.status_code == 200
     assert response["Content-Type"] == "application/octet-stream"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_json_nested_past_the_recursion_limit_is_a_400(users, project, client_for):
+    response = client_for(users["admin"]).post(
+        "/api/projects", b"[" * 100_000 + b"]" * 100_000, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
