@@ -22,8 +22,11 @@ DEBUG = env("DEBUG")
 # `make run`'s local server: HTTP cookies and static files served from the apps (no collectstatic).
 DEV_SERVER = env.bool("DEV_SERVER", default=False)
 WHITENOISE_USE_FINDERS = DEBUG or DEV_SERVER
-# A dev-only fallback so `make run` works with no configuration; production sets SECRET_KEY.
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production-0123456789abcdef")
+# A dev-only fallback so `make run` works with no configuration; production sets SECRET_KEY. The
+# "django-insecure-" prefix makes `manage.py check --deploy` flag it (security.W009) if it is left.
+SECRET_KEY = env.str(
+    "SECRET_KEY", default="django-insecure-dev-only-key-change-me-in-production-0123456789abcdef"
+)
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
