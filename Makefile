@@ -57,6 +57,9 @@ bench-loop: $(DEV_STAMP)
 ## bench-annotate: annotators in a closed loop (next + submit) on SQLite (runserver) and PostgreSQL (gunicorn)
 bench-annotate: $(DEV_STAMP)
 	$(PY) -m bench.annotate
+## bench-load: 200 annotators thinking 1-3 s for 10 minutes, PostgreSQL + gunicorn + a real worker (ARGS="--seconds 60" for less)
+bench-load: $(DEV_STAMP)
+	$(PY) -m bench.load $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

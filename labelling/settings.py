@@ -22,8 +22,11 @@ DEBUG = env("DEBUG")
 # `make run`'s local server: HTTP cookies and static files served from the apps (no collectstatic).
 DEV_SERVER = env.bool("DEV_SERVER", default=False)
 WHITENOISE_USE_FINDERS = DEBUG or DEV_SERVER
-# A dev-only fallback so `make run` works with no configuration; production sets SECRET_KEY.
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production-0123456789abcdef")
+# A dev-only fallback so `make run` works with no configuration; production sets SECRET_KEY. The
+# "django-insecure-" prefix makes `manage.py check --deploy` flag it (security.W009) if it is left.
+SECRET_KEY = env.str(
+    "SECRET_KEY", default="django-insecure-dev-only-key-change-me-in-production-0123456789abcdef"
+)
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -157,7 +160,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "labelling.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "labelling.api.parsers.JSONParser",  # DRF's, with deep nesting a 400 (not a 500)
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -169,6 +172,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # <id:...> (labelling/converters.py): digits, at most 18 of them.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
+    # The default enum hook, then the shared error body on every operation (labelling/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labelling.api.schema.error_responses_hook",
+    ],
 }
 
 # Production hardening, switched on whenever DEBUG is off (`manage.py check --deploy`).

@@ -97,3 +97,44 @@ def queue_round(project, images, *, strategy: str = "random"):
             picks=[Pick(im.id, 1.0 - i / 1000, "test pick") for i, im in enumerate(images)],
         )
     return rnd
+
+
+def api_world(*, users, project) -> dict:
+    """One of everything the API has an id for, in ``project``, so every route can be called for
+    real: an image, a job, an encoder and a model version (with stored stand-in artifacts), a
+    selection round, an assignment the annotator holds and one they labelled. Returns the ids."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from labelling.models import EncoderVersion, Job, ModelVersion
+    from labelling.services.queue import assignment_submit, assignments_reserve
+
+    images = pool(project, 3, seed=7)
+    queue_round(project, images)
+    held = assignments_reserve(project=project, annotator=users["annotator"], count=2)
+    label = project.label_classes.order_by("id").first()
+    annotation, _ = assignment_submit(
+        assignment_id=held[0].id, annotator=users["annotator"], label_id=label.id
+    )
+    job = Job.objects.create(project=project, kind="import_zip", state="succeeded")
+    for key in ("encoders/w/e.pt", "models/w/m.joblib", "models/w/m.torchscript.pt"):
+        default_storage.save(key, ContentFile(b"PK\x03\x04 stand-in artifact"))
+    encoder = EncoderVersion.objects.create(
+        project=project, artifact_key="encoders/w/e.pt", embeddings={"shards": ["x"], "count": 3}
+    )
+    model = ModelVersion.objects.create(
+        project=project, encoder_version=encoder, mode="probe", artifact_key="models/w/m.joblib"
+    )
+    return {
+        "project_id": project.id,
+        "image_id": images[0].id,
+        "job_id": job.id,
+        "encoder_id": encoder.id,
+        "model_id": model.id,
+        "number": 1,
+        "assignment_id": held[1].id,
+        "submitted_assignment_id": held[0].id,
+        "annotation_id": annotation.id,
+        "user_id": users["annotator"].id,
+        "label_id": label.id,
+    }

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.views import APIView
 
-from labelling.api.base import paginated
+from labelling.api.base import ListApi, paginated
 from labelling.models import Annotation, Role
 from labelling.selectors.access import access_project
 
@@ -30,7 +29,7 @@ class AnnotationOutput(serializers.ModelSerializer):
         ]
 
 
-class AnnotationListApi(APIView):
+class AnnotationListApi(ListApi):
     @extend_schema(responses=AnnotationOutput(many=True), operation_id="annotations_list")
     def get(self, request, project_id: int):
         access_project(request.user, project_id, min_role=Role.ENGINEER)

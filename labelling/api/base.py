@@ -10,6 +10,14 @@ from labelling.api.pagination import Pagination
 from labelling.services.errors import InvalidInput
 
 
+class ListApi(APIView):
+    """An APIView whose GET answers one page through ``paginated``. Naming the pagination class
+    lets drf-spectacular document the page envelope (count, next, previous, results) and the
+    ``page``/``page_size`` parameters instead of a bare array."""
+
+    pagination_class = Pagination
+
+
 def paginated(*, request: Request, view: APIView, queryset, serializer_class) -> Response:
     paginator = Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)

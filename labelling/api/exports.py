@@ -49,7 +49,12 @@ def consensus_labels(project) -> dict[int, tuple[str, int, int, bool]]:
 class ExportApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("what", str, OpenApiParameter.PATH, enum=list(EXPORTS))],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        # One media type per export: labels.csv and predictions.csv, labels.json, labels.zip.
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/json"): {"type": "array", "items": {"type": "object"}},
+            (200, "application/zip"): OpenApiTypes.BINARY,
+        },
         operation_id="export",
     )
     def get(self, request, project_id: int, what: str):

@@ -14,7 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelling.api.base import paginated, strict
+from labelling.api.base import ListApi, paginated, strict
 from labelling.api.jobs import JobOutput
 from labelling.models import Image, Role
 from labelling.models.image import ImageStatus
@@ -75,7 +75,7 @@ def _guard_request_size(request, limit: int) -> None:
         raise PayloadTooLarge(f"the request is {length:,} bytes, over the limit of {limit:,}")
 
 
-class ImageListApi(APIView):
+class ImageListApi(ListApi):
     """Upload one or many images (multipart field ``files``), or list the pool."""
 
     class ImageUploadInput(serializers.Serializer):

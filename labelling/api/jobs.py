@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelling.api.base import paginated
+from labelling.api.base import ListApi, paginated
 from labelling.models import Job, Role
 from labelling.selectors.access import access_job, access_project
 from labelling.services.jobs import job_cancel
@@ -22,7 +22,7 @@ class JobOutput(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class ProjectJobListApi(APIView):
+class ProjectJobListApi(ListApi):
     @extend_schema(responses=JobOutput(many=True), operation_id="jobs_list")
     def get(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)

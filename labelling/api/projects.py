@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelling.api.base import paginated, strict
+from labelling.api.base import ListApi, paginated, strict
 from labelling.catalog import STRATEGIES
 from labelling.models import LabelClass, Membership, Project, Role
 from labelling.selectors.access import access_project, projects_for_user, role_in
@@ -79,7 +79,7 @@ def _with_counts(qs):
     ).prefetch_related("label_classes")
 
 
-class ProjectListApi(APIView):
+class ProjectListApi(ListApi):
     class ProjectCreateInput(ProjectFields):
         name = serializers.CharField(max_length=200)
         labels = LabelInput(many=True, min_length=2, max_length=1000)
@@ -143,7 +143,7 @@ class MembershipOutput(serializers.ModelSerializer):
         fields = ["user_id", "username", "role", "created_at"]
 
 
-class MemberListApi(APIView):
+class MemberListApi(ListApi):
     class MemberSetInput(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         role = serializers.ChoiceField(choices=Role.choices)

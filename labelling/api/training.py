@@ -14,7 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelling.api.base import paginated, strict
+from labelling.api.base import ListApi, paginated, strict
 from labelling.api.jobs import JobOutput, ProjectJobListApi
 from labelling.catalog import SSL_METHODS, STRATEGIES
 from labelling.models import EncoderVersion, ModelVersion, Project, Role, SelectionRound
@@ -143,7 +143,7 @@ class ModelOutput(serializers.ModelSerializer):
         return {k: v for k, v in obj.metrics.items() if k != "stop_set"}
 
 
-class EncoderListApi(APIView):
+class EncoderListApi(ListApi):
     @extend_schema(responses=EncoderOutput(many=True), operation_id="encoders_list")
     def get(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
@@ -223,7 +223,7 @@ class EncoderActivateApi(APIView):
         return Response(EncoderOutput(version).data)
 
 
-class ModelListApi(APIView):
+class ModelListApi(ListApi):
     @extend_schema(responses=ModelOutput(many=True), operation_id="models_list")
     def get(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
@@ -258,7 +258,11 @@ class ModelDownloadApi(APIView):
         version = _model(request, model_id)
         key = version.artifact_key.replace(".joblib", ".torchscript.pt")
         response = FileResponse(
-            default_storage.open(key, "rb"), as_attachment=True, filename=f"model-{version.id}.torchscript.pt"
+            default_storage.open(key, "rb"),
+            as_attachment=True,
+            filename=f"model-{version.id}.torchscript.pt",
+            # Without it FileResponse guesses from ".pt": application/vnd.snesdev-page-table.
+            content_type="application/octet-stream",
         )
         response["X-Content-Type-Options"] = "nosniff"
         return response
@@ -327,7 +331,7 @@ class RoundItemOutput(serializers.Serializer):
     priority = serializers.FloatField()
 
 
-class RoundListApi(APIView):
+class RoundListApi(ListApi):
     @extend_schema(responses=RoundOutput(many=True), operation_id="rounds_list")
     def get(self, request, project_id: int):
         from django.db.models import Count
@@ -337,7 +341,7 @@ class RoundListApi(APIView):
         return paginated(request=request, view=self, queryset=qs, serializer_class=RoundOutput)
 
 
-class RoundItemsApi(APIView):
+class RoundItemsApi(ListApi):
     @extend_schema(responses=RoundItemOutput(many=True), operation_id="round_items")
     def get(self, request, project_id: int, number: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)

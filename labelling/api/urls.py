@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+import labelling.converters  # noqa: F401  (registers <id:...>)
 from labelling.api import annotations, auth, exports, images, jobs, projects, queue, training
 
 urlpatterns = [
@@ -9,62 +10,62 @@ urlpatterns = [
     path("auth/token", auth.TokenApi.as_view(), name="api-token"),
     path("me", auth.MeApi.as_view(), name="api-me"),
     path("projects", projects.ProjectListApi.as_view(), name="api-projects"),
-    path("projects/<int:project_id>", projects.ProjectDetailApi.as_view(), name="api-project"),
-    path("projects/<int:project_id>/members", projects.MemberListApi.as_view(), name="api-members"),
+    path("projects/<id:project_id>", projects.ProjectDetailApi.as_view(), name="api-project"),
+    path("projects/<id:project_id>/members", projects.MemberListApi.as_view(), name="api-members"),
     path(
-        "projects/<int:project_id>/members/<int:user_id>",
+        "projects/<id:project_id>/members/<id:user_id>",
         projects.MemberDetailApi.as_view(),
         name="api-member",
     ),
-    path("projects/<int:project_id>/images", images.ImageListApi.as_view(), name="api-images"),
-    path("projects/<int:project_id>/imports", images.ZipImportApi.as_view(), name="api-imports"),
-    path("projects/<int:project_id>/jobs", training.ProjectJobsApi.as_view(), name="api-project-jobs"),
-    path("projects/<int:project_id>/encoders", training.EncoderListApi.as_view(), name="api-encoders"),
+    path("projects/<id:project_id>/images", images.ImageListApi.as_view(), name="api-images"),
+    path("projects/<id:project_id>/imports", images.ZipImportApi.as_view(), name="api-imports"),
+    path("projects/<id:project_id>/jobs", training.ProjectJobsApi.as_view(), name="api-project-jobs"),
+    path("projects/<id:project_id>/encoders", training.EncoderListApi.as_view(), name="api-encoders"),
     path(
-        "projects/<int:project_id>/encoders/upload",
+        "projects/<id:project_id>/encoders/upload",
         training.EncoderUploadApi.as_view(),
         name="api-encoder-upload",
     ),
-    path("projects/<int:project_id>/models", training.ModelListApi.as_view(), name="api-models"),
-    path("projects/<int:project_id>/dashboard", training.DashboardApi.as_view(), name="api-dashboard"),
-    path("projects/<int:project_id>/metrics", training.MetricsApi.as_view(), name="api-metrics"),
-    path("projects/<int:project_id>/rounds", training.RoundListApi.as_view(), name="api-rounds"),
+    path("projects/<id:project_id>/models", training.ModelListApi.as_view(), name="api-models"),
+    path("projects/<id:project_id>/dashboard", training.DashboardApi.as_view(), name="api-dashboard"),
+    path("projects/<id:project_id>/metrics", training.MetricsApi.as_view(), name="api-metrics"),
+    path("projects/<id:project_id>/rounds", training.RoundListApi.as_view(), name="api-rounds"),
     path(
-        "projects/<int:project_id>/rounds/<int:number>/items",
+        "projects/<id:project_id>/rounds/<id:number>/items",
         training.RoundItemsApi.as_view(),
         name="api-round-items",
     ),
-    path("projects/<int:project_id>/export/<str:what>", exports.ExportApi.as_view(), name="api-export"),
-    path("encoders/<int:encoder_id>", training.EncoderDetailApi.as_view(), name="api-encoder"),
+    path("projects/<id:project_id>/export/<str:what>", exports.ExportApi.as_view(), name="api-export"),
+    path("encoders/<id:encoder_id>", training.EncoderDetailApi.as_view(), name="api-encoder"),
     path(
-        "encoders/<int:encoder_id>/activate",
+        "encoders/<id:encoder_id>/activate",
         training.EncoderActivateApi.as_view(),
         name="api-encoder-activate",
     ),
-    path("models/<int:model_id>", training.ModelDetailApi.as_view(), name="api-model"),
-    path("models/<int:model_id>/activate", training.ModelActivateApi.as_view(), name="api-model-activate"),
-    path("models/<int:model_id>/download", training.ModelDownloadApi.as_view(), name="api-model-download"),
+    path("models/<id:model_id>", training.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<id:model_id>/activate", training.ModelActivateApi.as_view(), name="api-model-activate"),
+    path("models/<id:model_id>/download", training.ModelDownloadApi.as_view(), name="api-model-download"),
     path(
-        "projects/<int:project_id>/annotations",
+        "projects/<id:project_id>/annotations",
         annotations.AnnotationListApi.as_view(),
         name="api-annotations",
     ),
-    path("projects/<int:project_id>/queue/next", queue.QueueNextApi.as_view(), name="api-queue-next"),
-    path("projects/<int:project_id>/queue/undo", queue.QueueUndoApi.as_view(), name="api-queue-undo"),
+    path("projects/<id:project_id>/queue/next", queue.QueueNextApi.as_view(), name="api-queue-next"),
+    path("projects/<id:project_id>/queue/undo", queue.QueueUndoApi.as_view(), name="api-queue-undo"),
     path(
-        "assignments/<int:assignment_id>/submit",
+        "assignments/<id:assignment_id>/submit",
         queue.AssignmentSubmitApi.as_view(),
         name="api-assignment-submit",
     ),
     path(
-        "assignments/<int:assignment_id>/skip", queue.AssignmentSkipApi.as_view(), name="api-assignment-skip"
+        "assignments/<id:assignment_id>/skip", queue.AssignmentSkipApi.as_view(), name="api-assignment-skip"
     ),
     path(
-        "assignments/<int:assignment_id>/flag", queue.AssignmentFlagApi.as_view(), name="api-assignment-flag"
+        "assignments/<id:assignment_id>/flag", queue.AssignmentFlagApi.as_view(), name="api-assignment-flag"
     ),
-    path("images/<int:image_id>", images.ImageDetailApi.as_view(), name="api-image"),
-    path("images/<int:image_id>/file", images.ImageFileApi.as_view(), name="api-image-file"),
-    path("images/<int:image_id>/thumbnail", images.ImageThumbnailApi.as_view(), name="api-image-thumbnail"),
-    path("jobs/<int:job_id>", jobs.JobDetailApi.as_view(), name="api-job"),
-    path("jobs/<int:job_id>/cancel", jobs.JobCancelApi.as_view(), name="api-job-cancel"),
+    path("images/<id:image_id>", images.ImageDetailApi.as_view(), name="api-image"),
+    path("images/<id:image_id>/file", images.ImageFileApi.as_view(), name="api-image-file"),
+    path("images/<id:image_id>/thumbnail", images.ImageThumbnailApi.as_view(), name="api-image-thumbnail"),
+    path("jobs/<id:job_id>", jobs.JobDetailApi.as_view(), name="api-job"),
+    path("jobs/<id:job_id>/cancel", jobs.JobCancelApi.as_view(), name="api-job-cancel"),
 ]

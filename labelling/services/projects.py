@@ -108,7 +108,7 @@ def project_delete(*, project: Project, confirm: bool) -> None:
     project that has any is only deleted with ``confirm``; stored bytes no other project uses go too."""
     from django.core.files.storage import default_storage
 
-    from labelling.models import Annotation, Image
+    from labelling.models import Annotation, Image, ModelVersion
 
     labels = Annotation.objects.filter(image__project=project).count()
     if labels and not confirm:
@@ -119,6 +119,9 @@ def project_delete(*, project: Project, confirm: bool) -> None:
     keys = set(project.images.values_list("storage_key", flat=True))
     with transaction.atomic():
         Annotation.objects.filter(image__project=project).delete()
+        # Model versions first: each PROTECTs its encoder version, which the project's cascade
+        # would otherwise refuse to delete (ProtectedError, a 500).
+        ModelVersion.objects.filter(project=project).delete()
         project.delete()
 
     def forget_files() -> None:

@@ -1,12 +1,13 @@
 from django.urls import path
 
+import labelling.converters  # noqa: F401  (registers <id:...>)
 from labelling.web import annotate, dashboard, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("projects/<int:project_id>/", views.project_page, name="project"),
+    path("projects/<id:project_id>/", views.project_page, name="project"),
     path("overview/", dashboard.overview, name="overview"),
-    path("projects/<int:project_id>/dashboard/", dashboard.dashboard, name="dashboard"),
-    path("projects/<int:project_id>/dashboard/action", dashboard.dashboard_action, name="dashboard-action"),
-    path("projects/<int:project_id>/label/", annotate.annotate_page, name="annotate"),
+    path("projects/<id:project_id>/dashboard/", dashboard.dashboard, name="dashboard"),
+    path("projects/<id:project_id>/dashboard/action", dashboard.dashboard_action, name="dashboard-action"),
+    path("projects/<id:project_id>/label/", annotate.annotate_page, name="annotate"),
 ]

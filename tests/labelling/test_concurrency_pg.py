@@ -15,14 +15,17 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ANNOTATORS = 32
 BUDGET = 300
+# Over the 2 x max_connections (200) labels of room under which the budget lock turns exclusive:
+# the first 600 labels are checked under a shared lock, the last 400 exclusively (_budget_lock).
+SHARED_BUDGET = 1000
 PER_ANNOTATOR = 12  # without a budget
 SECONDS = 30  # upper bound; the run ends once the budget is spent and every client saw it
 
 
 @pytest.mark.parametrize(
     ("per_image", "budget"),
-    [(1, BUDGET), (2, BUDGET), (1, None)],
-    ids=["overlap1-budget", "overlap2-budget", "overlap1-no-budget"],
+    [(1, BUDGET), (2, BUDGET), (1, None), (1, SHARED_BUDGET)],
+    ids=["overlap1-budget", "overlap2-budget", "overlap1-no-budget", "overlap1-budget-shared-then-exclusive"],
 )
 def test_32_annotators_never_collide_lose_nothing_and_keep_the_budget(postgres, tmp_path, per_image, budget):  # noqa: F811
     # Without a budget reservations take no project-wide lock (only item row locks), so that case
@@ -30,14 +33,16 @@ def test_32_annotators_never_collide_lose_nothing_and_keep_the_budget(postgres, 
     url = postgres.create_database(f"concurrency_{per_image}_{budget}")
     env = server_env(database_url=url, var_dir=tmp_path / "var", debug=False)
     migrate(env)
-    data = seed(env=env, images=3 * BUDGET, annotators=ANNOTATORS, budget=budget, per_image=per_image)
+    data = seed(
+        env=env, images=3 * (budget or BUDGET), annotators=ANNOTATORS, budget=budget, per_image=per_image
+    )
     with Server("gunicorn", env=env, log_path=tmp_path / "gunicorn.log", workers=3, threads=8) as server:
         logs, _elapsed = closed_loop(
             port=server.port,
             project=data["project"],
             tokens=data["tokens"],
             labels=data["labels"],
-            seconds=SECONDS,
+            seconds=SECONDS * (3 if budget == SHARED_BUDGET else 1),
             max_labels=10_000 if budget else PER_ANNOTATOR,
             double_submit_every=5,  # every 5th label is sent twice, like a double click
         )
