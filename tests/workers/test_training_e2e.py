@@ -156,9 +156,9 @@ def test_exactly_one_encoder_version_after_kill_9_mid_pretrain(celery_worker, cl
         format="json",
     )
     job_id = started.json()["id"]
-    from workers.jobs.storage import scratch_dir
+    from workers.jobs.training import pretrain_checkpoint_path
 
-    checkpoint = scratch_dir() / f"pretrain-job-{job_id}.pt"
+    checkpoint = pretrain_checkpoint_path(Job.objects.get(pk=job_id))
     wait_until(checkpoint.exists, timeout=120, worker=celery_worker, what="a first checkpoint")
     children = psutil.Process(celery_worker.pid).children()
     assert children, "the worker has no pool process"

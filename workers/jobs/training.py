@@ -61,7 +61,7 @@ def _stopper(job_id: int, every: float = 2.0):
 
 def pretrain(job: Job, progress) -> dict[str, Any]:
     from models_zoo.artifact import EncoderArtifact
-    from models_zoo.train import PretrainConfig, TrainingCancelled
+    from models_zoo.train import CheckpointMismatch, PretrainConfig, TrainingCancelled
     from models_zoo.train import pretrain as zoo_pretrain
 
     _torch_setup()
@@ -99,7 +99,7 @@ def pretrain(job: Job, progress) -> dict[str, Any]:
         threads=cpu_threads(),
         checkpoint_every=int(params.get("checkpoint_every", 50)),
     )
-    checkpoint = scratch_dir() / f"pretrain-job-{job.id}.pt"
+    checkpoint = pretrain_checkpoint_path(job)
     resumed_from = _checkpoint_step(checkpoint)
     if resumed_from:
         progress(0.05, f"resuming from the checkpoint at step {resumed_from}", force=True)
@@ -113,9 +113,18 @@ def pretrain(job: Job, progress) -> dict[str, Any]:
         job_progress(job_id=job.id, fraction=0.05 + 0.9 * fraction, message=message)
 
     try:
-        artifact = zoo_pretrain(
-            X, cfg, checkpoint_path=checkpoint, progress=report, should_stop=_stopper(job.id), init=init
-        )
+        try:
+            artifact = zoo_pretrain(
+                X, cfg, checkpoint_path=checkpoint, progress=report, should_stop=_stopper(job.id), init=init
+            )
+        except CheckpointMismatch:
+            # Left by another run (other pool or config): not this job's progress; start over.
+            log.warning("discarding checkpoint %s written for other data or config", checkpoint)
+            checkpoint.unlink(missing_ok=True)
+            resumed_from = 0
+            artifact = zoo_pretrain(
+                X, cfg, checkpoint_path=checkpoint, progress=report, should_stop=_stopper(job.id), init=init
+            )
     except TrainingCancelled:
         raise JobCancelled() from None
     artifact.metadata.update(
@@ -131,6 +140,12 @@ def pretrain(job: Job, progress) -> dict[str, Any]:
     return _publish_encoder(
         job, project, artifact, X, source=source, parent=parent, pretrain_config=cfg.to_dict()
     )
+
+
+def pretrain_checkpoint_path(job: Job) -> Path:
+    """Where this job's pretraining checkpoints go: keyed by the job and its creation time, so a
+    job of a recreated database can never pick up another job's file."""
+    return scratch_dir() / f"pretrain-job-{job.id}-{int(job.created_at.timestamp())}.pt"
 
 
 def _checkpoint_step(path: Path) -> int:
