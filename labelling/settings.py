@@ -145,6 +145,16 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or f"redis+socket://{REDIS_SOCKET}"
 # Default CPU budget of a self-supervised pretraining job, in minutes (a job may ask for another).
 PRETRAIN_MINUTES = env.float("PRETRAIN_MINUTES", default=5.0)
+# Seconds before Redis re-delivers a task no worker acknowledged (its worker died, main process and
+# all): longer than any job may run, or a slow job would run twice at once. Tests shorten it.
+_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=12 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    # kombu looks for overdue tasks every interval x throttle seconds (10 x 10 by default): with a
+    # short timeout, look often, so redelivery follows the timeout closely.
+    "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1 if _VISIBILITY_TIMEOUT < 1000 else 10,
+}
 # Tests set this to run tasks in-process; never in production.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 

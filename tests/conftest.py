@@ -84,9 +84,22 @@ def redis_server():
 
     socket_path = Path(settings.CELERY_BROKER_URL.removeprefix("redis+socket://"))
     shutil.rmtree(socket_path.parent, ignore_errors=True)
-    proc = embedded_redis.start(socket_path)
+    _redis["proc"] = embedded_redis.start(socket_path)
     yield socket_path
-    embedded_redis.stop(proc)
+    embedded_redis.stop(_redis["proc"])
+
+
+_redis: dict = {}  # the session's redis-server process; a fault test may stop and restart it
+
+
+def redis_restart(socket_path: Path, *, down_for: float = 0.0) -> None:
+    """Stop the session's embedded Redis (SIGTERM: it writes its append-only file and exits), wait
+    ``down_for`` seconds, and start it again from the same folder, as a host reboot would."""
+    from workers import embedded_redis
+
+    embedded_redis.stop(_redis["proc"])
+    time.sleep(down_for)
+    _redis["proc"] = embedded_redis.start(socket_path)
 
 
 def start_worker(*, env_extra: dict[str, str] | None = None, log_path: Path) -> subprocess.Popen:

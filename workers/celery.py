@@ -18,10 +18,11 @@ app.conf.update(
     # tasks are idempotent (keyed by the Job row they serve), so running one twice is safe.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
+    # Redis re-delivers an unacknowledged task after CELERY_VISIBILITY_TIMEOUT seconds (settings,
+    # 12 h by default: longer than any job may run). That is what recovers a task whose whole
+    # worker, main process included, died; a killed pool process alone is requeued at once.
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
-    # Redis re-delivers an unacknowledged task after this long; longer than any job may run.
-    broker_transport_options={"visibility_timeout": 12 * 3600},
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     task_default_queue="celery",

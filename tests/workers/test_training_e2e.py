@@ -138,41 +138,6 @@ def _all(client, url):
         page += 1
 
 
-def test_exactly_one_encoder_version_after_kill_9_mid_pretrain(celery_worker, client_for, users, project):
-    """The process running pretrain is killed with SIGKILL; Celery redelivers the task, which
-    resumes from the checkpoint; one encoder version results."""
-    import os
-    import signal
-
-    import psutil
-
-    from tests.factories import pool
-
-    pool(project, 64)
-    eng = client_for(users["engineer"])
-    started = eng.post(
-        f"/api/projects/{project.id}/jobs",
-        {"kind": "pretrain", "params": {"max_steps": 60, "batch_size": 32}},
-        format="json",
-    )
-    job_id = started.json()["id"]
-    from workers.jobs.training import pretrain_checkpoint_path
-
-    checkpoint = pretrain_checkpoint_path(Job.objects.get(pk=job_id))
-    wait_until(checkpoint.exists, timeout=120, worker=celery_worker, what="a first checkpoint")
-    children = psutil.Process(celery_worker.pid).children()
-    assert children, "the worker has no pool process"
-    for child in children:
-        os.kill(child.pid, signal.SIGKILL)
-    job = wait_for_job(job_id, timeout=240, worker=celery_worker)
-    assert job.state == "succeeded", job.error
-    assert EncoderVersion.objects.filter(project=project).count() == 1
-    version = EncoderVersion.objects.get(project=project)
-    assert version.metadata.get("resumed_from_step", 0) > 0, version.metadata
-    log = celery_worker.log_path.read_text()
-    assert "WorkerLostError" in log or "SIGKILL" in log or "signal 9" in log
-
-
 def test_single_flight_under_20_concurrent_requests(live_server, redis_server, users, project):
     import json
     import threading
