@@ -37,23 +37,22 @@ def access_project(user: AbstractBaseUser, project_id: int, *, min_role: str = R
     return membership.project
 
 
-def access_image(user: AbstractBaseUser, image_id: int, *, min_role: str = Role.ANNOTATOR) -> Image:
-    project_id = Image.objects.filter(pk=image_id).values_list("project_id", flat=True).first()
+def _access_in_project(user: AbstractBaseUser, model, pk: int, what: str, min_role: str):
+    """A row of ``model`` that belongs to a project, for a member with ``min_role``; a row of a
+    project the user is not in is reported missing, like the project itself."""
+    project_id = model.objects.filter(pk=pk).values_list("project_id", flat=True).first()
     if project_id is None:
-        raise NotFound("image not found")
+        raise NotFound(f"{what} not found")
     try:
         access_project(user, project_id, min_role=min_role)
     except NotFound:
-        raise NotFound("image not found") from None
-    return Image.objects.get(pk=image_id)
+        raise NotFound(f"{what} not found") from None
+    return model.objects.get(pk=pk)
+
+
+def access_image(user: AbstractBaseUser, image_id: int, *, min_role: str = Role.ANNOTATOR) -> Image:
+    return _access_in_project(user, Image, image_id, "image", min_role)
 
 
 def access_job(user: AbstractBaseUser, job_id: int, *, min_role: str = Role.ENGINEER) -> Job:
-    project_id = Job.objects.filter(pk=job_id).values_list("project_id", flat=True).first()
-    if project_id is None:
-        raise NotFound("job not found")
-    try:
-        access_project(user, project_id, min_role=min_role)
-    except NotFound:
-        raise NotFound("job not found") from None
-    return Job.objects.get(pk=job_id)
+    return _access_in_project(user, Job, job_id, "job", min_role)
