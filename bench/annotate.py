@@ -243,28 +243,39 @@ class AnnotatorLog:
 
 
 def annotator(
-    *, http: Http, log: AnnotatorLog, project: int, labels: list[int], deadline: float, max_labels: int,
-    double_submit_every: int, seed: int,
+    *, http: Http, log: AnnotatorLog, project: int, labels: list[int], deadline: float,
+    max_labels: float = float("inf"), double_submit_every: int = 0, seed: int,
+    think: tuple[float, float] = (0.0, 0.0), retry_delay: float = 0.05,
 ) -> None:  # fmt: skip
+    """One simulated annotator: next item, (think), submit, until the deadline or ``max_labels``.
+
+    ``think`` (seconds, uniform) is 0 for the closed loop of bench-annotate and 1-3 s for
+    bench-load, whose annotators also start at a random moment within the first think time.
+    """
     rng = random.Random(seed)
     next_path = f"/api/projects/{project}/queue/next"
+    if think[1] > 0:
+        time.sleep(rng.uniform(0, think[1]))  # people do not all start in the same millisecond
     while log.labels < max_labels and time.monotonic() < deadline:
         t0 = time.perf_counter()
         status, body = http.call("GET", next_path)
-        t1 = time.perf_counter()
-        log.next_ms.append((t1 - t0) * 1000)
+        log.next_ms.append((time.perf_counter() - t0) * 1000)
         if status != 200:
             log.count(status, body)
-            time.sleep(0.05)
+            time.sleep(retry_delay)
             continue
         assignment = body["assignment"]
         if assignment is None:
             log.empty_reason = body["empty_reason"]
-            return
+            break
         label = rng.choice(labels)
-        t2 = time.perf_counter()
+        thought = 0.0
+        if think[1] > 0:
+            thought = rng.uniform(*think)
+            time.sleep(thought)
         path = f"/api/assignments/{assignment['id']}/submit"
-        status, answer = http.call("POST", path, {"label": label, "seconds_spent": 0})
+        t2 = time.perf_counter()
+        status, answer = http.call("POST", path, {"label": label, "seconds_spent": round(thought, 2)})
         t3 = time.perf_counter()
         log.submit_ms.append((t3 - t2) * 1000)
         log.holds.append((assignment["image"]["id"], assignment["id"], t0, t3))

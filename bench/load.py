@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from bench.annotate import (
     AnnotatorLog,
     Http,
     Server,
+    annotator,
     audit,
     cpu_seconds,
     machine,
@@ -133,40 +133,6 @@ def start_worker(env: dict, log_path: Path) -> subprocess.Popen:
 # --- the annotators -------------------------------------------------------------------------------------
 
 
-def annotator(*, http: Http, log: AnnotatorLog, project: int, labels: list[int], deadline: float,
-              think: tuple[float, float], seed: int) -> None:  # fmt: skip
-    rng = random.Random(seed)
-    next_path = f"/api/projects/{project}/queue/next"
-    time.sleep(rng.uniform(0, think[1]))  # people do not all start in the same millisecond
-    while time.monotonic() < deadline:
-        t0 = time.perf_counter()
-        status, body = http.call("GET", next_path)
-        log.next_ms.append((time.perf_counter() - t0) * 1000)
-        if status != 200:
-            log.count(status, body)
-            time.sleep(1.0)
-            continue
-        assignment = body["assignment"]
-        if assignment is None:
-            log.empty_reason = body["empty_reason"]
-            break
-        label = rng.choice(labels)
-        thought = rng.uniform(*think)
-        time.sleep(thought)
-        path = f"/api/assignments/{assignment['id']}/submit"
-        t2 = time.perf_counter()
-        status, answer = http.call("POST", path, {"label": label, "seconds_spent": round(thought, 2)})
-        t3 = time.perf_counter()
-        log.submit_ms.append((t3 - t2) * 1000)
-        log.holds.append((assignment["image"]["id"], assignment["id"], t0, t3))
-        if status in (200, 201):
-            log.acked.append((assignment["id"], answer["annotation_id"], label))
-            log.labels += status == 201
-        else:
-            log.count(status, answer)
-    http.close()
-
-
 def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: float,
              think: tuple[float, float] = (1.0, 3.0), budget: int | None = None, workers: int = 2,
              threads: int = 8, import_every: float = 60.0, quiet: bool = False) -> dict:  # fmt: skip
@@ -217,6 +183,7 @@ def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: floa
                         labels=data["labels"],
                         deadline=deadline,
                         think=think,
+                        retry_delay=1.0,
                         seed=i,
                     ),
                     daemon=True,
