@@ -2,7 +2,7 @@
 
 The exported module takes a float tensor (N, C, H, W) with values in [0, 1], any H, W and
 C in {1, 3}; it applies the same adaptation rule as :mod:`models_zoo.encoders` (grey <->
-colour, bilinear antialiased resize to the encoder's side S) and returns class
+colour, bilinear antialiased resize to the encoder's side S, 8-bit quantisation) and returns class
 probabilities (N, K). Load it with ``torch.jit.load(path)``; only torch is needed.
 """
 
@@ -38,6 +38,8 @@ class ExportedClassifier(nn.Module):
                 align_corners=False,
                 antialias=True,
             )
+        # 8-bit quantisation, as adapt_images stores the pool: the same input gives the same output.
+        x = torch.round(x * 255).clamp(0, 255) / 255
         return F.softmax(self.head(self.encoder(x)), dim=1)  # (N, K)
 
 

@@ -49,6 +49,8 @@ class PretrainConfig:
     lr, weight_decay:        AdamW; the encoder's lr follows a cosine schedule with warm-up.
     max_minutes, max_steps:  budget; whichever is reached first ends training.
     checkpoint_every:        steps between atomic checkpoints (when a path is given).
+    input_view:              k > 0 appends k whitened principal components of the input to the
+                             embedding (:class:`~models_zoo.encoders.WithInputView`); 0: off.
     seed:                    the only source of randomness.
     threads, device:         torch CPU threads (None: torch default) and device (None: auto).
     """
@@ -66,6 +68,7 @@ class PretrainConfig:
     warmup_steps: int = 20
     max_minutes: float | None = 5.0
     max_steps: int | None = None
+    input_view: int = 32
     checkpoint_every: int = 100
     progress_every: int = 10
     seed: int = 0
@@ -117,7 +120,8 @@ def pretrain(
     dhash = data_hash(images)
 
     if init is not None:
-        enc_cfg = encoders.EncoderConfig(**init.config.to_dict())
+        # The trunk is what trains; an input view is refitted to this pool at the end.
+        enc_cfg = encoders.EncoderConfig(**{**init.config.to_dict(), "input_view": 0, "input_view_side": 0})
     else:
         channels, size = encoders.input_spec(images, cfg.encoder)
         enc_cfg = encoders.EncoderConfig(
@@ -135,7 +139,7 @@ def pretrain(
     torch.manual_seed(cfg.seed)  # parameter initialisation
     encoder = encoders.build(enc_cfg)
     if init is not None:
-        encoder.load_state_dict(init.state_dict)
+        encoder.load_state_dict(encoders.trunk_state(init.state_dict))
     # channels_last: ~1.5x faster convolutions on CPU (measured), same results.
     method = ssl.build(cfg.method, encoder, **cfg.method_options).to(
         device, memory_format=torch.channels_last
@@ -238,6 +242,9 @@ def pretrain(
     }
     if progress is not None:
         progress(1.0, {"step": state["step"], "loss": state["loss"], "images_per_s": speed, "done": True})
-    encoder = method.encoder.cpu()
-    state_dict = {k: v.detach().contiguous().clone() for k, v in encoder.state_dict().items()}
+    encoder = method.encoder.cpu().eval()
+    if cfg.input_view > 0:
+        enc_cfg, state_dict = encoders.fit_input_view(encoder, enc_cfg, x, cfg.input_view, seed=cfg.seed)
+    else:
+        state_dict = {k: v.detach().contiguous().clone() for k, v in encoder.state_dict().items()}
     return EncoderArtifact(enc_cfg, state_dict, metadata)

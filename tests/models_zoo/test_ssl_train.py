@@ -87,3 +87,22 @@ def test_transfer_starts_from_an_earlier_artifact(blobs):
     second = pretrain(X[:60], _cfg(max_steps=2, method="vicreg"), init=first)
     assert second.config.image_size == first.config.image_size
     assert second.metadata["init"] == first.metadata["data_hash"]
+
+
+def test_input_view_appends_the_pools_whitened_principal_components(blobs):
+    X, _ = blobs
+    art = pretrain(X, _cfg(max_steps=2, input_view=5))
+    enc = art.build()
+    d = encoders.trunk_of(enc).out_dim
+    Z = art.embed(X)
+    assert Z.shape == (len(X), d + 5) and art.dim == d + 5
+    # the trunk's part standardised on the pool, the view's part whitened (identity covariance)
+    np.testing.assert_allclose(Z[:, :d].mean(0), 0, atol=1e-3)
+    np.testing.assert_allclose(np.cov(Z[:, d:].T), np.eye(5), atol=1e-2)
+    # a transfer trains the trunk and refits the view to its own pool
+    second = pretrain(X[:60], _cfg(max_steps=2), init=art)
+    assert second.dim == d + 32  # the default k
+    assert not torch.equal(second.state_dict["v_mean"], art.state_dict["v_mean"])
+    # off: the plain trunk, as artifacts made before the view was added load
+    plain = pretrain(X, _cfg(max_steps=2, input_view=0))
+    assert plain.dim == d and not isinstance(plain.build(), encoders.WithInputView)
