@@ -1,0 +1,247 @@
+"""Server CPU and SQL queries per label on the annotator hot path (GET next item + POST submit).
+
+In-process and single-threaded, so the figure means something on a shared, noisy machine: the
+requests go straight into Django's WSGI handler (what gunicorn calls), with an API token as the
+load benchmark's annotators send, and ``time.process_time()`` is read around each call. The
+database server's own CPU is not counted (as in bench-load's ``server_cpu_ms_per_label``). A
+warm-up, then ``--pairs`` next+submit pairs rotating over ``--annotators`` users; the median of
+``--repeats`` timed passes is reported, and a separate pass counts queries
+(``CaptureQueriesContext``, whose bookkeeping would otherwise be timed).
+
+    python -m bench.label_cpu [--db sqlite,postgres] [--pairs 200] [--repeats 3] [--budget N]
+                              [--profile 25] [--sql]
+
+SQLite lives in a temp dir; PostgreSQL is a throwaway cluster (tests/pg.py, durable like a real
+server). With a budget (the default) the budget checks run on every reservation and submit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.annotate import ROOT
+
+
+def _call(handler, *, method: str, path: str, token: str, body: dict | None = None, query: str = ""):
+    data = json.dumps(body).encode() if body is not None else b""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Token {token}",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    status: list[str] = []
+    result = handler(environ, lambda s, headers, exc_info=None: status.append(s))
+    try:
+        payload = b"".join(result)
+    finally:
+        result.close()  # request_finished: what a server does after each response
+    return int(status[0].split()[0]), (json.loads(payload) if payload else None)
+
+
+def _pair(handler, seeded: dict, i: int) -> tuple[float, float, dict]:
+    """One next + submit as annotator ``i``; returns the CPU seconds of each and the next answer."""
+    token = seeded["tokens"][i % len(seeded["tokens"])]
+    t0 = time.process_time()
+    status, body = _call(
+        handler, method="GET", path=f"/api/projects/{seeded['project']}/queue/next", token=token
+    )
+    t1 = time.process_time()
+    if status != 200 or body["assignment"] is None:
+        raise RuntimeError(f"next item: {status} {body}")
+    label = seeded["labels"][i % len(seeded["labels"])]
+    status, answer = _call(
+        handler,
+        method="POST",
+        path=f"/api/assignments/{body['assignment']['id']}/submit",
+        token=token,
+        body={"label": label, "seconds_spent": 1.5},
+    )
+    t2 = time.process_time()
+    if status != 201:
+        raise RuntimeError(f"submit: {status} {answer}")
+    return t1 - t0, t2 - t1, body
+
+
+def measure(
+    *, pairs: int, repeats: int, annotators: int, budget: int | None, profile: int, sql: bool
+) -> dict:
+    """Run inside a process whose environment points Django at the database under test."""
+    import django
+
+    django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bench.annotate import seed_in_django
+
+    call_command("migrate", verbosity=0)
+    warmup = 30
+    wanted = warmup + pairs * (repeats + 1) + 10
+    budget = None if budget == 0 else (budget or wanted * 10)
+    seeded = seed_in_django(images=wanted + 50, annotators=annotators, budget=budget, per_image=1)
+    handler = WSGIHandler()
+    n = 0
+    for _ in range(warmup):
+        _pair(handler, seeded, n)
+        n += 1
+
+    # Queries: one pass with the capture on.
+    next_q, submit_q = [], []
+    for _ in range(pairs):
+        token = seeded["tokens"][n % len(seeded["tokens"])]
+        with CaptureQueriesContext(connection) as nq:
+            status, body = _call(
+                handler, method="GET", path=f"/api/projects/{seeded['project']}/queue/next", token=token
+            )
+        with CaptureQueriesContext(connection) as sq:
+            _call(
+                handler,
+                method="POST",
+                path=f"/api/assignments/{body['assignment']['id']}/submit",
+                token=token,
+                body={"label": seeded["labels"][0], "seconds_spent": 1.5},
+            )
+        next_q.append(len(nq.captured_queries))
+        submit_q.append(len(sq.captured_queries))
+        n += 1
+    if sql:
+        for title, queries in (("next", nq.captured_queries), ("submit", sq.captured_queries)):
+            print(f"--- {title}: {len(queries)} queries")
+            for q in queries:
+                print(f"  {q['sql'][:300]}")
+
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not waits on the database
+    passes = []
+    for _ in range(repeats):
+        next_s, submit_s = [], []
+        if profiler:
+            profiler.enable()
+        for _ in range(pairs):
+            a, b, _body = _pair(handler, seeded, n)
+            next_s.append(a)
+            submit_s.append(b)
+            n += 1
+        if profiler:
+            profiler.disable()
+        passes.append((sum(next_s) / pairs * 1000, sum(submit_s) / pairs * 1000))
+    if profiler:
+        import pstats
+
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+    next_ms = statistics.median(p[0] for p in passes)
+    submit_ms = statistics.median(p[1] for p in passes)
+    return {
+        "db": connection.vendor,
+        "pairs": pairs,
+        "repeats": repeats,
+        "budget": budget,
+        "next_cpu_ms": round(next_ms, 2),
+        "submit_cpu_ms": round(submit_ms, 2),
+        "cpu_ms_per_label": round(next_ms + submit_ms, 2),
+        "next_queries": statistics.median(next_q),
+        "submit_queries": statistics.median(submit_q),
+        "queries_per_label": statistics.median(a + b for a, b in zip(next_q, submit_q, strict=True)),
+        "passes_ms": [round(a + b, 2) for a, b in passes],
+    }
+
+
+def _run_child(database_url: str, var_dir: Path, args: argparse.Namespace) -> dict:
+    """A fresh interpreter per database: Django binds its settings once per process."""
+    import subprocess
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labelling.settings",
+        "DATABASE_URL": database_url,
+        "VAR_DIR": str(var_dir),
+        "MEDIA_ROOT": str(var_dir / "media"),
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    cmd = [sys.executable, "-m", "bench.label_cpu", "child", "--pairs", str(args.pairs), "--repeats",
+           str(args.repeats), "--annotators", str(args.annotators), "--budget", str(args.budget),
+           "--profile", str(args.profile)] + (["--sql"] if args.sql else [])  # fmt: skip
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"measurement failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}")
+    lines = out.stdout.strip().splitlines()
+    if len(lines) > 1:
+        print("\n".join(lines[:-1]))
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", nargs="?", default="run", choices=["run", "child"])
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--annotators", type=int, default=8)
+    parser.add_argument("--budget", type=int, default=-1, help="0: no budget; default: far above the run")
+    parser.add_argument("--profile", type=int, default=0, help="print the top N functions (cProfile)")
+    parser.add_argument("--sql", action="store_true", help="print the SQL of the last next and submit")
+    args = parser.parse_args()
+    if args.mode == "child":
+        budget = None if args.budget < 0 else args.budget
+        print(json.dumps(measure(pairs=args.pairs, repeats=args.repeats, annotators=args.annotators,
+                                 budget=budget, profile=args.profile, sql=args.sql)))  # fmt: skip
+        return
+    records = []
+    for db in args.db.split(","):
+        with tempfile.TemporaryDirectory(prefix="label-cpu-") as tmp:
+            var_dir = Path(tmp)
+            if db == "sqlite":
+                records.append(_run_child(f"sqlite:///{var_dir / 'db.sqlite3'}", var_dir, args))
+            elif db == "postgres":
+                from tests.pg import PostgresCluster
+
+                with PostgresCluster(durable=True) as pg:
+                    records.append(_run_child(pg.create_database("label_cpu"), var_dir, args))
+            else:
+                raise SystemExit(f"unknown database {db!r}")
+    print(
+        f"{'db':<11}{'next ms':>9}{'submit ms':>11}{'ms/label':>10}{'next q':>8}{'submit q':>10}{'q/label':>9}"
+    )
+    for r in records:
+        print(
+            f"{r['db']:<11}{r['next_cpu_ms']:>9}{r['submit_cpu_ms']:>11}{r['cpu_ms_per_label']:>10}"
+            f"{r['next_queries']:>8}{r['submit_queries']:>10}{r['queries_per_label']:>9}"
+        )
+    print(json.dumps(records))
+
+
+if __name__ == "__main__":
+    main()
