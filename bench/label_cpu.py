@@ -157,7 +157,9 @@ def measure(
     if profiler:
         import pstats
 
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(profile)
+        stats.sort_stats("tottime").print_stats(profile)
     next_ms = statistics.median(p[0] for p in passes)
     submit_ms = statistics.median(p[1] for p in passes)
     return {
