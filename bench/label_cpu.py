@@ -8,7 +8,7 @@ warm-up, then ``--pairs`` next+submit pairs rotating over ``--annotators`` users
 ``--repeats`` timed passes is reported, and a separate pass counts queries
 (``CaptureQueriesContext``, whose bookkeeping would otherwise be timed).
 
-    python -m bench.label_cpu [--db sqlite,postgres] [--pairs 200] [--repeats 3] [--budget N]
+    python -m bench.label_cpu [--db sqlite,postgres] [--pairs 200] [--repeats 3] [--budget N] [--labelled N]
                               [--profile 25] [--sql]
 
 SQLite lives in a temp dir; PostgreSQL is a throwaway cluster (tests/pg.py, durable like a real
@@ -86,8 +86,49 @@ def _pair(handler, seeded: dict, i: int) -> tuple[float, float, dict]:
     return t1 - t0, t2 - t1, body
 
 
+def _past_labels(*, project_id: int, n: int) -> None:
+    """``n`` labelled images with their annotations, by one past annotator: what the budget check
+    counts in a project that has been running a while (bench-load ends near 50,000)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from labelling.models import Annotation, Image, LabelClass
+    from labelling.models.image import ImageStatus
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-past-annotator")
+    label = LabelClass.objects.filter(project_id=project_id).first()
+    for start in range(0, n, 5000):
+        images = Image.objects.bulk_create(
+            Image(project_id=project_id, sha256=f"past{project_id:012x}{i:048x}", storage_key=f"past/{i}",
+                  width=28, height=28, format="PNG", status=ImageStatus.LABELLED)
+            for i in range(start, min(n, start + 5000))
+        )  # fmt: skip
+        Annotation.objects.bulk_create(Annotation(image=im, annotator=user, label=label) for im in images)
+    try:  # the budget's counter (migration 0003); absent when measuring the code from before it
+        from labelling.models import AnnotationCount
+    except ImportError:
+        pass
+    else:
+        AnnotationCount.objects.create(project_id=project_id, annotator=user, annotations=n)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # as autovacuum would have after so many inserts: realistic plans
+
+
+def _backend_cpu(connection) -> tuple[int, float] | None:
+    """(pid, CPU seconds) of this connection's PostgreSQL backend process; None on SQLite."""
+    if connection.vendor != "postgresql":
+        return None
+    from bench.annotate import cpu_seconds
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    return pid, cpu_seconds(pid)
+
+
 def measure(
-    *, pairs: int, repeats: int, annotators: int, budget: int | None, profile: int, sql: bool
+    *, pairs: int, repeats: int, annotators: int, budget: int | None, labelled: int, profile: int, sql: bool
 ) -> dict:
     """Run inside a process whose environment points Django at the database under test."""
     import django
@@ -103,8 +144,10 @@ def measure(
     call_command("migrate", verbosity=0)
     warmup = 30
     wanted = warmup + pairs * (repeats + 1) + 10
-    budget = None if budget == 0 else (budget or wanted * 10)
+    budget = None if budget == 0 else (budget or labelled + wanted * 10)
     seeded = seed_in_django(images=wanted + 50, annotators=annotators, budget=budget, per_image=1)
+    if labelled:
+        _past_labels(project_id=seeded["project"], n=labelled)
     handler = WSGIHandler()
     n = 0
     for _ in range(warmup):
@@ -135,6 +178,12 @@ def measure(
             print(f"--- {title}: {len(queries)} queries")
             for q in queries:
                 print(f"  {q['sql'][:300]}")
+                if connection.vendor == "postgresql" and q["sql"].startswith("SELECT"):
+                    # What the database spends on it (a repeat: the rows are there, warm in cache).
+                    with connection.cursor() as cursor:
+                        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + q["sql"])
+                        plan = cursor.fetchone()[0][0]
+                    print(f"      {plan['Execution Time']:.3f} ms in PostgreSQL")
 
     profiler = None
     if profile:
@@ -142,6 +191,7 @@ def measure(
 
         profiler = cProfile.Profile(time.process_time)  # CPU, not waits on the database
     passes = []
+    db_before = _backend_cpu(connection)
     for _ in range(repeats):
         next_s, submit_s = [], []
         if profiler:
@@ -160,6 +210,10 @@ def measure(
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(profile)
         stats.sort_stats("tottime").print_stats(profile)
+    db_after = _backend_cpu(connection)
+    db_ms = None
+    if db_before and db_after and db_before[0] == db_after[0]:  # one persistent connection throughout
+        db_ms = round((db_after[1] - db_before[1]) * 1000 / (pairs * repeats), 2)
     next_ms = statistics.median(p[0] for p in passes)
     submit_ms = statistics.median(p[1] for p in passes)
     return {
@@ -167,6 +221,7 @@ def measure(
         "pairs": pairs,
         "repeats": repeats,
         "budget": budget,
+        "labelled_before": labelled,
         "next_cpu_ms": round(next_ms, 2),
         "submit_cpu_ms": round(submit_ms, 2),
         "cpu_ms_per_label": round(next_ms + submit_ms, 2),
@@ -174,6 +229,8 @@ def measure(
         "submit_queries": statistics.median(submit_q),
         "queries_per_label": statistics.median(a + b for a, b in zip(next_q, submit_q, strict=True)),
         "passes_ms": [round(a + b, 2) for a, b in passes],
+        # The PostgreSQL backend's own CPU per label (mean over all passes; clock ticks, so coarse).
+        "db_cpu_ms_per_label": db_ms,
     }
 
 
@@ -192,7 +249,7 @@ def _run_child(database_url: str, var_dir: Path, args: argparse.Namespace) -> di
     }
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     cmd = [sys.executable, "-m", "bench.label_cpu", "child", "--pairs", str(args.pairs), "--repeats",
-           str(args.repeats), "--annotators", str(args.annotators), "--budget", str(args.budget),
+           str(args.repeats), "--annotators", str(args.annotators), "--budget", str(args.budget), "--labelled", str(args.labelled),
            "--profile", str(args.profile)] + (["--sql"] if args.sql else [])  # fmt: skip
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
@@ -213,13 +270,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--annotators", type=int, default=8)
     parser.add_argument("--budget", type=int, default=-1, help="0: no budget; default: far above the run")
+    parser.add_argument("--labelled", type=int, default=0, help="labels given before the run (budget counts)")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions (cProfile)")
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last next and submit")
     args = parser.parse_args()
     if args.mode == "child":
         budget = None if args.budget < 0 else args.budget
         print(json.dumps(measure(pairs=args.pairs, repeats=args.repeats, annotators=args.annotators,
-                                 budget=budget, profile=args.profile, sql=args.sql)))  # fmt: skip
+                                 budget=budget, labelled=args.labelled, profile=args.profile, sql=args.sql)))  # fmt: skip
         return
     records = []
     for db in args.db.split(","):
@@ -241,6 +299,7 @@ def main() -> None:
         print(
             f"{r['db']:<11}{r['next_cpu_ms']:>9}{r['submit_cpu_ms']:>11}{r['cpu_ms_per_label']:>10}"
             f"{r['next_queries']:>8}{r['submit_queries']:>10}{r['queries_per_label']:>9}"
+            f"{r['db_cpu_ms_per_label'] if r['db_cpu_ms_per_label'] is not None else '-':>13}"
         )
     print(json.dumps(records))
 
