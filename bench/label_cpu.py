@@ -9,7 +9,7 @@ warm-up, then ``--pairs`` next+submit pairs rotating over ``--annotators`` users
 (``CaptureQueriesContext``, whose bookkeeping would otherwise be timed).
 
     python -m bench.label_cpu [--db sqlite,postgres] [--pairs 200] [--repeats 3] [--budget N] [--labelled N]
-                              [--profile 25] [--sql]
+                              [--profile 25] [--sql] [--gunicorn]
 
 SQLite lives in a temp dir; PostgreSQL is a throwaway cluster (tests/pg.py, durable like a real
 server). With a budget (the default) the budget checks run on every reservation and submit.
@@ -260,6 +260,45 @@ def _run_child(database_url: str, var_dir: Path, args: argparse.Namespace) -> di
     return json.loads(lines[-1])
 
 
+def _run_gunicorn(database_url: str, var_dir: Path, args: argparse.Namespace) -> dict:
+    """The same pairs over HTTP to gunicorn as bench-load serves them (gthread, one worker here),
+    from one client thread: the server process's CPU per label, HTTP parsing and threads included
+    (bench-load's ``server_cpu_ms_per_label``, without the load). Clock ticks: use many pairs."""
+    from bench.annotate import Http, Server, cpu_seconds, migrate, seed, server_env
+
+    env = server_env(database_url=database_url, var_dir=var_dir, debug=False)
+    migrate(env)
+    warmup, pairs = 30, args.pairs * args.repeats
+    budget = None if args.budget == 0 else (args.budget if args.budget > 0 else (warmup + pairs) * 10)
+    data = seed(env=env, images=warmup + pairs + 50, annotators=args.annotators, budget=budget)
+    with Server("gunicorn", env=env, log_path=var_dir / "gunicorn.log", workers=1, threads=8) as server:
+        clients = [Http(server.port, token) for token in data["tokens"]]
+
+        def pair(i: int) -> None:
+            http = clients[i % len(clients)]
+            status, body = http.call("GET", f"/api/projects/{data['project']}/queue/next")
+            assert status == 200 and body["assignment"], (status, body)
+            label = data["labels"][i % len(data["labels"])]
+            status, answer = http.call(
+                "POST", f"/api/assignments/{body['assignment']['id']}/submit", {"label": label}
+            )
+            assert status == 201, (status, answer)
+
+        for i in range(warmup):
+            pair(i)
+        before = cpu_seconds(server.proc.pid)
+        for i in range(warmup, warmup + pairs):
+            pair(i)
+        cpu = cpu_seconds(server.proc.pid) - before
+        for http in clients:
+            http.close()
+    return {
+        "server": "gunicorn 1x8 gthread",
+        "pairs": pairs,
+        "server_cpu_ms_per_label": round(cpu * 1000 / pairs, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -273,6 +312,7 @@ def main() -> None:
     parser.add_argument("--labelled", type=int, default=0, help="labels given before the run (budget counts)")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions (cProfile)")
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last next and submit")
+    parser.add_argument("--gunicorn", action="store_true", help="also over HTTP to gunicorn (PostgreSQL)")
     args = parser.parse_args()
     if args.mode == "child":
         budget = None if args.budget < 0 else args.budget
@@ -290,10 +330,14 @@ def main() -> None:
 
                 with PostgresCluster(durable=True) as pg:
                     records.append(_run_child(pg.create_database("label_cpu"), var_dir, args))
+                    if args.gunicorn:
+                        served = _run_gunicorn(pg.create_database("label_cpu_http"), var_dir / "http", args)
+                        records[-1]["gunicorn"] = served
             else:
                 raise SystemExit(f"unknown database {db!r}")
     print(
         f"{'db':<11}{'next ms':>9}{'submit ms':>11}{'ms/label':>10}{'next q':>8}{'submit q':>10}{'q/label':>9}"
+        f"{'db ms/label':>13}"
     )
     for r in records:
         print(
@@ -301,6 +345,9 @@ def main() -> None:
             f"{r['next_queries']:>8}{r['submit_queries']:>10}{r['queries_per_label']:>9}"
             f"{r['db_cpu_ms_per_label'] if r['db_cpu_ms_per_label'] is not None else '-':>13}"
         )
+        if "gunicorn" in r:
+            g = r["gunicorn"]
+            print(f"  over HTTP, {g['server']}: {g['server_cpu_ms_per_label']} ms of server CPU per label")
     print(json.dumps(records))
 
 

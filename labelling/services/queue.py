@@ -434,7 +434,7 @@ def _assignments_insert(assignments: list[Assignment]) -> None:
             a.state,
             adapt(a.reserved_at),
             adapt(a.expires_at),
-            "",
+            a.skip_reason,
         ]
     with connection.cursor() as cursor:
         cursor.execute(
