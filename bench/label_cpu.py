@@ -9,10 +9,12 @@ warm-up, then ``--pairs`` next+submit pairs rotating over ``--annotators`` users
 (``CaptureQueriesContext``, whose bookkeeping would otherwise be timed).
 
     python -m bench.label_cpu [--db sqlite,postgres] [--pairs 200] [--repeats 3] [--budget N] [--labelled N]
-                              [--profile 25] [--sql] [--gunicorn]
+                              [--profile 25] [--sql] [--gunicorn] [--write]
 
 SQLite lives in a temp dir; PostgreSQL is a throwaway cluster (tests/pg.py, durable like a real
 server). With a budget (the default) the budget checks run on every reservation and submit.
+``make bench-label-cpu`` runs both databases with ``--labelled 10000 --gunicorn --write``
+(bench/results/label_cpu.json).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import time
 from pathlib import Path
 
 from bench.annotate import ROOT
+
+RESULTS = ROOT / "bench" / "results" / "label_cpu.json"
 
 
 def _call(handler, *, method: str, path: str, token: str, body: dict | None = None, query: str = ""):
@@ -313,6 +317,7 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions (cProfile)")
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last next and submit")
     parser.add_argument("--gunicorn", action="store_true", help="also over HTTP to gunicorn (PostgreSQL)")
+    parser.add_argument("--write", action="store_true", help=f"write the records to {RESULTS.name}")
     args = parser.parse_args()
     if args.mode == "child":
         budget = None if args.budget < 0 else args.budget
@@ -348,7 +353,13 @@ def main() -> None:
         if "gunicorn" in r:
             g = r["gunicorn"]
             print(f"  over HTTP, {g['server']}: {g['server_cpu_ms_per_label']} ms of server CPU per label")
-    print(json.dumps(records))
+    from bench.annotate import machine
+
+    if args.write:
+        RESULTS.write_text(json.dumps({"machine": machine(), "records": records}, indent=2) + "\n")
+        print(f"written: {RESULTS.relative_to(ROOT)}")
+    else:
+        print(json.dumps(records))
 
 
 if __name__ == "__main__":
