@@ -6,8 +6,8 @@ Concurrency: every write runs in one transaction. On SQLite those transactions s
 locked only while a label budget is checked (shared while far from it, exclusively near it: see
 ``_budget_lock``), so two annotators never hold the same item, the budget is never exceeded, and
 reservations run in parallel until the last few hundred labels of a budget. The labels a budget
-has spent are counted in AnnotationCount (a row per annotator), kept by submit and undo in their
-own transactions, so a budget check reads a few rows instead of counting every label.
+has spent are counted in AnnotationCount (a row per annotator), kept by submit and undo in the
+transactions that add and remove the labels, so a check sums a few rows instead of counting labels.
 """
 
 from __future__ import annotations
