@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run worker test lint format bench bench-ssl bench-select bench-al bench-loop bench-annotate bench-load clean
+.PHONY: install install-dev run worker test lint format bench bench-ssl bench-select bench-al bench-loop bench-annotate bench-load bench-label-cpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ bench-annotate: $(DEV_STAMP)
 ## bench-load: 200 annotators thinking 1-3 s for 10 minutes, PostgreSQL + gunicorn + a real worker (ARGS="--seconds 60" for less)
 bench-load: $(DEV_STAMP)
 	$(PY) -m bench.load $(ARGS)
+## bench-label-cpu: server CPU ms and SQL statements per label (next + submit), in-process, single-threaded
+bench-label-cpu: $(DEV_STAMP)
+	$(PY) -m bench.label_cpu --labelled 10000 --gunicorn --write $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,6 +1,6 @@
 """Domain models, one module per domain: projects, images, annotations, jobs."""
 
-from labelling.models.annotation import Annotation
+from labelling.models.annotation import Annotation, AnnotationCount
 from labelling.models.image import Image
 from labelling.models.job import Job
 from labelling.models.project import LabelClass, Membership, Project, Role
@@ -9,6 +9,7 @@ from labelling.models.training import EncoderVersion, ModelVersion, SelectionRou
 
 __all__ = [
     "Annotation",
+    "AnnotationCount",
     "Assignment",
     "EncoderVersion",
     "Image",

@@ -74,4 +74,11 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["project", "annotator", "state"], name="assignment_mine_idx"),
             models.Index(fields=["item", "state", "expires_at"], name="assignment_holders_idx"),
+            # The live reservations of a project, which the budget check counts on every
+            # reservation: without it the count reads every assignment the project ever had.
+            models.Index(
+                fields=["project", "expires_at"],
+                condition=models.Q(state="active"),
+                name="assignment_live_idx",
+            ),
         ]

@@ -7,9 +7,11 @@ role is too low gets 403.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import QuerySet
 
 from labelling.models import Image, Job, Membership, Project, Role
+from labelling.selectors.rows import Columns
 from labelling.services.errors import Forbidden, NotFound
 
 # Each role can do what the roles below it can.
@@ -24,17 +26,31 @@ def role_in(user: AbstractBaseUser, project: Project) -> str | None:
     return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
+_PROJECT = Columns(Project, "p")
+
+
 def access_project(user: AbstractBaseUser, project_id: int, *, min_role: str = Role.ANNOTATOR) -> Project:
-    membership = (
-        Membership.objects.select_related("project").filter(project_id=project_id, user_id=user.pk).first()
-        if user.is_authenticated
-        else None
-    )
-    if membership is None:
+    """The project, freshly read, for a member with at least ``min_role``.
+
+    One hand-written statement: it opens every annotator request, where the ORM query cost more
+    CPU to build than to run.
+    """
+    row = None
+    if user.is_authenticated:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT m.role, {_PROJECT.sql} FROM {Membership._meta.db_table} m"
+                f" JOIN {Project._meta.db_table} p ON p.id = m.project_id"
+                " WHERE m.project_id = %s AND m.user_id = %s",
+                [project_id, user.pk],
+            )
+            row = cursor.fetchone()
+    if row is None:
         raise NotFound("project not found")
-    if _RANK[Role(membership.role)] < _RANK[Role(min_role)]:
-        raise Forbidden(f"this needs the {min_role} role in the project; you are {membership.role}")
-    return membership.project
+    role = row[0]
+    if _RANK[Role(role)] < _RANK[Role(min_role)]:
+        raise Forbidden(f"this needs the {min_role} role in the project; you are {role}")
+    return _PROJECT.take(row, 1)[0]
 
 
 def _access_in_project(user: AbstractBaseUser, model, pk: int, what: str, min_role: str):

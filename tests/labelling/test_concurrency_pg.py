@@ -78,6 +78,18 @@ def test_32_annotators_never_collide_lose_nothing_and_keep_the_budget(postgres, 
             " OR COUNT(*) > %s",
             (data["project"], per_image),
         ).fetchall()
+        # The budget's counter (AnnotationCount) agrees with the rows, annotator by annotator.
+        miscounted = conn.execute(
+            "SELECT c.annotator_id FROM labelling_annotationcount c WHERE c.project_id = %s AND c.annotations"
+            " <> (SELECT COUNT(*) FROM labelling_annotation a JOIN labelling_image i ON i.id = a.image_id"
+            " WHERE i.project_id = c.project_id AND a.annotator_id = c.annotator_id)",
+            (data["project"],),
+        ).fetchall()
+        counted = conn.execute(
+            "SELECT COALESCE(SUM(annotations), 0) FROM labelling_annotationcount WHERE project_id = %s",
+            (data["project"],),
+        ).fetchone()[0]
+    assert miscounted == [] and counted == len(stored)
     acked = {entry for log in logs for entry in log.acked}
     created = sum(log.labels for log in logs)
     assert over_held == [] and over_labelled == []

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from labelling.models import Annotation, Assignment, Image, QueueItem
+from labelling.models import Annotation, AnnotationCount, Assignment, Image, QueueItem
 from tests.factories import UserFactory, pool, queue_round
 
 pytestmark = pytest.mark.django_db
@@ -146,6 +146,48 @@ def test_budget_stops_handing_out_labels(client_for, users, project, queued, lab
     after = nxt(c1, project)
     assert after["assignment"] is None and after["empty_reason"] == "budget_exhausted"
     assert Annotation.objects.count() == 2
+
+
+def counted(project) -> dict[int, int]:
+    return dict(AnnotationCount.objects.filter(project=project).values_list("annotator_id", "annotations"))
+
+
+def test_the_budget_counter_follows_submits_and_undos(client_for, users, project, queued, label):
+    me, other = client_for(users["annotator"]), client_for(users["engineer"])
+    for client in (me, me, other):
+        assignment = nxt(client, project)["assignment"]
+        assert submit(client, assignment["id"], label).status_code == 201
+        assert submit(client, assignment["id"], label).status_code == 200  # a repeat counts nothing
+    assert counted(project) == {users["annotator"].id: 2, users["engineer"].id: 1}
+    assert me.post(f"/api/projects/{project.id}/queue/undo").status_code == 200
+    assert counted(project) == {users["annotator"].id: 1, users["engineer"].id: 1}
+    assert sum(counted(project).values()) == Annotation.objects.filter(image__project=project).count()
+
+
+def test_undo_gives_the_budget_back(client_for, users, project, queued, label):
+    project.label_budget = 1
+    project.save()
+    me = client_for(users["annotator"])
+    first = nxt(me, project)["assignment"]
+    assert submit(me, first["id"], label).status_code == 201
+    assert nxt(me, project)["empty_reason"] == "budget_exhausted"
+    again = me.post(f"/api/projects/{project.id}/queue/undo").json()
+    assert again["id"] == first["id"]
+    assert submit(me, first["id"], label).status_code == 201
+
+
+def test_the_counter_migration_counts_the_labels_given_before_it(client_for, users, project, queued, label):
+    import importlib
+
+    from django.apps import apps
+
+    me = client_for(users["annotator"])
+    for _ in range(2):
+        assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201
+    AnnotationCount.objects.all().delete()
+    migration = importlib.import_module("labelling.migrations.0003_annotation_count")
+    migration.count_annotations(apps, None)
+    assert counted(project) == {users["annotator"].id: 2}
 
 
 def test_skip_gives_the_item_to_others_not_me(client_for, users, project, queued):
