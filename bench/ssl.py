@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from models_zoo import datasets
+from models_zoo.artifact import EncoderArtifact
 from models_zoo.train import PretrainConfig, pretrain
 from models_zoo.transfer import Learner, LearnerConfig, LinearProbe
 
@@ -74,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool-size", type=int, default=20000)
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--save-encoder", default="", help="also save the pretrained encoder artifact here")
+    p.add_argument(
+        "--encoder",
+        default="",
+        help="use this encoder artifact instead of pretraining (e.g. one --save-encoder wrote)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(2)
 
@@ -118,13 +124,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # Self-supervised pretraining on the unlabelled pool.
     cfg = PretrainConfig(method=args.method, max_minutes=args.minutes, threads=2, progress_every=100)
-    art = pretrain(
-        ds.X,
-        cfg,
-        progress=lambda f, i: print(
-            f"  pretrain {100 * f:5.1f}% loss {i['loss']:.3f} {i['images_per_s']:.0f} img/s", flush=True
-        ),
-    )
+    if args.encoder:
+        art = EncoderArtifact.load(args.encoder)
+        cfg.batch_size = art.metadata.get("config", {}).get("batch_size", cfg.batch_size)
+    else:
+        art = pretrain(
+            ds.X,
+            cfg,
+            progress=lambda f, i: print(
+                f"  pretrain {100 * f:5.1f}% loss {i['loss']:.3f} {i['images_per_s']:.0f} img/s", flush=True
+            ),
+        )
     if args.save_encoder:
         art.save(args.save_encoder)
     meta = art.metadata

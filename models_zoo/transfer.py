@@ -193,11 +193,11 @@ class FineTuner:
     def __init__(
         self,
         artifact: EncoderArtifact,
-        epochs: int = 15,
+        epochs: int = 30,
         min_steps: int = 300,
         batch_size: int = 128,
         lr: float = 2e-3,
-        encoder_lr: float = 5e-4,
+        encoder_lr: float = 1e-3,
         weight_decay: float = 1e-4,
         dropout: float = 0.2,
         crop_scale: tuple[float, float] = (0.6, 1.0),

@@ -12,6 +12,7 @@ transactions that add and remove the labels, so a check sums a few rows instead 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,6 +38,8 @@ from labelling.models.job import TRAINING_KINDS, JobState
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.selectors.rows import Columns
 from labelling.services.errors import Conflict, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
 
 FINISHED = (AssignmentState.SUBMITTED, AssignmentState.SKIPPED, AssignmentState.FLAGGED)
 UNDO_WINDOW = timedelta(minutes=30)
@@ -574,8 +577,10 @@ def _submit(
             f"UPDATE {Image._meta.db_table} SET status = %s WHERE id = %s",
             [ImageStatus.LABELLED, item.image_id],
         )
-        _maybe_queue_cycle(project)
         _annotation_count_add(project_id=assignment.project_id, annotator=annotator, delta=1)
+        # After commit: requesting a retrain locks the project row exclusively, and this transaction
+        # may hold it shared (the budget check); two submits upgrading at once would deadlock.
+        transaction.on_commit(lambda: _maybe_queue_cycle_safely(project))
     return annotation, True
 
 
@@ -617,6 +622,15 @@ def _annotation_count_add(*, project_id: int, annotator: AbstractBaseUser, delta
             f" ON CONFLICT (project_id, annotator_id) DO UPDATE SET annotations = {table}.annotations + %s",
             [project_id, annotator.pk, delta, delta],
         )
+
+
+def _maybe_queue_cycle_safely(project: Project) -> None:
+    """_maybe_queue_cycle after the label is committed: a failure here must not turn a stored label
+    into an error response; the next submit checks the threshold again."""
+    try:
+        _maybe_queue_cycle(project)
+    except Exception:
+        logger.exception("could not queue a retrain for project %s after a label", project.pk)
 
 
 def _maybe_queue_cycle(project: Project) -> None:
