@@ -303,7 +303,7 @@ class LearnerConfig:
     """
 
     mode: str = "auto"
-    finetune_min_labels: int = 2000
+    finetune_min_labels: int = 1000
     knn: int = 20
     alpha: float = 0.99
     pseudo_label_threshold: float = 0.0
