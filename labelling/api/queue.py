@@ -44,7 +44,8 @@ class AssignmentOutput(serializers.Serializer):
 class ProgressOutput(serializers.Serializer):
     labelled_today = serializers.IntegerField()
     labelled_total = serializers.IntegerField()
-    left_in_queue = serializers.IntegerField()
+    left_in_queue = serializers.IntegerField(help_text="open items in the queue, counted up to 1,000")
+    left_in_queue_more = serializers.BooleanField(help_text="more than left_in_queue items are open")
 
 
 class NextOutput(serializers.Serializer):

@@ -43,7 +43,23 @@ def test_next_gives_the_top_item_and_a_reload_gives_the_same(client_for, users, 
     assert first["assignment"]["image"]["id"] == queued[0].id
     assert first["assignment"]["image"]["url"] == f"/api/images/{queued[0].id}/file"
     assert nxt(client, project)["assignment"]["id"] == first["assignment"]["id"]
-    assert first["progress"] == {"labelled_today": 0, "labelled_total": 0, "left_in_queue": 6}
+    assert first["progress"] == {
+        "labelled_today": 0,
+        "labelled_total": 0,
+        "left_in_queue": 6,
+        "left_in_queue_more": False,
+    }
+
+
+def test_left_in_queue_is_counted_up_to_a_cap(client_for, users, project, queued, monkeypatch):
+    from labelling.selectors import queue as queue_selectors
+
+    monkeypatch.setattr(queue_selectors, "LEFT_IN_QUEUE_CAP", 4)
+    progress = nxt(client_for(users["annotator"]), project)["progress"]
+    assert progress["left_in_queue"] == 4 and progress["left_in_queue_more"] is True
+    monkeypatch.setattr(queue_selectors, "LEFT_IN_QUEUE_CAP", 6)
+    progress = nxt(client_for(users["annotator"]), project)["progress"]
+    assert progress["left_in_queue"] == 6 and progress["left_in_queue_more"] is False
 
 
 def test_two_annotators_never_hold_the_same_item(client_for, users, project, queued):

@@ -51,6 +51,7 @@
     loggedOut: false,
     serverToday: 0,
     left: null,
+    leftMore: false,
     ackSeq: 0,
     skewMs: 0, // server clock minus this clock, from the Date header, for reservation expiry
     pollTimer: null,
@@ -229,6 +230,7 @@
     // A progress figure counted before my latest acknowledged label would step the counter back.
     state.serverToday = progressIsCurrent ? p.labelled_today : Math.max(state.serverToday, p.labelled_today);
     state.left = p.left_in_queue;
+    state.leftMore = p.left_in_queue_more;
     show();
     if (!state.held.length) {
       // Nothing to label: look again later (a retrain or an admin may bring more).
@@ -358,7 +360,7 @@
 
     const pendingSubmits = state.outbox.filter((e) => e.kind === "submit").length;
     $("p-today").textContent = String(state.serverToday + pendingSubmits);
-    $("p-left").textContent = state.left == null ? "–" : String(state.left);
+    $("p-left").textContent = state.left == null ? "–" : state.left + (state.leftMore ? "+" : "");
     const pending = $("p-pending");
     pending.hidden = !state.outbox.length;
     pending.textContent = state.outbox.length + " not yet saved";
