@@ -250,6 +250,12 @@ def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: floa
         "budget": budget,
         "over_budget": max(0, checked["annotations"] - budget) if budget else 0,
         "budget_spent": {log.empty_reason for log in logs} == {"budget_exhausted"},
+        # annotators told "nothing to label" before the end (and why): with a budget left and a full
+        # queue there should be none
+        "annotators_stopped_early": {
+            reason: sum(log.empty_reason == reason for log in logs)
+            for reason in sorted({log.empty_reason for log in logs if log.empty_reason})
+        },
         "errors": sum(statuses.values()),
         "errors_5xx": sum(n for key, n in statuses.items() if key[:1] == "5" or key[:1] == "0"),
         "error_kinds": statuses,

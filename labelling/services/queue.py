@@ -305,17 +305,27 @@ def _reserve_more(
     expires = now + timedelta(minutes=locked.reservation_minutes)
     reserved: list[Assignment] = []
     seen: list[int] = []
-    for _attempt in range(3):
-        batch = _candidates(
-            project=project, annotator=annotator, now=now, limit=wanted - len(reserved), seen=seen
-        )
+    for attempt in range(RESERVE_ATTEMPTS):
+        # The first look asks for exactly what is missing (the common, uncontended case); later ones
+        # look further down the queue, past the items that concurrent annotators just took.
+        missing = wanted - len(reserved)
+        limit = missing if attempt == 0 else min(missing * 4 * attempt, 64)
+        batch = _candidates(project=project, annotator=annotator, now=now, limit=limit, seen=seen)
         if not batch:
             break
         seen += [item.pk for item in batch]
-        reserved += _reserve_items(batch, project=project, annotator=annotator, now=now, expires=expires)
+        reserved += _reserve_items(
+            batch, project=project, annotator=annotator, now=now, expires=expires, limit=missing
+        )
         if len(reserved) >= wanted:
             break
     return reserved
+
+
+# Looks down the queue before a reservation gives up. With three, a crowd of annotators asking at the
+# same moment could all find their few candidates just taken and be told the queue was empty while
+# thousands of items waited (bench-load: 200 annotators starting together).
+RESERVE_ATTEMPTS = 8
 
 
 def _candidates(
@@ -359,9 +369,10 @@ def _candidates(
 
 
 def _reserve_items(
-    items: list[QueueItem], *, project: Project, annotator: AbstractBaseUser, now, expires
+    items: list[QueueItem], *, project: Project, annotator: AbstractBaseUser, now, expires, limit: int
 ) -> list[Assignment]:
-    """Reserve the candidates still free for this annotator. Call while holding their row locks.
+    """Reserve the first ``limit`` candidates still free for this annotator. Call while holding their
+    row locks (the others are released at commit).
 
     Under READ COMMITTED the candidate query judged the items free by its snapshot and only then
     locked them (SKIP LOCKED skips rows locked at that moment): an annotator who reserved one and
@@ -387,6 +398,8 @@ def _reserve_items(
             others[assignment.item_id] = others.get(assignment.item_id, 0) + 1
     reserved, fresh, renewed = [], [], []
     for item in items:
+        if len(reserved) >= limit:
+            break
         if item.annotations_done + others.get(item.pk, 0) >= item.annotations_needed:
             continue
         earlier = mine.get(item.pk)
