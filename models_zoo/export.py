@@ -26,6 +26,9 @@ class ExportedClassifier(nn.Module):
         self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The same steps, in the same order, as adapt_images on the 8-bit values the service stores,
+        # so an exported model gives the same output as the learner for the same image.
+        x = torch.round(x * 255).clamp(0, 255)
         if x.shape[1] == 1 and self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] == 3 and self.in_channels == 1:
@@ -38,8 +41,7 @@ class ExportedClassifier(nn.Module):
                 align_corners=False,
                 antialias=True,
             )
-        # 8-bit quantisation, as adapt_images stores the pool: the same input gives the same output.
-        x = torch.round(x * 255).clamp(0, 255) / 255
+        x = torch.round(x).clamp(0, 255) / 255
         return F.softmax(self.head(self.encoder(x)), dim=1)  # (N, K)
 
 

@@ -23,11 +23,25 @@ def _fs_path(key: str) -> Path | None:
         return None
 
 
+def _remove_stale_temps(target: Path) -> None:
+    """Delete temp copies of ``target`` left by writers that died mid-copy (a killed worker process
+    cannot clean up; the redelivered task writes the same key again)."""
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            pid = int(stale.name[len(target.name) + 2 : -len(".tmp")])
+            os.kill(pid, 0)  # still running: its copy is in progress
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 def store_file(local: Path, key: str) -> str:
     """Put a finished local file under ``key``, replacing what was there, atomically on a file system."""
     target = _fs_path(key)
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(target)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         with open(local, "rb") as src, open(tmp, "wb") as dst:
             while chunk := src.read(1 << 20):
