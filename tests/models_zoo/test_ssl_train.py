@@ -103,6 +103,8 @@ def test_input_view_appends_the_pools_whitened_principal_components(blobs):
     second = pretrain(X[:60], _cfg(max_steps=2), init=art)
     assert second.dim == d + 32  # the default k
     assert not torch.equal(second.state_dict["v_mean"], art.state_dict["v_mean"])
+    # selection strategies get the trunk's columns only
+    np.testing.assert_array_equal(encoders.learned_part(Z, art.config.input_view), Z[:, :d])
     # off: the plain trunk, as artifacts made before the view was added load
     plain = pretrain(X, _cfg(max_steps=2, input_view=0))
     assert plain.dim == d and not isinstance(plain.build(), encoders.WithInputView)

@@ -584,9 +584,11 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc) -> Selection
     batch = int(job.params.get("batch_size") or project.batch_size)
     if (~mask).sum() == 0:
         raise ValueError("every image of the pool is labelled or queued: nothing left to select")
+    from models_zoo.encoders import learned_part
+
     chosen = selection.select(
         strategy,
-        embeddings=Z,
+        embeddings=learned_part(Z, int(version.config.get("input_view", 0))),
         labelled_mask=mask,
         batch_size=min(batch, int((~mask).sum())),
         seed=int(job.params.get("seed", 0)) + SelectionRound.objects.filter(project=project).count(),
