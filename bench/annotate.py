@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "annotate.json"
 LABELS = ["cat", "dog", "bird", "fish"]
@@ -173,13 +175,8 @@ class Server:
         raise RuntimeError(f"{self.kind} did not answer in 60 s:\n{self.log_path.read_text()[-3000:]}")
 
     def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout=20)
         self._log.close()
 
 
@@ -291,6 +288,17 @@ def annotator(
         else:
             log.count(status, answer)
     http.close()
+
+
+def merge_logs(logs: list[AnnotatorLog]) -> tuple[list[float], list[float], dict[str, int], int]:
+    """All annotators together: next-item and submit latencies (ms), error answers by kind, labels given."""
+    next_ms = [x for log in logs for x in log.next_ms]
+    submit_ms = [x for log in logs for x in log.submit_ms]
+    statuses: dict[str, int] = {}
+    for log in logs:
+        for key, n in log.statuses.items():
+            statuses[key] = statuses.get(key, 0) + n
+    return next_ms, submit_ms, statuses, sum(log.labels for log in logs)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -415,13 +423,7 @@ def run_once(*, db: str, server: Server, env: dict, database_url: str, clients: 
     server_cpu = cpu_seconds(server.proc.pid) - server_cpu
     client_cpu = time.process_time() - client_cpu
     checked = audit(database_url, data["project"], logs)
-    next_ms = [x for log in logs for x in log.next_ms]
-    submit_ms = [x for log in logs for x in log.submit_ms]
-    statuses: dict[str, int] = {}
-    for log in logs:
-        for key, n in log.statuses.items():
-            statuses[key] = statuses.get(key, 0) + n
-    total = sum(log.labels for log in logs)
+    next_ms, submit_ms, statuses, total = merge_logs(logs)
     return {
         "db": db,
         "server": server.label,

@@ -39,6 +39,18 @@ def machine() -> dict:
     return info
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def write_results(name: str, records: list[dict], **extra) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

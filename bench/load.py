@@ -36,12 +36,14 @@ from bench.annotate import (
     audit,
     cpu_seconds,
     machine,
+    merge_logs,
     migrate,
     overlapping_holds,
     pct,
     seed,
     server_env,
 )
+from bench.common import stop_process
 
 RESULTS = ROOT / "bench" / "results" / "load.json"
 GOAL = {"next_p95_ms": 50, "next_p99_ms": 150, "duplicates": 0, "lost": 0, "errors_5xx": 0, "over_budget": 0}
@@ -216,19 +218,9 @@ def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: floa
         checked = audit(database_url, data["project"], logs)
     finally:
         if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            stop_process(worker)
         embedded_redis.stop(redis)
-    next_ms = [x for log in logs for x in log.next_ms]
-    submit_ms = [x for log in logs for x in log.submit_ms]
-    statuses: dict[str, int] = {}
-    for log in logs:
-        for key, n in log.statuses.items():
-            statuses[key] = statuses.get(key, 0) + n
-    total = sum(log.labels for log in logs)
+    next_ms, submit_ms, statuses, total = merge_logs(logs)
     return {
         "db": "postgresql",
         "server": f"gunicorn {workers}x{threads} gthread",

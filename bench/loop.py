@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -162,11 +164,7 @@ def main() -> None:
         )
         print(f"wrote {path}")
     finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker)
         embedded_redis.stop(redis)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
