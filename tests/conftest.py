@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from bench.common import stop_process
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,12 +139,22 @@ def celery_worker(redis_server, transactional_db, settings, tmp_path):
     proc = start_worker(env_extra={"MEDIA_ROOT": str(settings.MEDIA_ROOT)}, log_path=log_path)
     proc.log_path = log_path
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc, timeout=20)
+
+
+def wait_until(predicate, *, timeout: float = 120.0, worker=None, what: str = "", every: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy (returned); fail if the worker dies or
+    ``timeout`` seconds pass, with the end of the worker's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if worker is not None and worker.poll() is not None:
+            raise AssertionError(f"worker died:\n{worker.log_path.read_text()[-3000:]}")
+        time.sleep(every)
+    log = worker.log_path.read_text()[-4000:] if worker is not None else ""
+    raise AssertionError(f"timed out waiting for {what}\n{log}")
 
 
 def wait_for_job(job_id: int, *, timeout: float = 60.0, worker: subprocess.Popen | None = None):

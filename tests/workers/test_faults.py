@@ -22,25 +22,13 @@ import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
 
+from bench.common import stop_process
 from labelling.models import Annotation, EncoderVersion, Job, ModelVersion, Project, SelectionRound
 from labelling.services.training import training_job_request
-from tests.conftest import redis_restart, start_worker, wait_for_job
+from tests.conftest import redis_restart, start_worker, wait_for_job, wait_until
 from tests.factories import image_bytes, pool, zip_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_until(predicate, *, timeout: float, worker=None, what: str = "", every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if worker is not None and worker.poll() is not None:
-            raise AssertionError(f"worker died:\n{worker.log_path.read_text()[-3000:]}")
-        time.sleep(every)
-    log = worker.log_path.read_text()[-4000:] if worker is not None else ""
-    raise AssertionError(f"timed out waiting for {what}\n{log}")
 
 
 def kill_pool(worker: subprocess.Popen) -> int:
@@ -281,11 +269,7 @@ def test_redis_restarted_with_tasks_queued(redis_server, transactional_db, setti
         later = import_zip(7)
         assert wait_for_job(later, timeout=120, worker=worker).state == "succeeded"
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker, timeout=20)
     from labelling.models import Image
 
     assert Image.objects.filter(project=project).count() == 12

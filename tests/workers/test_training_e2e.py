@@ -4,7 +4,6 @@ upload, pretrain (tiny budget), the cold-start round, labels, an automatic cycle
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
 from labelling.models import EncoderVersion, Job, SelectionRound
-from tests.conftest import wait_for_job
+from tests.conftest import wait_for_job, wait_until
 from tests.factories import zip_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,19 +28,6 @@ def digits_zip(n: int) -> tuple[bytes, dict[str, int]]:
         members[f"d/{i:04d}.png"] = buf.getvalue()
         truth[f"d/{i:04d}.png"] = int(digits.target[i])
     return zip_bytes(members), truth
-
-
-def wait_until(predicate, timeout: float = 120.0, worker=None, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if worker is not None and worker.poll() is not None:
-            raise AssertionError(f"worker died:\n{worker.log_path.read_text()[-3000:]}")
-        time.sleep(0.3)
-    log = worker.log_path.read_text()[-4000:] if worker is not None else ""
-    raise AssertionError(f"timed out waiting for {what}\n{log}")
 
 
 def test_campaign_through_the_api(celery_worker, client_for, users):
