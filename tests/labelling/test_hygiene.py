@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import api_world
+from tests.labelling.test_deploy_check import check_deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,21 +43,7 @@ def test_secrets_are_read_from_the_environment(tmp_path):
 
 def test_without_secret_key_check_deploy_objects(tmp_path):
     """The dev fallback key is marked insecure, so a production check cannot pass with it."""
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "SECRET_KEY"},
-        "DJANGO_SETTINGS_MODULE": "labelling.settings",
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "labelling.example.org",
-        "SECURE_SSL_REDIRECT": "1",
-        "SECURE_HSTS_SECONDS": "31536000",
-        "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
-        "SECURE_HSTS_PRELOAD": "1",
-        "VAR_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+    done = check_deploy(tmp_path, secret_key=None)
     assert done.returncode != 0
     assert "security.W009" in done.stdout + done.stderr
 
