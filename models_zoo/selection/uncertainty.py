@@ -105,7 +105,9 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 def least_confidence(inp: SelectionInput) -> Selection:
     """Score 1 - max_c p_c (higher = less confident)."""
     probs = inp.require_probs("least_confidence")
-    return _pick(inp, _rowwise(probs, _least_confidence_block), "least confidence: top class p {:.3f} below 1")
+    return _pick(
+        inp, _rowwise(probs, _least_confidence_block), "least confidence: top class p {:.3f} below 1"
+    )
 
 
 @register("margin")
