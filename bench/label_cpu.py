@@ -132,7 +132,15 @@ def _backend_cpu(connection) -> tuple[int, float] | None:
 
 
 def measure(
-    *, pairs: int, repeats: int, annotators: int, budget: int | None, labelled: int, profile: int, sql: bool
+    *,
+    pairs: int,
+    repeats: int,
+    annotators: int,
+    budget: int | None,
+    labelled: int,
+    profile: int,
+    sql: bool,
+    holding: int = 0,
 ) -> dict:
     """Run inside a process whose environment points Django at the database under test."""
     import django
@@ -149,10 +157,21 @@ def measure(
     warmup = 30
     wanted = warmup + pairs * (repeats + 1) + 10
     budget = None if budget == 0 else (budget or labelled + wanted * 10)
-    seeded = seed_in_django(images=wanted + 50, annotators=annotators, budget=budget, per_image=1)
+    wanted += 2 * holding
+    seeded = seed_in_django(images=wanted + 50, annotators=annotators + holding, budget=budget, per_image=1)
     if labelled:
         _past_labels(project_id=seeded["project"], n=labelled)
     handler = WSGIHandler()
+    # A crowd's live reservations: ``holding`` more annotators each hold two items (the current one
+    # and the one ahead, as the UI asks) at the top of the queue for the whole run, as 200 thinking
+    # annotators do in bench-load; every reservation below has to look past them.
+    for token in seeded["tokens"][:holding]:
+        status, body = _call(
+            handler, method="GET", path=f"/api/projects/{seeded['project']}/queue/next", token=token,
+            query="lookahead=1",
+        )  # fmt: skip
+        assert status == 200 and body["upcoming"], (status, body)
+    seeded = {**seeded, "tokens": seeded["tokens"][holding:]}
     n = 0
     for _ in range(warmup):
         _pair(handler, seeded, n)
@@ -188,6 +207,10 @@ def measure(
                         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + q["sql"])
                         plan = cursor.fetchone()[0][0]
                     print(f"      {plan['Execution Time']:.3f} ms in PostgreSQL")
+                    if plan["Execution Time"] > 1.0:  # worth reading: the plan
+                        with connection.cursor() as cursor:
+                            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + q["sql"])
+                            print("\n".join("        " + r[0] for r in cursor.fetchall()))
 
     profiler = None
     if profile:
@@ -226,6 +249,7 @@ def measure(
         "repeats": repeats,
         "budget": budget,
         "labelled_before": labelled,
+        "holding": holding,
         "next_cpu_ms": round(next_ms, 2),
         "submit_cpu_ms": round(submit_ms, 2),
         "cpu_ms_per_label": round(next_ms + submit_ms, 2),
@@ -254,7 +278,7 @@ def _run_child(database_url: str, var_dir: Path, args: argparse.Namespace) -> di
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     cmd = [sys.executable, "-m", "bench.label_cpu", "child", "--pairs", str(args.pairs), "--repeats",
            str(args.repeats), "--annotators", str(args.annotators), "--budget", str(args.budget), "--labelled", str(args.labelled),
-           "--profile", str(args.profile)] + (["--sql"] if args.sql else [])  # fmt: skip
+           "--profile", str(args.profile), "--holding", str(args.holding)] + (["--sql"] if args.sql else [])  # fmt: skip
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"measurement failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}")
@@ -315,6 +339,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=-1, help="0: no budget; default: far above the run")
     parser.add_argument("--labelled", type=int, default=0, help="labels given before the run (budget counts)")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions (cProfile)")
+    parser.add_argument(
+        "--holding", type=int, default=0, help="other annotators holding two items each throughout"
+    )
     parser.add_argument("--sql", action="store_true", help="print the SQL of the last next and submit")
     parser.add_argument("--gunicorn", action="store_true", help="also over HTTP to gunicorn (PostgreSQL)")
     parser.add_argument("--write", action="store_true", help=f"write the records to {RESULTS.name}")
@@ -322,7 +349,8 @@ def main() -> None:
     if args.mode == "child":
         budget = None if args.budget < 0 else args.budget
         print(json.dumps(measure(pairs=args.pairs, repeats=args.repeats, annotators=args.annotators,
-                                 budget=budget, labelled=args.labelled, profile=args.profile, sql=args.sql)))  # fmt: skip
+                                 budget=budget, labelled=args.labelled, profile=args.profile, sql=args.sql,
+                                 holding=args.holding)))  # fmt: skip
         return
     records = []
     for db in args.db.split(","):
