@@ -137,7 +137,7 @@ def start_worker(env: dict, log_path: Path) -> subprocess.Popen:
 
 def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: float,
              think: tuple[float, float] = (1.0, 3.0), budget: int | None = None, workers: int = 2,
-             threads: int = 8, import_every: float = 60.0, quiet: bool = False) -> dict:  # fmt: skip
+             threads: int = 2, import_every: float = 60.0, quiet: bool = False) -> dict:  # fmt: skip
     """One run against the database at ``database_url`` (migrated here); returns the record."""
     from workers import embedded_redis
 
@@ -289,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
         "--budget", type=int, default=None, help="label budget (default: 80%% of expected; 0: none)"
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="gunicorn threads per worker (labelling/gunicorn_conf.py)"
+    )
     parser.add_argument(
         "--import-every", type=float, default=60, help="seconds between worker imports (0: none)"
     )

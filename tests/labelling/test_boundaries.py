@@ -68,3 +68,16 @@ def test_compose_file_is_valid():
         [exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_the_compose_files_gunicorn_settings_load():
+    """The web service's command points gunicorn at labelling/gunicorn_conf.py: gunicorn accepts it."""
+    import os
+    import sys
+
+    assert "-c python:labelling.gunicorn_conf" in (ROOT / "docker-compose.yml").read_text()
+    out = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--check-config", "-c", "python:labelling.gunicorn_conf", "labelling.wsgi"],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "GUNICORN_THREADS": "3"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
