@@ -352,10 +352,11 @@ def _candidates(
         # which the database hashes once. A per-item COUNT here ran once for every item skipped, and
         # a crowd's reservations sit at the top of the queue: with 200 annotators holding two items
         # each it cost 12-15 ms of database CPU per reservation (bench.label_cpu --holding 200).
-        f" AND q.id NOT IN (SELECT h.item_id FROM {a} h JOIN {q} f ON f.id = h.item_id"
-        "  WHERE h.project_id = %s AND h.state = %s AND h.expires_at > %s"
-        "  GROUP BY h.item_id, f.annotations_done, f.annotations_needed"
-        "  HAVING f.annotations_done + COUNT(*) >= f.annotations_needed)"
+        # Each held item's own row is read by its key: a join let the planner merge-join along the
+        # queue's primary key from its first row, a cost that grew with every item labelled.
+        f" AND q.id NOT IN (SELECT h.item_id FROM (SELECT l.item_id, COUNT(*) AS n FROM {a} l"
+        "  WHERE l.project_id = %s AND l.state = %s AND l.expires_at > %s GROUP BY l.item_id) h"
+        f"  WHERE h.n >= (SELECT f.annotations_needed - f.annotations_done FROM {q} f WHERE f.id = h.item_id))"
     )
     params: list = [
         *(project.pk, QueueState.OPEN),
