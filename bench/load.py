@@ -1,8 +1,9 @@
 """`make bench-load`: a labelling team under load, on PostgreSQL, gunicorn and a real worker.
 
-Each simulated annotator is a thread with its own user and API token: it asks for the next item,
-looks at it for 1-3 s (uniform, as people do), submits a label, and again, until the time is up
-or the label budget is spent. Loopback only. Meanwhile a real Celery worker (embedded Redis)
+Each simulated annotator is an asyncio task with its own user, API token and keep-alive connection:
+it asks for the next item, looks at it for 1-3 s (uniform, as people do), submits a label, and
+again, until the time is up or the label budget is spent. One event loop in one thread carries all
+200 (200 client threads queued on the interpreter lock and added their wait to the latencies). Loopback only. Meanwhile a real Celery worker (embedded Redis)
 imports a zip of real images into a second project every minute, through the same API and the
 same database, so the service is not idle behind the annotators.
 
@@ -18,8 +19,10 @@ bench/results/load.json in bench-annotate's record format, plus ``think_time_s``
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -30,9 +33,7 @@ from pathlib import Path
 from bench.annotate import (
     ROOT,
     AnnotatorLog,
-    Http,
     Server,
-    annotator,
     audit,
     cpu_seconds,
     machine,
@@ -47,6 +48,115 @@ from bench.common import stop_process
 
 RESULTS = ROOT / "bench" / "results" / "load.json"
 GOAL = {"next_p95_ms": 50, "next_p99_ms": 150, "duplicates": 0, "lost": 0, "errors_5xx": 0, "over_budget": 0}
+
+
+# --- the annotators: asyncio tasks ------------------------------------------------------------------
+
+
+class AsyncHttp:
+    """One keep-alive HTTP/1.1 connection with an API token, on asyncio streams; reconnects (once per
+    call) when it drops, like bench.annotate.Http."""
+
+    def __init__(self, port: int, token: str, *, timeout: float = 120.0) -> None:
+        self.port, self.timeout = port, timeout
+        self.head = f"Host: 127.0.0.1\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+        payload = json.dumps(body).encode() if body else b""
+        request = f"{method} {path} HTTP/1.1\r\n{self.head}Content-Length: {len(payload)}\r\n\r\n".encode()
+        for attempt in (0, 1):
+            try:
+                return await asyncio.wait_for(self._exchange(request + payload), self.timeout)
+            except (TimeoutError, OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
+                # A retried submit is safe: the server stores one annotation per reservation.
+                self.close()
+                if attempt:
+                    return 0, {"error": {"code": "transport", "message": repr(exc)}}
+        raise AssertionError("unreachable")
+
+    async def _exchange(self, request: bytes) -> tuple[int, dict | None]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(request)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise EOFError("the server closed the connection")
+        status = int(status_line.split()[1])
+        headers = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            data = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                data += await self.reader.readexactly(size)
+                await self.reader.readline()
+            await self.reader.readline()
+        else:
+            data = await self.reader.read()
+            self.close()
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, (json.loads(data) if data else None)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def annotator_task(*, http: AsyncHttp, log: AnnotatorLog, project: int, labels: list[int], deadline: float,
+                         think: tuple[float, float], seed: int, retry_delay: float = 1.0) -> None:  # fmt: skip
+    """One simulated annotator (bench.annotate.annotator's think-time loop, as a task): next item,
+    think, submit, until the deadline or the queue answers that there is nothing to label."""
+    rng = random.Random(seed)
+    next_path = f"/api/projects/{project}/queue/next"
+    await asyncio.sleep(rng.uniform(0, think[1]))  # people do not all start in the same millisecond
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        status, body = await http.call("GET", next_path)
+        log.next_ms.append((time.perf_counter() - t0) * 1000)
+        if status != 200:
+            log.count(status, body)
+            await asyncio.sleep(retry_delay)
+            continue
+        assignment = body["assignment"]
+        if assignment is None:
+            log.empty_reason = body["empty_reason"]
+            break
+        label = rng.choice(labels)
+        thought = rng.uniform(*think)
+        await asyncio.sleep(thought)
+        path = f"/api/assignments/{assignment['id']}/submit"
+        t2 = time.perf_counter()
+        status, answer = await http.call("POST", path, {"label": label, "seconds_spent": round(thought, 2)})
+        t3 = time.perf_counter()
+        log.submit_ms.append((t3 - t2) * 1000)
+        log.holds.append((assignment["image"]["id"], assignment["id"], t0, t3))
+        if status in (200, 201):
+            log.acked.append((assignment["id"], answer["annotation_id"], label))
+            log.labels += status == 201
+        else:
+            log.count(status, answer)
+    http.close()
+
+
+def run_crowd(port: int, tokens: list[str], logs: list[AnnotatorLog], **task) -> threading.Thread:
+    """All annotators as tasks of one event loop, in a thread of their own (started here)."""
+
+    async def crowd() -> None:
+        await asyncio.gather(
+            *(annotator_task(http=AsyncHttp(port, token), log=log, seed=i, **task)
+              for i, (token, log) in enumerate(zip(tokens, logs, strict=True)))
+        )  # fmt: skip
+
+    thread = threading.Thread(target=asyncio.run, args=(crowd(),), daemon=True)
+    thread.start()
+    return thread
 
 
 # --- the worker's side load ---------------------------------------------------------------------------
@@ -175,29 +285,12 @@ def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: floa
             server_cpu = cpu_seconds(server.proc.pid)
             deadline = time.monotonic() + seconds
             t0 = time.perf_counter()
-            pool = [
-                threading.Thread(
-                    target=annotator,
-                    kwargs=dict(
-                        http=Http(server.port, data["tokens"][i]),
-                        log=logs[i],
-                        project=data["project"],
-                        labels=data["labels"],
-                        deadline=deadline,
-                        think=think,
-                        retry_delay=1.0,
-                        seed=i,
-                    ),
-                    daemon=True,
-                )  # fmt: skip
-                for i in range(annotators)
-            ]
-            for t in pool:
-                t.start()
+            crowd = run_crowd(server.port, data["tokens"][:annotators], logs, project=data["project"],
+                              labels=data["labels"], deadline=deadline, think=think)  # fmt: skip
             jobs: list[int] = []
             import_errors: list[str] = []
             next_import = time.monotonic()
-            while any(t.is_alive() for t in pool):
+            while crowd.is_alive():
                 if import_every and time.monotonic() >= next_import and time.monotonic() < deadline:
                     status, answer = _post_zip(server.port, imports["token"], imports["project"],
                                                _zip_of_images(50, seed=len(jobs)))  # fmt: skip
