@@ -18,6 +18,7 @@ bench/results/annotate.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -217,6 +218,62 @@ class Http:
             self.conn = None
 
 
+class AsyncHttp:
+    """One keep-alive HTTP/1.1 connection with an API token, on asyncio streams; reconnects (once per
+    call) when it drops, like Http."""
+
+    def __init__(self, port: int, token: str, *, timeout: float = 120.0) -> None:
+        self.port, self.timeout = port, timeout
+        self.head = f"Host: 127.0.0.1\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+        payload = json.dumps(body).encode() if body else b""
+        request = f"{method} {path} HTTP/1.1\r\n{self.head}Content-Length: {len(payload)}\r\n\r\n".encode()
+        for attempt in (0, 1):
+            try:
+                return await asyncio.wait_for(self._exchange(request + payload), self.timeout)
+            except (TimeoutError, OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
+                # A retried submit is safe: the server stores one annotation per reservation.
+                self.close()
+                if attempt:
+                    return 0, {"error": {"code": "transport", "message": repr(exc)}}
+        raise AssertionError("unreachable")
+
+    async def _exchange(self, request: bytes) -> tuple[int, dict | None]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(request)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise EOFError("the server closed the connection")
+        status = int(status_line.split()[1])
+        headers = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            data = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                data += await self.reader.readexactly(size)
+                await self.reader.readline()
+            await self.reader.readline()
+        else:
+            data = await self.reader.read()
+            self.close()
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, (json.loads(data) if data else None)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
 @dataclass
 class AnnotatorLog:
     client: int
@@ -239,8 +296,8 @@ class AnnotatorLog:
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
 
-def annotator(
-    *, http: Http, log: AnnotatorLog, project: int, labels: list[int], deadline: float,
+async def annotator(
+    *, http: AsyncHttp, log: AnnotatorLog, project: int, labels: list[int], deadline: float,
     max_labels: float = float("inf"), double_submit_every: int = 0, seed: int,
     think: tuple[float, float] = (0.0, 0.0), retry_delay: float = 0.05,
 ) -> None:  # fmt: skip
@@ -248,18 +305,20 @@ def annotator(
 
     ``think`` (seconds, uniform) is 0 for the closed loop of bench-annotate and 1-3 s for
     bench-load, whose annotators also start at a random moment within the first think time.
+    A coroutine: bench-load runs its 200 as tasks of one event loop, bench-annotate each in a thread
+    of its own.
     """
     rng = random.Random(seed)
     next_path = f"/api/projects/{project}/queue/next"
     if think[1] > 0:
-        time.sleep(rng.uniform(0, think[1]))  # people do not all start in the same millisecond
+        await asyncio.sleep(rng.uniform(0, think[1]))  # people do not all start in the same millisecond
     while log.labels < max_labels and time.monotonic() < deadline:
         t0 = time.perf_counter()
-        status, body = http.call("GET", next_path)
+        status, body = await http.call("GET", next_path)
         log.next_ms.append((time.perf_counter() - t0) * 1000)
         if status != 200:
             log.count(status, body)
-            time.sleep(retry_delay)
+            await asyncio.sleep(retry_delay)
             continue
         assignment = body["assignment"]
         if assignment is None:
@@ -269,10 +328,10 @@ def annotator(
         thought = 0.0
         if think[1] > 0:
             thought = rng.uniform(*think)
-            time.sleep(thought)
+            await asyncio.sleep(thought)
         path = f"/api/assignments/{assignment['id']}/submit"
         t2 = time.perf_counter()
-        status, answer = http.call("POST", path, {"label": label, "seconds_spent": round(thought, 2)})
+        status, answer = await http.call("POST", path, {"label": label, "seconds_spent": round(thought, 2)})
         t3 = time.perf_counter()
         log.submit_ms.append((t3 - t2) * 1000)
         log.holds.append((assignment["image"]["id"], assignment["id"], t0, t3))
@@ -282,7 +341,7 @@ def annotator(
             if double_submit_every and log.labels % double_submit_every == 0:
                 # A double click / retry after a timeout: must answer 200 with the same annotation.
                 log.repeats += 1
-                again, again_body = http.call("POST", path, {"label": label, "seconds_spent": 0})
+                again, again_body = await http.call("POST", path, {"label": label, "seconds_spent": 0})
                 if again != 200 or again_body["annotation_id"] != answer["annotation_id"]:
                     log.repeats_wrong += 1
         else:
@@ -325,10 +384,10 @@ def closed_loop(
 
     def run(i: int) -> None:
         start_gate.wait()
-        annotator(
-            http=Http(port, tokens[i]), log=logs[i], project=project, labels=labels,
+        asyncio.run(annotator(
+            http=AsyncHttp(port, tokens[i]), log=logs[i], project=project, labels=labels,
             deadline=deadline, max_labels=max_labels, double_submit_every=double_submit_every, seed=i,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(tokens))]
     for t in threads:

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,9 @@ from pathlib import Path
 from bench.annotate import (
     ROOT,
     AnnotatorLog,
+    AsyncHttp,
     Server,
+    annotator,
     audit,
     cpu_seconds,
     machine,
@@ -53,104 +54,12 @@ GOAL = {"next_p95_ms": 50, "next_p99_ms": 150, "duplicates": 0, "lost": 0, "erro
 # --- the annotators: asyncio tasks ------------------------------------------------------------------
 
 
-class AsyncHttp:
-    """One keep-alive HTTP/1.1 connection with an API token, on asyncio streams; reconnects (once per
-    call) when it drops, like bench.annotate.Http."""
-
-    def __init__(self, port: int, token: str, *, timeout: float = 120.0) -> None:
-        self.port, self.timeout = port, timeout
-        self.head = f"Host: 127.0.0.1\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
-        payload = json.dumps(body).encode() if body else b""
-        request = f"{method} {path} HTTP/1.1\r\n{self.head}Content-Length: {len(payload)}\r\n\r\n".encode()
-        for attempt in (0, 1):
-            try:
-                return await asyncio.wait_for(self._exchange(request + payload), self.timeout)
-            except (TimeoutError, OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
-                # A retried submit is safe: the server stores one annotation per reservation.
-                self.close()
-                if attempt:
-                    return 0, {"error": {"code": "transport", "message": repr(exc)}}
-        raise AssertionError("unreachable")
-
-    async def _exchange(self, request: bytes) -> tuple[int, dict | None]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self.writer.write(request)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise EOFError("the server closed the connection")
-        status = int(status_line.split()[1])
-        headers = {}
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            key, _, value = line.decode("latin-1").partition(":")
-            headers[key.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            data = await self.reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            data = b""
-            while size := int((await self.reader.readline()).split(b";")[0], 16):
-                data += await self.reader.readexactly(size)
-                await self.reader.readline()
-            await self.reader.readline()
-        else:
-            data = await self.reader.read()
-            self.close()
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, (json.loads(data) if data else None)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.reader = self.writer = None
-
-
-async def annotator_task(*, http: AsyncHttp, log: AnnotatorLog, project: int, labels: list[int], deadline: float,
-                         think: tuple[float, float], seed: int, retry_delay: float = 1.0) -> None:  # fmt: skip
-    """One simulated annotator (bench.annotate.annotator's think-time loop, as a task): next item,
-    think, submit, until the deadline or the queue answers that there is nothing to label."""
-    rng = random.Random(seed)
-    next_path = f"/api/projects/{project}/queue/next"
-    await asyncio.sleep(rng.uniform(0, think[1]))  # people do not all start in the same millisecond
-    while time.monotonic() < deadline:
-        t0 = time.perf_counter()
-        status, body = await http.call("GET", next_path)
-        log.next_ms.append((time.perf_counter() - t0) * 1000)
-        if status != 200:
-            log.count(status, body)
-            await asyncio.sleep(retry_delay)
-            continue
-        assignment = body["assignment"]
-        if assignment is None:
-            log.empty_reason = body["empty_reason"]
-            break
-        label = rng.choice(labels)
-        thought = rng.uniform(*think)
-        await asyncio.sleep(thought)
-        path = f"/api/assignments/{assignment['id']}/submit"
-        t2 = time.perf_counter()
-        status, answer = await http.call("POST", path, {"label": label, "seconds_spent": round(thought, 2)})
-        t3 = time.perf_counter()
-        log.submit_ms.append((t3 - t2) * 1000)
-        log.holds.append((assignment["image"]["id"], assignment["id"], t0, t3))
-        if status in (200, 201):
-            log.acked.append((assignment["id"], answer["annotation_id"], label))
-            log.labels += status == 201
-        else:
-            log.count(status, answer)
-    http.close()
-
-
 def run_crowd(port: int, tokens: list[str], logs: list[AnnotatorLog], **task) -> threading.Thread:
     """All annotators as tasks of one event loop, in a thread of their own (started here)."""
 
     async def crowd() -> None:
         await asyncio.gather(
-            *(annotator_task(http=AsyncHttp(port, token), log=log, seed=i, **task)
+            *(annotator(http=AsyncHttp(port, token), log=log, seed=i, retry_delay=1.0, **task)
               for i, (token, log) in enumerate(zip(tokens, logs, strict=True)))
         )  # fmt: skip
 
