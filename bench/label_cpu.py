@@ -9,12 +9,13 @@ warm-up, then ``--pairs`` next+submit pairs rotating over ``--annotators`` users
 (``CaptureQueriesContext``, whose bookkeeping would otherwise be timed).
 
     python -m bench.label_cpu [--db sqlite,postgres] [--pairs 200] [--repeats 3] [--budget N] [--labelled N]
-                              [--profile 25] [--sql] [--gunicorn] [--write]
+                              [--holding N] [--profile 25] [--sql] [--gunicorn] [--write]
 
 SQLite lives in a temp dir; PostgreSQL is a throwaway cluster (tests/pg.py, durable like a real
 server). With a budget (the default) the budget checks run on every reservation and submit.
 ``make bench-label-cpu`` runs both databases with ``--labelled 10000 --gunicorn --write``
-(bench/results/label_cpu.json).
+(bench/results/label_cpu.json). ``--holding N``: N other annotators hold two items each for the
+whole run, as a crowd does (bench-load); every reservation has to look past them.
 """
 
 from __future__ import annotations
