@@ -104,6 +104,13 @@ def take_top(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
         return np.zeros(0, np.int64)
     if k < scores.size:
         part = np.argpartition(-scores, k - 1)[:k]
+        # argpartition settles ties at the k-th score arbitrarily: take those by pool index.
+        kth = scores[part].min()
+        if np.count_nonzero(scores >= kth) > k:
+            above, tied = np.flatnonzero(scores > kth), np.flatnonzero(scores == kth)
+            need = k - above.size  # >= 1, < tied.size
+            tied = tied[np.argpartition(candidates[tied], need - 1)[:need]]
+            part = np.concatenate([above, tied])
     else:
         part = np.arange(scores.size)
     order = np.lexsort((candidates[part], -scores[part]))

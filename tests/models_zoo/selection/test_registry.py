@@ -83,3 +83,12 @@ def test_cold_start_embeddings_only(pool, name):
     n = pool["embeddings"].shape[0]
     sel = select(name, embeddings=pool["embeddings"], labelled_mask=np.zeros(n, bool), batch_size=5, seed=0)
     assert len(set(sel.indices.tolist())) == 5
+
+
+def test_take_top_breaks_ties_at_the_cut_by_pool_index():
+    from models_zoo.selection.base import take_top
+
+    scores = np.array([5, 1, 1, 1, 1, 1, 1, 0], np.float32)
+    candidates = np.array([70, 60, 50, 40, 30, 20, 10, 0])
+    top = take_top(scores, candidates, 3)
+    assert candidates[top].tolist() == [70, 10, 20]  # the best, then the two lowest indices of the tie
