@@ -82,7 +82,7 @@ def _pick(inp: SelectionInput, uncertainty: np.ndarray, fmt: str) -> Selection:
     # Scoring all N rows and masking is cheaper than gathering the unlabelled rows first.
     uncertainty = uncertainty.astype(np.float32, copy=False)  # a temporary of the caller
     uncertainty[inp.labelled_mask] = -np.inf
-    k = min(inp.batch_size, int((~inp.labelled_mask).sum()))
+    k = min(inp.batch_size, inp.labelled_mask.size - np.count_nonzero(inp.labelled_mask))
     top = _top_k(uncertainty, k)  # (B,)
     scores = uncertainty[top].astype(np.float32)
     return Selection(top, scores, [fmt.format(s) for s in scores])
@@ -94,7 +94,13 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     import torch
 
     if 0 < k < scores.size:
-        kth = torch.topk(torch.from_numpy(scores), k, sorted=False).values.min().item()
+        s = torch.from_numpy(scores)
+        rows = max(1, min(torch.get_num_threads(), scores.size // max(k, 1)))
+        if rows > 1:  # one row per thread: torch runs a row-wise top-k in parallel, not a 1-D one
+            cut = scores.size - scores.size % rows
+            per_row = torch.topk(s[:cut].view(rows, -1), k, dim=1, sorted=False).values  # (rows, k)
+            s = torch.cat([per_row.ravel(), s[cut:]])  # holds the k largest of all
+        kth = torch.topk(s, k, sorted=False).values.min().item()
         cand = np.flatnonzero(scores >= kth)  # (>= k,)
     else:
         cand = np.arange(scores.size)

@@ -101,3 +101,24 @@ def test_balanced_margin_fills_the_rarest_classes_first():
     sel = select("balanced_margin", **_inputs(probs, labelled, labels=labels), batch_size=6)
     # water-filling to 4 each: class 2 gets 4, class 1 gets 2, class 0 none
     assert np.bincount(pred[sel.indices], minlength=c).tolist() == [0, 2, 4]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 503), st.integers(1, 60), st.integers(1, 4))
+def test_top_k_narrowing_matches_the_full_tie_breaking_sort(seed, n, k, threads):
+    # The per-thread row split (with a remainder of n % threads) and the narrowing by value must
+    # give what take_top gives over the whole pool, ties included.
+    import torch
+
+    from models_zoo.selection.base import take_top
+    from models_zoo.selection.uncertainty import _top_k
+
+    scores = np.random.default_rng(seed).integers(0, 5, n).astype(np.float32)  # many ties
+    k = min(k, n)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = _top_k(scores, k)
+    finally:
+        torch.set_num_threads(old)
+    assert got.tolist() == take_top(scores, np.arange(n), k).tolist()
