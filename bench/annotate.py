@@ -278,6 +278,7 @@ class AsyncHttp:
 class AnnotatorLog:
     client: int
     next_ms: list[float] = field(default_factory=list)
+    next_at: list[float] = field(default_factory=list)  # when each next-item request was sent (perf_counter)
     submit_ms: list[float] = field(default_factory=list)
     labels: int = 0  # 201s
     # (image id, assignment id, asked for it, submit answered): perf_counter seconds. The hold lies
@@ -316,6 +317,7 @@ async def annotator(
         t0 = time.perf_counter()
         status, body = await http.call("GET", next_path)
         log.next_ms.append((time.perf_counter() - t0) * 1000)
+        log.next_at.append(t0)
         if status != 200:
             log.count(status, body)
             await asyncio.sleep(retry_delay)
@@ -361,7 +363,9 @@ def merge_logs(logs: list[AnnotatorLog]) -> tuple[list[float], list[float], dict
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (gunicorn's workers), from /proc."""
+    """User + system CPU of a process and its children (gunicorn's workers, PostgreSQL's
+    backends), from /proc: the live children's own, plus what the children it has already reaped
+    used (cutime, cstime: a backend that closed its connection)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -369,9 +373,22 @@ def cpu_seconds(pid: int) -> float:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: parent pid
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(stat.parent.name) == pid:
+            total += sum(int(x) for x in fields[11:15]) / tick  # utime, stime, cutime, cstime
+        elif int(fields[1]) == pid:  # fields[1]: parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat: every core, every
+    process, ours or not."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq + steal
+    return busy / tick, (busy + idle + iowait) / tick
 
 
 def closed_loop(

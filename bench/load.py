@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from bench.annotate import (
     audit,
     cpu_seconds,
     machine,
+    machine_busy_seconds,
     merge_logs,
     migrate,
     overlapping_holds,
@@ -157,8 +159,10 @@ def start_worker(env: dict, log_path: Path) -> subprocess.Popen:
 
 def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: float,
              think: tuple[float, float] = (1.0, 3.0), budget: int | None = None, workers: int = 2,
-             threads: int = 2, import_every: float = 60.0, quiet: bool = False) -> dict:  # fmt: skip
-    """One run against the database at ``database_url`` (migrated here); returns the record."""
+             threads: int = 2, import_every: float = 60.0, quiet: bool = False,
+             db_pid: int | None = None) -> dict:  # fmt: skip
+    """One run against the database at ``database_url`` (migrated here); returns the record.
+    ``db_pid``: the database server's process, to count its CPU in the record's breakdown."""
     from workers import embedded_redis
 
     say = (lambda *a: None) if quiet else print
@@ -192,7 +196,8 @@ def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: floa
             "gunicorn", env=env, log_path=var_dir / "gunicorn.log", workers=workers, threads=threads
         ) as server:
             logs = [AnnotatorLog(client=i) for i in range(annotators)]
-            server_cpu = cpu_seconds(server.proc.pid)
+            pids = {"gunicorn": server.proc.pid, "worker": worker.pid, "postgresql": db_pid}
+            cpu0 = _cpu_now(pids)
             deadline = time.monotonic() + seconds
             t0 = time.perf_counter()
             crowd = run_crowd(server.port, data["tokens"][:annotators], logs, project=data["project"],
@@ -215,7 +220,7 @@ def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: floa
                     print(f"\r{time.perf_counter() - t0:6.0f} s  {done:6d} labels", end="", flush=True)
                 time.sleep(1.0)
             elapsed = time.perf_counter() - t0
-            server_cpu = cpu_seconds(server.proc.pid) - server_cpu
+            cpu = {role: now - cpu0[role] for role, now in _cpu_now(pids).items()}
             say()
         jobs_done = _wait_jobs(database_url, jobs, timeout=120)
         checked = audit(database_url, data["project"], logs)
@@ -236,6 +241,8 @@ def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: floa
         "next_p50_ms": pct(next_ms, 50),
         "next_p95_ms": pct(next_ms, 95),
         "next_p99_ms": pct(next_ms, 99),
+        # does the latency drift as the run goes on (tables grow, the database checkpoints)?
+        "next_p95_ms_by_minute": _p95_by_minute(logs, t0),
         "submit_p50_ms": pct(submit_ms, 50),
         "submit_p95_ms": pct(submit_ms, 95),
         "submit_p99_ms": pct(submit_ms, 99),
@@ -255,8 +262,39 @@ def run_load(*, database_url: str, var_dir: Path, annotators: int, seconds: floa
         "errors_5xx": sum(n for key, n in statuses.items() if key[:1] == "5" or key[:1] == "0"),
         "error_kinds": statuses,
         "worker_imports": {"sent": len(jobs), "succeeded": jobs_done, "refused": import_errors},
-        "server_cpu_ms_per_label": round(server_cpu * 1000 / max(total, 1), 1),
-        "server_cpu_share": round(server_cpu / elapsed, 2),
+        "server_cpu_ms_per_label": round(cpu["gunicorn"] * 1000 / max(total, 1), 1),
+        "server_cpu_share": round(cpu["gunicorn"] / elapsed, 2),
+        # where the machine's CPU went during the run, per label given: the web server, the database,
+        # the Celery worker, this load client (the annotators' event loop), and everything on the
+        # machine together (ours and anyone else's); busy share = of all cores
+        "cpu_ms_per_label": {
+            role: round(seconds * 1000 / max(total, 1), 2)
+            for role, seconds in cpu.items()
+            if role != "machine_total"
+        },
+        "machine_busy_share": round(cpu["machine"] / max(cpu["machine_total"], 1e-9), 3),
+    }
+
+
+def _p95_by_minute(logs: list[AnnotatorLog], t0: float) -> list[float | None]:
+    """p95 of next-item latency in each minute of the run (the last one may be partial)."""
+    minutes: dict[int, list[float]] = {}
+    for log in logs:
+        for at, ms in zip(log.next_at, log.next_ms, strict=True):
+            minutes.setdefault(int((at - t0) // 60), []).append(ms)
+    return [pct(minutes.get(m, []), 95) for m in range(max(minutes, default=-1) + 1)]
+
+
+def _cpu_now(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds used so far by each process tree in ``pids`` (those given), by this process (the
+    client) and by the machine (busy, and busy + idle over all cores)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    busy, total = machine_busy_seconds()
+    return {
+        **{role: cpu_seconds(pid) for role, pid in pids.items() if pid is not None},
+        "client": usage.ru_utime + usage.ru_stime,
+        "machine": busy,
+        "machine_total": total,
     }
 
 
@@ -311,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         record = run_load(
             database_url=pg.create_database("load"), var_dir=Path(tmp) / "var", annotators=args.annotators,
             seconds=args.seconds, think=think, budget=args.budget, workers=args.workers, threads=args.threads,
-            import_every=args.import_every,
+            import_every=args.import_every, db_pid=pg.server_pid(),
         )  # fmt: skip
     print(json.dumps(record, indent=2))
     met = {
