@@ -56,7 +56,10 @@ class AssignmentState(models.TextChoices):
 
 class Assignment(models.Model):
     item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    # No index of its own: assignment_mine_idx starts with it. A plain project index was also a plan
+    # the database could pick, from stale statistics, to find one annotator's or the live
+    # reservations, reading every assignment the project ever had (bench-load's first minutes).
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
     )
