@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
@@ -603,7 +603,9 @@ def _submit(
             f"UPDATE {Image._meta.db_table} SET status = %s WHERE id = %s",
             [ImageStatus.LABELLED, item.image_id],
         )
-        _annotation_count_add(project_id=assignment.project_id, annotator=annotator, delta=1)
+        _annotation_count_add(
+            project_id=assignment.project_id, annotator=annotator, delta=1, now=now, today_delta=1
+        )
         # After commit: requesting a retrain locks the project row exclusively, and this transaction
         # may hold it shared (the budget check); two submits upgrading at once would deadlock.
         transaction.on_commit(lambda: _maybe_queue_cycle_safely(project))
@@ -635,18 +637,24 @@ def _annotation_insert(
     return Annotation.from_db(connection.alias, ["id", *_ANNOTATION_FIELDS], [row[0], *values])
 
 
-def _annotation_count_add(*, project_id: int, annotator: AbstractBaseUser, delta: int) -> None:
-    """Count annotations added (or, negative, removed) in the budget's counter (AnnotationCount).
+def _annotation_count_add(
+    *, project_id: int, annotator: AbstractBaseUser, delta: int, now, today_delta: int
+) -> None:
+    """Count annotations added (or, negative, removed) in the budget's counter (AnnotationCount),
+    ``today_delta`` of them in the count of the day of ``now`` (UTC; a new day starts from 0).
 
     Call in the transaction that adds or removes them, as its last statement: the row stays locked
     until commit, and only this annotator's other requests ever wait on it.
     """
     table = AnnotationCount._meta.db_table
+    day = connection.ops.adapt_datefield_value(now.astimezone(UTC).date())
+    fresh = max(today_delta, 0)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (project_id, annotator_id, annotations) VALUES (%s, %s, %s)"
-            f" ON CONFLICT (project_id, annotator_id) DO UPDATE SET annotations = {table}.annotations + %s",
-            [project_id, annotator.pk, delta, delta],
+            f"INSERT INTO {table} (project_id, annotator_id, annotations, day, on_day) VALUES (%s, %s, %s, %s, %s)"
+            f" ON CONFLICT (project_id, annotator_id) DO UPDATE SET annotations = {table}.annotations + %s,"
+            f" on_day = CASE WHEN {table}.day = %s THEN {table}.on_day + %s ELSE %s END, day = %s",
+            [project_id, annotator.pk, delta, day, fresh, delta, day, today_delta, fresh, day],
         )
 
 
@@ -744,5 +752,8 @@ def annotation_undo_last(*, project: Project, annotator: AbstractBaseUser) -> As
             now + timedelta(minutes=project.reservation_minutes),
         )
         assignment.save(update_fields=["state", "finished_at", "reserved_at", "expires_at"])
-        _annotation_count_add(project_id=project.pk, annotator=annotator, delta=-1)
+        same_day = annotation.created_at.astimezone(UTC).date() == now.astimezone(UTC).date()
+        _annotation_count_add(
+            project_id=project.pk, annotator=annotator, delta=-1, now=now, today_delta=-1 if same_day else 0
+        )
     return Assignment.objects.select_related("item__image").get(pk=assignment.pk)

@@ -206,6 +206,60 @@ def test_the_counter_migration_counts_the_labels_given_before_it(client_for, use
     assert counted(project) == {users["annotator"].id: 2}
 
 
+def test_progress_counts_my_labels_today_and_in_all_through_a_new_day_and_an_undo(
+    client_for, users, project, queued, label
+):
+    me = client_for(users["annotator"])
+
+    def progress():
+        p = nxt(me, project)["progress"]
+        return p["labelled_today"], p["labelled_total"]
+
+    for _ in range(2):
+        assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201
+    assert progress() == (2, 2)
+    # The next day: today's count starts again from 0, the total stays.
+    yesterday = timezone.now().date() - timedelta(days=1)
+    AnnotationCount.objects.filter(project=project).update(day=yesterday)
+    Annotation.objects.filter(image__project=project).update(created_at=timezone.now() - timedelta(days=1))
+    assert progress() == (0, 2)
+    assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201
+    assert progress() == (1, 3)
+    assert me.post(f"/api/projects/{project.id}/queue/undo").status_code == 200
+    assert progress() == (0, 2)
+    # Another annotator's labels are theirs.
+    other = client_for(users["engineer"])
+    assert submit(other, nxt(other, project)["assignment"]["id"], label).status_code == 201
+    assert progress() == (0, 2)
+
+
+def test_undoing_a_label_of_yesterday_leaves_today_alone(users, project):
+    from labelling.services.queue import _annotation_count_add
+
+    me = users["annotator"]
+    now = timezone.now()
+    _annotation_count_add(project_id=project.id, annotator=me, delta=1, now=now, today_delta=1)
+    _annotation_count_add(project_id=project.id, annotator=me, delta=-1, now=now, today_delta=0)
+    row = AnnotationCount.objects.get(project=project, annotator=me)
+    assert (row.annotations, row.day, row.on_day) == (0, now.date(), 1)
+
+
+def test_the_day_count_migration_counts_todays_labels(client_for, users, project, queued, label):
+    import importlib
+
+    from django.apps import apps
+
+    me = client_for(users["annotator"])
+    for _ in range(3):
+        assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201
+    first = Annotation.objects.filter(image__project=project).order_by("id").first()
+    Annotation.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(days=2))
+    AnnotationCount.objects.update(day=None, on_day=0)
+    importlib.import_module("labelling.migrations.0005_annotation_count_per_day").count_today(apps, None)
+    row = AnnotationCount.objects.get(project=project, annotator=users["annotator"])
+    assert (row.annotations, row.day, row.on_day) == (3, timezone.now().date(), 2)
+
+
 def test_skip_gives_the_item_to_others_not_me(client_for, users, project, queued):
     me, other = client_for(users["annotator"]), client_for(users["engineer"])
     mine = nxt(me, project)["assignment"]
