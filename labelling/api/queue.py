@@ -42,8 +42,8 @@ class AssignmentOutput(serializers.Serializer):
 
 
 class ProgressOutput(serializers.Serializer):
-    labelled_today = serializers.IntegerField()
-    labelled_total = serializers.IntegerField()
+    labelled_today = serializers.IntegerField(help_text="my labels in this project since midnight UTC")
+    labelled_total = serializers.IntegerField(help_text="my labels in this project")
     left_in_queue = serializers.IntegerField(help_text="open items in the queue, counted up to 1,000")
     left_in_queue_more = serializers.BooleanField(help_text="more than left_in_queue items are open")
 
