@@ -116,12 +116,47 @@ def least_confidence(inp: SelectionInput) -> Selection:
     )
 
 
+# Rows of probabilities sum to 1 up to rounding; the margin's bound below allows this much more.
+_SUM_SLACK = 1e-3
+
+
+def _margin_bound_block(p, out) -> None:
+    # (rows, C) -> 1 + slack - 2 p_1 (rows,) >= -(p_1 - p_2): an upper bound on the negated margin,
+    # since p_2 <= sum - p_1 <= 1 + slack - p_1 for non-negative rows. One reduction, like least
+    # confidence, instead of the three passes per class of the exact margin.
+    import torch
+
+    torch.amax(p, 1, out=out)
+    out.mul_(-2.0).add_(1.0 + _SUM_SLACK)
+
+
 @register("margin")
 def margin(inp: SelectionInput) -> Selection:
-    """Score = margin p_1 - p_2 between the two most likely classes; the smallest win."""
+    """Score = margin p_1 - p_2 between the two most likely classes; the smallest win.
+
+    Exact, but the exact margin is only computed where it can matter: the bound p_1 - p_2 >=
+    2 p_1 - 1 (rows are probabilities) is cheap for every row; the exact margins of the B rows
+    with the lowest bound give a margin tau that the B-th smallest cannot exceed, and only rows whose
+    bound is at most tau (under 2 % of a confident model's pool in bench-select) are scored exactly.
+    Same selection, ties included, as scoring every row; a model that is unsure everywhere (more
+    than a quarter of the rows left) is scored in full.
+    """
     probs = inp.require_probs("margin")
-    sel = _pick(inp, _rowwise(probs, _neg_margin_block), "margin {:.3f}")  # (N,): the smallest margin wins
-    return Selection(sel.indices, -sel.scores, [f"margin {-s:.3f}" for s in sel.scores])
+    n = probs.shape[0]
+    k = min(inp.batch_size, n - np.count_nonzero(inp.labelled_mask))
+    bound = _rowwise(probs, _margin_bound_block)  # (N,) >= -margin
+    bound[inp.labelled_mask] = -np.inf
+    if k > 0:
+        first = _top_k(bound, k)  # the k lowest bounds: their exact margins cap the k-th smallest
+        tau = float(margins(probs[first]).max())
+        cand = np.flatnonzero(bound >= -tau)  # (M,) every row whose margin can be <= tau
+    if k <= 0 or cand.size > n // 4:
+        sel = _pick(inp, _rowwise(probs, _neg_margin_block), "margin {:.3f}")  # (N,): smallest wins
+        return Selection(sel.indices, -sel.scores, [f"margin {-s:.3f}" for s in sel.scores])
+    exact = margins(probs[cand])  # (M,)
+    top = take_top(-exact, cand, k)
+    scores = exact[top].astype(np.float32)
+    return Selection(cand[top], scores, [f"margin {s:.3f}" for s in scores])
 
 
 @register("entropy")

@@ -122,3 +122,31 @@ def test_top_k_narrowing_matches_the_full_tie_breaking_sort(seed, n, k, threads)
     finally:
         torch.set_num_threads(old)
     assert got.tolist() == take_top(scores, np.arange(n), k).tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 40), st.sampled_from([3, 10]))
+def test_margin_scores_only_the_rows_that_can_win_and_picks_what_a_full_scoring_picks(seed, b, c):
+    # A confident model (large logits), as after a few rounds: the pruned path runs. Duplicated
+    # rows make ties, which must go to the lower pool index as in the full scoring.
+    from unittest import mock
+
+    from models_zoo.selection import uncertainty
+    from models_zoo.selection.base import take_top
+
+    rng = np.random.default_rng(seed)
+    probs = softmax(8 * rng.standard_normal((3000, c))).astype(np.float32)
+    probs[rng.integers(0, 3000, 300)] = probs[rng.integers(0, 3000, 300)]
+    labelled = rng.random(3000) < 0.1
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    gap = (top2[:, 1] - top2[:, 0]).astype(np.float32)
+    unlabelled = np.flatnonzero(~labelled)
+    expect = unlabelled[take_top(-gap[unlabelled], unlabelled, b)]
+
+    scored = []
+    real = uncertainty.margins
+    with mock.patch.object(uncertainty, "margins", side_effect=lambda p: scored.append(len(p)) or real(p)):
+        sel = select("margin", **_inputs(probs, labelled), batch_size=b)
+    assert sel.indices.tolist() == expect.tolist()
+    np.testing.assert_array_equal(sel.scores, gap[expect])
+    assert sum(scored) < 3000 // 2, scored  # most rows never got an exact margin
