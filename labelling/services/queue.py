@@ -64,8 +64,8 @@ def queue_fill(*, project: Project, round: SelectionRound, picks: list[Pick], se
     """
     now = timezone.now()
     touched = Assignment.objects.filter(
-        Q(state__in=FINISHED) | Q(state=AssignmentState.ACTIVE, expires_at__gt=now)
-    ).values("item_id")
+        Q(state__in=FINISHED) | Q(state=AssignmentState.ACTIVE, expires_at__gt=now), project=project
+    ).values("item_id")  # this project's assignments only: an item's are always its project's
     QueueItem.objects.filter(
         project=project, state=QueueState.OPEN, annotations_done=0, is_audit=False
     ).exclude(pk__in=touched).update(state=QueueState.REMOVED)
