@@ -158,13 +158,14 @@ def margin(inp: SelectionInput) -> Selection:
     """
     probs = inp.require_probs("margin")
     n = probs.shape[0]
-    k = min(inp.batch_size, n - np.count_nonzero(inp.labelled_mask))
+    free = n - np.count_nonzero(inp.labelled_mask)
+    k = min(inp.batch_size, free)
     bound = _rowwise(probs, _margin_bound_block)  # (N,) >= -margin
     bound[inp.labelled_mask] = -np.inf
     if k > 0:
         # The 2k lowest bounds (all unlabelled if there are that many): the k-th smallest of their
         # exact margins is at least the k-th smallest of all.
-        seeds = min(2 * k, n - np.count_nonzero(inp.labelled_mask))
+        seeds = min(2 * k, free)
         first = _some_top_k(bound, seeds) if seeds < n else np.arange(n)
         tau = float(np.partition(margins(probs[first]), k - 1)[k - 1])
         cand = np.flatnonzero(bound >= -tau)  # (M,) every row whose margin can be <= tau
