@@ -98,11 +98,33 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """take_top over the whole pool, narrowed first by torch's top-k: only the items scoring
     at least the k-th best reach the exact, tie-breaking sort (so the result is the same)."""
     if 0 < k < scores.size:
-        kth = scores[_some_top_k(scores, k)].min()
-        cand = np.flatnonzero(scores >= kth)  # (>= k,)
+        cand = _above_sampled_cut(scores, k)
+        if cand is None:
+            kth = scores[_some_top_k(scores, k)].min()
+            cand = np.flatnonzero(scores >= kth)  # (>= k,)
     else:
         cand = np.arange(scores.size)
     return cand[take_top(scores[cand], cand, k)]
+
+
+_SAMPLE_STEP = 8
+
+
+def _above_sampled_cut(scores: np.ndarray, k: int) -> np.ndarray | None:
+    """Positions of the scores at or above a cut read off every 8th score, set so that about 1.5 k
+    pass: a superset of the k best when at least k pass (checked), else None (then an exact top-k
+    is needed). Cheaper than torch's top-k when k is large: at 200k x 1,000, 0.3 against 0.7 ms."""
+    import torch
+
+    sample = scores[::_SAMPLE_STEP]
+    j = min(sample.size, (3 * k) // (2 * _SAMPLE_STEP) + 8)
+    if scores.size < 50_000 or j >= sample.size:
+        return None
+    cut = torch.topk(torch.from_numpy(np.ascontiguousarray(sample)), j, sorted=False).values.min().item()
+    if not np.isfinite(cut):  # mostly -inf (labelled): every row would pass
+        return None
+    cand = np.flatnonzero(scores >= cut)  # all finite, so none of them labelled
+    return cand if cand.size >= k else None
 
 
 def _some_top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -163,10 +185,12 @@ def margin(inp: SelectionInput) -> Selection:
     bound = _rowwise(probs, _margin_bound_block)  # (N,) >= -margin
     bound[inp.labelled_mask] = -np.inf
     if k > 0:
-        # The 2k lowest bounds (all unlabelled if there are that many): the k-th smallest of their
-        # exact margins is at least the k-th smallest of all.
+        # At least the 2k lowest bounds (all unlabelled if there are that many): the k-th smallest of
+        # their exact margins is at least the k-th smallest of all.
         seeds = min(2 * k, free)
-        first = _some_top_k(bound, seeds) if seeds < n else np.arange(n)
+        first = _above_sampled_cut(bound, seeds) if seeds < n else np.arange(n)  # >= 2k rows, or None
+        if first is None:
+            first = _some_top_k(bound, seeds)
         tau = float(np.partition(margins(probs[first]), k - 1)[k - 1])
         cand = np.flatnonzero(bound >= -tau)  # (M,) every row whose margin can be <= tau
     if k <= 0 or cand.size > n // 4:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -150,3 +151,41 @@ def test_margin_scores_only_the_rows_that_can_win_and_picks_what_a_full_scoring_
     assert sel.indices.tolist() == expect.tolist()
     np.testing.assert_array_equal(sel.scores, gap[expect])
     assert sum(scored) < 3000 // 2, scored  # most rows never got an exact margin
+
+
+@pytest.mark.parametrize("k", [1, 100, 1000, 7000])
+@pytest.mark.parametrize("layout", ["ties", "spread", "sample_holds_the_best"])
+def test_top_k_from_a_sampled_cut_matches_the_full_sort_on_large_pools(k, layout):
+    # At 50,000 items and more, the cut comes from every 8th score; when too few pass it (the best
+    # items hidden between the sampled ones), the exact top-k takes over.
+    from models_zoo.selection.base import take_top
+    from models_zoo.selection.uncertainty import _top_k
+
+    n = 60_001
+    rng = np.random.default_rng(k)
+    if layout == "ties":
+        scores = rng.integers(0, 50, n).astype(np.float32)
+    elif layout == "spread":
+        scores = rng.random(n).astype(np.float32)
+    else:  # the sampled scores are the best: fewer than k pass their cut
+        scores = rng.random(n).astype(np.float32)
+        scores[::8] += 2
+    scores[rng.random(n) < 0.05] = -np.inf  # labelled
+    assert _top_k(scores, k).tolist() == take_top(scores, np.arange(n), k).tolist()
+
+
+@pytest.mark.parametrize("b", [10, 1000])
+def test_margin_on_a_large_pool_picks_what_a_full_scoring_picks(b):
+    # 60,000 rows: the rows scored exactly start from a cut sampled off every 8th bound.
+    from models_zoo.selection.base import take_top
+
+    rng = np.random.default_rng(b)
+    probs = softmax(8 * rng.standard_normal((60_000, 10))).astype(np.float32)
+    labelled = rng.random(60_000) < 0.2
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    gap = (top2[:, 1] - top2[:, 0]).astype(np.float32)
+    unlabelled = np.flatnonzero(~labelled)
+    expect = unlabelled[take_top(-gap[unlabelled], unlabelled, b)]
+    sel = select("margin", **_inputs(probs, labelled), batch_size=b)
+    assert sel.indices.tolist() == expect.tolist()
+    np.testing.assert_array_equal(sel.scores, gap[expect])
