@@ -668,10 +668,25 @@ def _maybe_queue_cycle_safely(project: Project) -> None:
 
 
 def _maybe_queue_cycle(project: Project) -> None:
-    """After every ``cycle_every`` new training labels, queue a retrain (coalesced: one at a time)."""
-    from labelling.services.training import training_job_request  # cycle -> jobs -> queue
+    """After every ``cycle_every`` new training labels, queue a retrain (coalesced: one at a time).
+
+    It runs after every submit once the project has a model, so the exact count of training labels
+    (a COUNT over the labelled images, which grows with the project) comes last: first the labels
+    given, from the budget's per-annotator counters (every training label is at least one of them,
+    so too few of those settles it), then whether a retrain is already queued or running (requesting
+    one would only lock the project row to find it).
+    """
+    from labelling.services.training import (  # cycle -> jobs -> queue
+        running_training_job,
+        training_job_request,
+    )
 
     if project.current_encoder_id is None:
+        return
+    project, given = _project_and_spent(project.pk, now=timezone.now(), held=False)
+    if given - project.labels_at_last_cycle < project.cycle_every:
+        return
+    if running_training_job(project) is not None:
         return
     training_labels = Image.objects.filter(
         project=project, is_audit=False, status=ImageStatus.LABELLED

@@ -335,3 +335,40 @@ def test_a_new_round_replaces_untouched_items_but_keeps_held_ones(client_for, us
 
     membership_set(project=project, user=other, role="annotator")
     assert nxt(client_for(other), project)["assignment"]["image"]["id"] == fresh[0].id
+
+
+def test_the_retrain_threshold_reads_the_cheap_counter_first(client_for, users, project, label):
+    # Once a project has a model every submit checks whether cycle_every new training labels have
+    # come in. Below the threshold by the labels given, or with a retrain already queued, the
+    # labelled images are not counted, and no second retrain is queued.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from labelling.models import EncoderVersion, Job
+    from labelling.services.queue import _maybe_queue_cycle
+
+    project.audit_fraction, project.cycle_every = 0.0, 3
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="encoders/x.pt")
+    project.save()
+    queue_round(project, pool(project, 6))
+    me = client_for(users["annotator"])
+
+    def check() -> list[str]:
+        with CaptureQueriesContext(connection) as ctx:
+            _maybe_queue_cycle(project)
+        return [q["sql"] for q in ctx.captured_queries]
+
+    def label_one():
+        assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201
+
+    for _ in range(2):
+        label_one()
+    below = check()
+    assert len(below) == 1 and "labelling_annotationcount" in below[0] and "labelling_image" not in below[0]
+    assert not Job.objects.filter(project=project, kind="cycle").exists()
+    label_one()
+    assert any("COUNT(*)" in sql and "labelling_image" in sql for sql in check())
+    assert Job.objects.filter(project=project, kind="cycle").count() == 1
+    label_one()  # the retrain is still queued: nothing counted, nothing more queued
+    assert not any("labelling_image" in sql for sql in check())
+    assert Job.objects.filter(project=project, kind="cycle").count() == 1
