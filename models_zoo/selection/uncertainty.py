@@ -194,12 +194,15 @@ def margin(inp: SelectionInput) -> Selection:
         tau = float(np.partition(margins(probs[first]), k - 1)[k - 1])
         cand = np.flatnonzero(bound >= -tau)  # (M,) every row whose margin can be <= tau
     if k <= 0 or cand.size > n // 4:
-        sel = _pick(inp, _rowwise(probs, _neg_margin_block), "margin {:.3f}")  # (N,): smallest wins
-        return Selection(sel.indices, -sel.scores, _reasons("margin {:.3f}", -sel.scores))
-    exact = margins(probs[cand])  # (M,)
-    top = take_top(-exact, cand, k)
-    scores = exact[top].astype(np.float32)
-    return Selection(cand[top], scores, _reasons("margin {:.3f}", scores))
+        neg = _rowwise(probs, _neg_margin_block)  # (N,) -margin: the largest win
+        neg[inp.labelled_mask] = -np.inf
+        top = _top_k(neg, k)
+        scores = -neg[top]
+    else:
+        exact = margins(probs[cand])  # (M,)
+        pos = take_top(-exact, cand, k)
+        top, scores = cand[pos], exact[pos]
+    return Selection(top, scores, _reasons("margin {:.3f}", scores))
 
 
 @register("entropy")
