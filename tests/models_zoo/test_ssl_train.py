@@ -94,7 +94,9 @@ def test_input_view_appends_the_pools_whitened_principal_components(blobs):
     art = pretrain(X, _cfg(max_steps=2, input_view=5))
     enc = art.build()
     d = encoders.trunk_of(enc).out_dim
-    Z = art.embed(X)
+    # The statistics are fitted on the CPU; CUDA's TF32 convolutions round differently (2.7e-3 on
+    # an H100), so the property is checked where it was fitted.
+    Z = art.embed(X, device="cpu")
     assert Z.shape == (len(X), d + 5) and art.dim == d + 5
     # the trunk's part standardised on the pool, the view's part whitened (identity covariance)
     np.testing.assert_allclose(Z[:, :d].mean(0), 0, atol=1e-3)
