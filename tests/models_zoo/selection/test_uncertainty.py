@@ -189,3 +189,57 @@ def test_margin_on_a_large_pool_picks_what_a_full_scoring_picks(b):
     sel = select("margin", **_inputs(probs, labelled), batch_size=b)
     assert sel.indices.tolist() == expect.tolist()
     np.testing.assert_array_equal(sel.scores, gap[expect])
+
+
+def test_margin_finds_gaps_outside_the_rows_with_the_lowest_bound():
+    # Rows spread over many classes (top p 0.4, margin 0.3) have the lowest bounds 2 p_1 - 1, but
+    # the smallest margins sit in two-class rows (0.6 / 0.4, margin 0.2) outside those: the rows the
+    # bound lets through must be scored beyond the first ones. Most rows are confident (0.99).
+    from unittest import mock
+
+    from models_zoo.selection import uncertainty
+    from models_zoo.selection.base import take_top
+
+    n, c = 2000, 10
+    rng = np.random.default_rng(0)
+    probs = np.full((n, c), 0.01 / 9, np.float32)
+    probs[:, 0] = 0.99
+    kind = rng.integers(0, 10, n)  # 0: spread, 1: two classes, else confident
+    spread = kind == 0
+    probs[spread] = np.float32([0.4, 0.1] + [0.5 / 8] * 8)
+    probs[kind == 1] = np.float32([0.6, 0.4] + [0] * 8)
+    probs += rng.random((n, c)).astype(np.float32) * 1e-3  # distinct scores
+    probs /= probs.sum(1, keepdims=True)
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    gap = (top2[:, 1] - top2[:, 0]).astype(np.float32)
+    expect = take_top(-gap, np.arange(n), 50)
+    scored = []
+    real = uncertainty.margins
+    with mock.patch.object(uncertainty, "margins", side_effect=lambda p: scored.append(len(p)) or real(p)):
+        sel = select("margin", **_inputs(probs), batch_size=50)
+    assert len(scored) == 2 and sum(scored) < n // 2, scored  # the first 100, then what the bound lets in
+    assert not spread[sel.indices].any()
+    assert sel.indices.tolist() == expect.tolist()
+
+
+def test_reasons_read_from_the_table_match_formatting():
+    # Three decimals looked up for float32 scores: halves (0.0625 -> 0.062), values next to a
+    # rounding edge, large entropies; signs, NaN, inf and float64 go through format().
+    from models_zoo.selection.uncertainty import _reasons
+
+    rng = np.random.default_rng(0)
+    edges = np.arange(0, 3000) / 1000 + 0.0005
+    scores = np.concatenate(
+        [
+            rng.random(20_000) * 7,
+            edges,
+            np.nextafter(edges.astype(np.float32), np.float32(0)),
+            np.nextafter(edges.astype(np.float32), np.float32(9)),
+            np.arange(0, 4000) / 2000,
+            [0.0625, 0, 1, 99.9995, 1e-30, -0.0, -1e-7, np.nan, np.inf, 1e6],
+        ]
+    ).astype(np.float32)
+    for fmt in ("margin {:.3f}", "entropy {:.3f} nats"):
+        assert _reasons(fmt, scores) == [fmt.format(v) for v in scores.tolist()]
+        assert _reasons(fmt, scores.astype(np.float64)) == [fmt.format(v) for v in scores.tolist()]
+    assert _reasons("x {:.1f}", np.float32([0.25])) == ["x 0.2"]
