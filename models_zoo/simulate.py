@@ -253,15 +253,21 @@ def plot(summary: dict, path: str | Path, title: str = "") -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    ticks: set[int] = set()
     for name, s in summary.items():
         b = sorted(int(k) for k in s["budgets"])
         m = np.array([s["budgets"][str(k)]["mean"] for k in b])
         sd = np.array([s["budgets"][str(k)]["std"] for k in b])
         ax.plot(b, 100 * m, marker="o", label=f"{name} (nAUC {100 * s['nauc']:.1f})")
         ax.fill_between(b, 100 * (m - sd), 100 * (m + sd), alpha=0.2)
+        ticks.update(b)
     ax.set_xscale("log")
+    # The budgets themselves as plain numbers (10, 20, 50, ...), not powers of ten.
+    ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("labels")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
