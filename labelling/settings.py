@@ -209,5 +209,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    # faiss's loader logs each CPU-specific build it tries and misses (AVX512, AVX2) at INFO.
+    "loggers": {"django.server": {"level": "WARNING"}, "faiss.loader": {"level": "WARNING"}},
 }

@@ -3,7 +3,8 @@
 Migrates, creates demo users, starts the embedded Redis (unless REDIS_URL is set), one Celery
 worker and the web server on 127.0.0.1:8000, and has the worker import the demo pool: 10,000
 Fashion-MNIST images with reference labels when Debian's dataset-fashion-mnist is installed,
-scikit-learn's digits otherwise. Ctrl-C stops everything it started.
+scikit-learn's digits otherwise. Ctrl-C (or SIGTERM, as a process manager sends) stops everything
+it started.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def demo_logins(path: Path) -> dict[str, str]:
     return logins
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the service with a demo project: embedded Redis, a worker and the web server."
 
@@ -52,6 +57,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, addr: str, limit: int, pretrain_minutes: float, **options):
         self.pretrain_minutes = pretrain_minutes
+        # SIGTERM stops the service like Ctrl-C; by default it would end this process alone and
+        # leave the worker, the web server and Redis running.
+        signal.signal(signal.SIGTERM, _interrupt)
         var = Path(settings.VAR_DIR)
         var.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
