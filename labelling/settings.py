@@ -6,6 +6,7 @@ The table of variables is in README.md; keep the two in step.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the service writes at run time (SQLite file, media, embedded Redis) lives here by default.
@@ -27,6 +28,12 @@ WHITENOISE_USE_FINDERS = DEBUG or DEV_SERVER
 SECRET_KEY = env.str(
     "SECRET_KEY", default="django-insecure-dev-only-key-change-me-in-production-0123456789abcdef"
 )
+if not SECRET_KEY.strip():
+    # Set but empty (docker-compose's `${SECRET_KEY:-}` with nothing exported): refuse to start rather
+    # than answer every request with a 500, as Django would.
+    raise ImproperlyConfigured(
+        "SECRET_KEY is set but empty: export a long random value (or unset it for dev)"
+    )
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

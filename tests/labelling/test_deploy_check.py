@@ -37,3 +37,11 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     done = check_deploy(tmp_path, secrets.token_urlsafe(50))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues" in done.stdout
+
+
+def test_an_empty_secret_key_stops_the_service_from_starting(tmp_path):
+    """docker-compose passes SECRET_KEY="" when none is exported: every command refuses to run
+    (Django alone would start and answer each request with a 500)."""
+    done = check_deploy(tmp_path, "")
+    assert done.returncode != 0
+    assert "SECRET_KEY is set but empty" in done.stderr
