@@ -9,4 +9,5 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requir
 COPY . .
 RUN DJANGO_SETTINGS_MODULE=labelling.settings SECRET_KEY=build python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "labelling.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120"]
+# The same gunicorn settings as docker-compose.yml (threads per worker, timeouts: labelling/gunicorn_conf.py).
+CMD ["gunicorn", "-c", "python:labelling.gunicorn_conf", "labelling.wsgi"]

@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run worker test lint format bench bench-ssl bench-select bench-al bench-loop bench-annotate bench-load bench-label-cpu clean
+.PHONY: install install-dev run test lint format bench-ssl bench-select bench-al bench-loop bench-annotate bench-load bench-label-cpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -18,6 +18,7 @@ MC samples (BALD) are 10 noisy copies of it; 1,000 random items are labelled.
 Results go to ``bench/results/select.json``.
 
     python -m bench.select --quality            # label efficiency, auto's switch rule, forecast
+    python -m bench.select --quality --variants auto   # re-run only these, keep the other curves
 
 ``--quality`` is a quick label-efficiency harness on features computed here (no
 simulator, no SSL encoder): Fashion-MNIST (IDX files, PCA-64 of the pixels, L2-normalised,
@@ -233,7 +234,9 @@ WORKERS = {"ours": run_ours, "scikit-activeml": run_skactiveml, "modal": run_mod
 
 # ----------------------------------------------------------------------------- quality
 QUALITY_RESULTS = ROOT / "bench" / "results" / "select_quality.json"
-FMNIST_DIR = Path(os.environ.get("FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+# Debian's path, or $FASHION_MNIST_DIR as in models_zoo.datasets (not imported here: the peers'
+# subprocesses run in their own environment).
+FMNIST_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 BUDGETS = [10, 20, 50, 100, 200, 500]
 NEEDS_PROBS = {"least_confidence", "margin", "entropy", "balanced_margin", "badge", "bald"}
 
@@ -329,23 +332,46 @@ def nauc(accs: list[float], budgets: list[int] = BUDGETS) -> float:
     return float(np.sum((a[1:] + a[:-1]) / 2 * np.diff(lb)) / (lb[-1] - lb[0]))
 
 
-def run_quality(seeds: int, datasets: list[str], out: Path) -> dict:
-    from models_zoo.forecast import fit_learning_curve, stop_rule_state
+def quality_variants() -> list[str]:
+    """Every strategy but BALD (it needs MC samples, which a logistic-regression probe does not
+    give), the class-balanced oracle, and ``auto@k:warm``: auto switching at k labels per class to
+    the warm strategy (auto's own setting left out: that is ``auto``)."""
     from models_zoo.selection import auto, names
 
-    # bald needs MC samples, which a logistic-regression probe does not give.
-    variants = (
+    return (
         [n for n in names() if n != "bald"]
         + ["oracle"]
         + [
             f"auto@{m}:{w}"
             for m in (2, 5, 10, 20)
             for w in ("margin", "balanced_margin", "badge")
-            if (m, w) != (10, "badge")
+            if (m, w) != (auto.SWITCH_LABELS_PER_CLASS, auto.WARM)
         ]
     )
+
+
+def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | None = None) -> dict:
+    """The label-efficiency harness. ``only``: run these variants and keep the other curves (and,
+    unless ``auto`` is among them, the stop-rule campaign) from the results file."""
+    from models_zoo.forecast import fit_learning_curve, stop_rule_state
+    from models_zoo.selection import auto
+
+    variants = quality_variants()
+    old: dict = {}
+    if only:
+        unknown = sorted(set(only) - set(variants))
+        if unknown:
+            raise SystemExit(f"unknown variants {unknown}; known: {', '.join(variants)}")
+        old = json.loads(out.read_text()) if out.exists() else {}
+        if old and old.get("seeds") != seeds:
+            raise SystemExit(f"{out} has {old.get('seeds')} seeds; run with --seeds {old.get('seeds')}")
+        variants = only
     default = (auto.SWITCH_LABELS_PER_CLASS, auto.WARM)
-    curves: dict = {}
+    curves: dict = {
+        ds: {v: a for v, a in by.items() if v not in variants and v in quality_variants()}
+        for ds, by in old.get("curves", {}).items()
+        if ds in datasets
+    }
     for ds in datasets:
         for seed in range(seeds):
             data = load_dataset(ds, seed)
@@ -378,8 +404,8 @@ def run_quality(seeds: int, datasets: list[str], out: Path) -> dict:
                  "labels_to_actual_500": None if reach is None else list(reach)}
             )  # fmt: skip
     # Stop rule: auto, +100 labels a round up to 3,000, kappa on a fixed 2,000-item stop set.
-    stop = []
-    for ds in datasets:
+    stop = [] if not old or "auto" in variants else [s for s in old["stop_rule"] if s["dataset"] in datasets]
+    for ds in datasets if not stop else []:
         data = load_dataset(ds, 0)
         budgets = [10, 20, 50] + list(range(100, min(3001, len(data[0]) // 2), 100))
         stop_set = np.random.default_rng(99).choice(len(data[0]), min(2000, len(data[0]) // 4), replace=False)
@@ -491,7 +517,11 @@ def print_table(records: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.select",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--worker", nargs=4, metavar=("IMPL", "STRATEGY", "N", "B"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", default="50000,200000,1000000")
     ap.add_argument("--batches", default="100,1000")
@@ -508,9 +538,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quality", action="store_true", help="label-efficiency harness instead of speed")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--datasets", default="fashion-mnist,digits")
+    ap.add_argument(
+        "--variants", default="", help="--quality: run only these (comma-separated), keep the rest from --out"
+    )
     args = ap.parse_args(argv)
     if args.quality:
-        run_quality(args.seeds, args.datasets.split(","), Path(args.out or QUALITY_RESULTS))
+        only = [v for v in args.variants.split(",") if v] or None
+        run_quality(args.seeds, args.datasets.split(","), Path(args.out or QUALITY_RESULTS), only)
         return
     if args.worker:
         impl, strategy, n, b = args.worker

@@ -280,21 +280,49 @@ def plot(summary: dict, path: str | Path, title: str = "") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models_zoo.simulate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m models_zoo.simulate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--data", required=True, help="fashion-mnist, digits, PATH.npz or an image folder")
     p.add_argument("--strategies", default="random", help="comma-separated; registry names or 'balanced'")
     p.add_argument("--budgets", default="10,20,50,100,200,500", help="comma-separated label counts")
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--features", choices=["ssl", "pixels"], default="ssl")
+    p.add_argument("--seeds", type=int, default=5, help="campaigns per strategy and budget")
+    p.add_argument(
+        "--features",
+        choices=["ssl", "pixels"],
+        default="ssl",
+        help="pretrained embedding, or raw pixels (no learning)",
+    )
     p.add_argument("--method", default="simclr", help="SSL method (see models_zoo.ssl.names())")
-    p.add_argument("--pretrain-minutes", type=float, default=5.0)
+    p.add_argument("--pretrain-minutes", type=float, default=5.0, help="pretraining time budget")
     p.add_argument("--pretrain-steps", type=int, default=None, help="step budget (overrides minutes)")
-    p.add_argument("--pool-size", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--cache-dir", default=".cache/models_zoo")
+    p.add_argument("--pool-size", type=int, default=None, help="use this many pool images (default: all)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--cache-dir", default=".cache/models_zoo", help="pretrained encoders, by data and config")
     p.add_argument("--out", default=None, help="write results JSON here")
     p.add_argument("--plot", default=None, help="write a PNG learning curve here")
     args = p.parse_args(argv)
+    strategies = [s for s in args.strategies.split(",") if s]
+    try:
+        check_strategies(strategies)
+    except ValueError as e:
+        p.error(str(e))
+    try:
+        budgets = [int(b) for b in args.budgets.split(",") if b]
+    except ValueError:
+        p.error(f"--budgets {args.budgets!r}: give whole label counts, comma-separated")
+    if not strategies or not budgets or min(budgets) < 1:
+        p.error("--strategies and --budgets need at least one entry; budgets are label counts >= 1")
+    if args.seeds < 1:
+        p.error("--seeds must be >= 1")
+    from models_zoo import ssl
+
+    if args.features == "ssl" and args.method not in ssl.names():
+        p.error(f"unknown SSL method {args.method!r}; known: {', '.join(ssl.names())}")
+    if args.data not in ("fashion-mnist", "digits") and not Path(args.data).exists():
+        p.error(f"--data {args.data!r}: no such file or folder (or use fashion-mnist, digits)")
 
     pre = PretrainConfig(
         method=args.method,
@@ -304,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     cfg = SimulationConfig(
         data=args.data,
-        strategies=[s for s in args.strategies.split(",") if s],
-        budgets=[int(b) for b in args.budgets.split(",") if b],
+        strategies=strategies,
+        budgets=budgets,
         seeds=args.seeds,
         features=args.features,
         pool_size=args.pool_size,

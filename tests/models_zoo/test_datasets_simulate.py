@@ -78,3 +78,21 @@ def test_simulator_end_to_end_on_digits(tmp_path):
     assert len(list((tmp_path / "cache").glob("encoder-*.pt"))) == 1
     assert simulate.main(argv + ["--features", "pixels", "--seeds", "1"]) == 0
     assert json.loads(out.read_text())["records"][0]["features"] == "pixels"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--strategies", "random,nope"], "unknown strategies ['nope']"),
+        (["--budgets", "10,x"], "give whole label counts"),
+        (["--budgets", "0"], "budgets are label counts >= 1"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--method", "nope"], "unknown SSL method 'nope'"),
+        (["--data", "/no/such.npz"], "no such file or folder"),
+    ],
+)
+def test_simulator_rejects_bad_arguments_with_a_usage_error(extra, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        simulate.main(["--data", "digits", *extra])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

@@ -16,8 +16,8 @@ from PIL import Image as PILImage
 from labelling.models import Job, LabelClass, Project
 from labelling.services.images import IngestItem, IngestResult, pool_images_ingest_bulk
 from labelling.services.zips import zip_members_read
+from models_zoo.datasets import FASHION_MNIST_DIR  # Debian's path, or $FASHION_MNIST_DIR
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
