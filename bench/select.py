@@ -277,8 +277,9 @@ def load_dataset(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def campaign(
     strategy: str, data: tuple, budgets: list[int], seed: int, *, stop_set: np.ndarray | None = None
-) -> tuple[list[float], list[np.ndarray]]:
-    """Accuracy on the test set after each budget; predictions on ``stop_set`` per round."""
+) -> tuple[list[float], list[np.ndarray], list[np.ndarray]]:
+    """Accuracy on the test set after each budget; per round, the predictions on ``stop_set`` and
+    which of its items were labelled."""
     from sklearn.linear_model import LogisticRegression
 
     from models_zoo.selection import select
@@ -287,7 +288,7 @@ def campaign(
     c = int(y.max()) + 1
     labelled = np.zeros(len(x), bool)
     rng = np.random.default_rng(seed)
-    probs, accs, stop_preds = None, [], []
+    probs, accs, stop_preds, stop_labelled = None, [], [], []
     for b in budgets:
         need = b - int(labelled.sum())
         if strategy == "oracle":  # class-balanced random: the fewest-labelled class next
@@ -315,6 +316,7 @@ def campaign(
             probs = None
             if stop_set is not None:
                 stop_preds.append(np.full(len(stop_set), seen[0]))
+                stop_labelled.append(labelled[stop_set].copy())
             continue
         clf = LogisticRegression(max_iter=2000, C=10.0).fit(x[labelled], y[labelled])
         accs.append(float(clf.score(xte, yte)))
@@ -322,7 +324,14 @@ def campaign(
         probs[:, seen] = clf.predict_proba(x)
         if stop_set is not None:
             stop_preds.append(clf.predict(x[stop_set]))
-    return accs, stop_preds
+            stop_labelled.append(labelled[stop_set].copy())
+    return accs, stop_preds, stop_labelled
+
+
+def plateau_round(accs: list[float], points: float = 0.01) -> int:
+    """The first round after which accuracy never gains more than ``points`` (1 point) over it."""
+    best_after = np.maximum.accumulate(np.asarray(accs)[::-1])[::-1]  # max over this round and later
+    return int(np.flatnonzero(best_after - np.asarray(accs) <= points + 1e-12)[0])
 
 
 def nauc(accs: list[float], budgets: list[int] = BUDGETS) -> float:
@@ -381,7 +390,7 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
                     m, w = v[5:].split(":")
                     auto.SWITCH_LABELS_PER_CLASS, auto.WARM, name = float(m), w, "auto"
                 t = time.perf_counter()
-                accs, _ = campaign(name, data, BUDGETS, seed)
+                accs, _, _ = campaign(name, data, BUDGETS, seed)
                 auto.SWITCH_LABELS_PER_CLASS, auto.WARM = default
                 curves.setdefault(ds, {}).setdefault(v, []).append(accs)
                 print(f"{ds} seed {seed} {v:28s} " + " ".join(f"{100 * a:5.1f}" for a in accs)
@@ -409,9 +418,12 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
         data = load_dataset(ds, 0)
         budgets = [10, 20, 50] + list(range(100, min(3001, len(data[0]) // 2), 100))
         stop_set = np.random.default_rng(99).choice(len(data[0]), min(2000, len(data[0]) // 4), replace=False)
-        accs, preds = campaign("auto", data, budgets, 0, stop_set=stop_set)
-        state = stop_rule_state(preds)
-        stop.append({"dataset": ds, "budgets": budgets, "accuracy": accs, **state})
+        accs, preds, done = campaign("auto", data, budgets, 0, stop_set=stop_set)
+        state = stop_rule_state(preds, labelled_per_round=done)
+        plateau = plateau_round(accs)
+        late = None if state["fired_at_round"] is None else state["fired_at_round"] - plateau
+        stop.append({"dataset": ds, "budgets": budgets, "accuracy": accs, **state, "plateau_round": plateau,
+                     "rounds_after_plateau": late})  # fmt: skip
     result = {"budgets": BUDGETS, "seeds": seeds, "curves": curves, "summary": summary, "forecast": forecast,
               "stop_rule": stop}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -438,7 +450,8 @@ def print_quality(result: dict) -> None:
     )
     for s in result["stop_rule"]:
         print(f"stop rule on {s['dataset']}: fired at round {s['fired_at_round']} "
-              f"({'never' if s['fired_at_round'] is None else s['budgets'][s['fired_at_round']]} labels); "
+              f"({'never' if s['fired_at_round'] is None else s['budgets'][s['fired_at_round']]} labels), "
+              f"plateau at round {s.get('plateau_round')} ({s['budgets'][s['plateau_round']] if 'plateau_round' in s else '?'} labels); "
               f"accuracy by round " + " ".join(f"{100 * a:.1f}" for a in s["accuracy"]))  # fmt: skip
 
 

@@ -17,7 +17,10 @@ Stop rule
     Bloodgood & Vijay-Shanker, "A Method for Stopping Active Learning Based on
     Stabilizing Predictions and the Need for User-Adjustable Stopping" (CoNLL 2009):
     Cohen's kappa between successive models' predictions on a fixed unlabelled stop set;
-    stop when its mean over the last 3 rounds is >= 0.99.
+    stop when its mean over the last 3 rounds is >= 0.99. A stop set drawn from the pool
+    loses items to labelling as the campaign goes on; each kappa is taken over the items
+    still unlabelled for the later model (a labelled item changes its prediction because
+    of its label, not because the model is unsettled).
 
 Accuracies are fractions in [0, 1]. Pure numpy/scipy; every random draw is seeded.
 """
@@ -156,18 +159,36 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def stop_rule_state(
-    predictions_per_round: list[np.ndarray], *, threshold: float = 0.99, window: int = 3
+    predictions_per_round: list[np.ndarray],
+    *,
+    threshold: float = 0.99,
+    window: int = 3,
+    labelled_per_round: list[np.ndarray] | None = None,
 ) -> dict:
     """Stabilising-predictions stop rule on a fixed stop set.
 
     predictions_per_round: one (M,) vector of predicted classes per round, same stop set.
+    labelled_per_round: optionally one (M,) bool per round, True where that round's model was
+    trained on the item's label; round r is then compared with round r - 1 on the items not
+    labelled at round r (all of them if none is left). Measured in docs/selection.md: counting
+    the items that active learning picks out of the stop set held kappa ~0.005 lower per round
+    and made the rule fire 2-9 rounds after the plateau instead of 1.
     Returns {"kappas": kappa of each round against the previous, "mean_kappa": mean of the
     last ``window`` (None before ``window`` kappas exist), "fired": mean >= threshold,
     "fired_at_round": first round index at which the rule fired (None if never)}.
     """
-    kappas = [
-        cohen_kappa(a, b) for a, b in zip(predictions_per_round[:-1], predictions_per_round[1:], strict=True)
-    ]
+    pairs = list(zip(predictions_per_round[:-1], predictions_per_round[1:], strict=True))
+    if labelled_per_round is None:
+        kappas = [cohen_kappa(a, b) for a, b in pairs]
+    else:
+        if len(labelled_per_round) != len(predictions_per_round):
+            raise ValueError("labelled_per_round needs one mask per round")
+        kappas = []
+        for (a, b), done in zip(pairs, labelled_per_round[1:], strict=True):
+            keep = ~np.asarray(done, bool)
+            if keep.shape != np.shape(b):
+                raise ValueError("each labelled mask must cover the stop set")
+            kappas.append(cohen_kappa(a[keep], b[keep]) if keep.any() else cohen_kappa(a, b))
     fired_at = None
     for r in range(window, len(kappas) + 1):
         if np.mean(kappas[r - window : r]) >= threshold:

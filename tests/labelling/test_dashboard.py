@@ -82,3 +82,21 @@ def test_overview_lists_admin_projects(users, project):
     assert project.name in page
     client.force_login(users["annotator"])
     assert project.name not in client.get("/overview/").content.decode()
+
+
+def test_dashboard_says_what_the_stop_rule_waits_for(users, project):
+    demo_state(project, users)
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "not enough versions yet" in page  # the demo's forecast has no kappas
+    model = project.model_versions.order_by("id").last()
+    forecast = model.metrics["forecast"]
+    forecast["stop_rule"] = {"fired": False, "mean_kappa": 0.9712, "kappas": [0.95, 0.97, 0.99]}
+    model.save(update_fields=["metrics"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "predictions still changing (κ 0.971 over the last 3 rounds" in page
+    forecast["stop_rule"] = {"fired": True, "mean_kappa": 0.9951, "kappas": [0.99, 0.995, 1.0]}
+    model.save(update_fields=["metrics"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert 'data-fired="true"' in page and "κ 0.995" in page

@@ -90,3 +90,27 @@ def test_stop_rule_fires_after_three_stable_rounds():
     # kappas: r1 vs r0 .. ; the last three kappas >= 0.99 first at round 6 (rounds 3-4, 4-5, 5-6)
     assert state["fired_at_round"] == 6
     assert stop_rule_state(rounds[:2])["mean_kappa"] is None
+
+
+def test_stop_rule_compares_only_the_items_still_unlabelled():
+    # A settled model whose only changes are the stop-set items it gets labels for (40 a round,
+    # each flipped to its label): counted, they hold kappa near 0.98; left out, it is 1.
+    rng = np.random.default_rng(0)
+    pred = rng.integers(0, 10, 2000)
+    rounds, masks, labelled = [], [], np.zeros(2000, bool)
+    for _ in range(6):
+        pred = pred.copy()
+        new = np.flatnonzero(~labelled)[:40]
+        labelled[new] = True
+        pred[new] = (pred[new] + 1) % 10  # its label differs from what the model said
+        rounds.append(pred)
+        masks.append(labelled.copy())
+    plain = stop_rule_state(rounds)
+    assert plain["fired"] is False and max(plain["kappas"]) < 0.99
+    state = stop_rule_state(rounds, labelled_per_round=masks)
+    assert state["kappas"] == [1.0] * 5 and state["fired_at_round"] == 3
+    with pytest.raises(ValueError, match="one mask per round"):
+        stop_rule_state(rounds, labelled_per_round=masks[:-1])
+    # every item labelled: the whole set is compared rather than none
+    full = [np.ones(2000, bool)] * 6
+    assert stop_rule_state(rounds, labelled_per_round=full)["kappas"] == plain["kappas"]

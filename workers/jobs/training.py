@@ -451,7 +451,11 @@ def _finetune(job, version, ids, Z, train, audit):
     }
     rng = np.random.default_rng(project.id)
     stop_idx = np.sort(rng.choice(len(ids), size=min(STOP_SET_SIZE, len(ids)), replace=False))
-    metrics["stop_set"] = {"ids": ids[stop_idx].tolist(), "predictions": probs.argmax(1)[stop_idx].tolist()}
+    metrics["stop_set"] = {
+        "ids": ids[stop_idx].tolist(),
+        "predictions": probs.argmax(1)[stop_idx].tolist(),
+        "labelled": (train[stop_idx] >= 0).tolist(),  # trained on: left out of the next kappa
+    }
 
     base = f"models/{project.id}/job-{job.id}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -512,9 +516,23 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
                 forecast["accuracy_at_budget"] = [float(v) for v in curve.accuracy_at(project.label_budget)]
         except Exception as exc:  # a curve that cannot be fitted yet is not a failed job
             forecast["error"] = str(exc)
-    stop_preds = [np.array(v.metrics["stop_set"]["predictions"]) for v in versions if "stop_set" in v.metrics]
-    same_set = [p for p in stop_preds if len(p) == len(stop_preds[-1])]
-    forecast["stop_rule"] = _jsonable(stop_rule_state(same_set)) if len(same_set) >= 2 else {"fired": False}
+    # The versions that scored the latest stop set (a pool that grew since has another one); items
+    # labelled for a version are left out of its kappa (versions from before that was recorded
+    # count every item).
+    stops = [v.metrics["stop_set"] for v in versions if "stop_set" in v.metrics]
+    same_set = [st for st in stops if st["ids"] == stops[-1]["ids"]]
+    forecast["stop_rule"] = (
+        _jsonable(
+            stop_rule_state(
+                [np.array(st["predictions"]) for st in same_set],
+                labelled_per_round=[
+                    np.array(st.get("labelled", [False] * len(st["ids"])), bool) for st in same_set
+                ],
+            )
+        )
+        if len(same_set) >= 2
+        else {"fired": False}
+    )
     model.metrics = {**model.metrics, "forecast": _jsonable(forecast)}
     model.save(update_fields=["metrics"])
 
