@@ -575,6 +575,10 @@ def main(argv: list[str] | None = None) -> None:
     this_run = {(i, s, n, b) for i in impls for s in strategies for n in sizes for b in batches}
     keep = [r for r in old if (r["impl"], r["strategy"], r["n"], r["batch"]) not in this_run]
     records: list[dict] = []
+    run_info = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_avg_at_start": os.getloadavg()[0],
+    }
     gave_up: set[tuple[str, str]] = set()  # a peer that failed at a smaller N is not retried
     for n in sizes:
         for b in batches:
@@ -590,6 +594,9 @@ def main(argv: list[str] | None = None) -> None:
                         continue
                     timeout = args.timeout if impl == "ours" else args.peer_timeout
                     rec = measure(impl, strategy, n, b, timeout=timeout, mem_gb=args.mem_gb)
+                    # Records of earlier runs are kept (--sizes, --strategies): each says when it ran
+                    # and how loaded the machine was, which the file's one machine block cannot.
+                    rec["run"] = run_info
                     records.append(rec)
                     if impl != "ours" and rec["seconds"] is None:
                         gave_up.add((impl, strategy))
