@@ -171,8 +171,8 @@ def stop_rule_state(
     labelled_per_round: optionally one (M,) bool per round, True where that round's model was
     trained on the item's label; round r is then compared with round r - 1 on the items not
     labelled at round r (all of them if none is left). Measured in docs/selection.md: counting
-    the items that active learning picks out of the stop set held kappa ~0.005 lower per round
-    and made the rule fire 2-9 rounds after the plateau instead of 1.
+    the items that active learning picks out of the stop set held kappa 0.005-0.008 lower per
+    round and made the rule fire 2 and 8 rounds after the plateau instead of 1 and 0.
     Returns {"kappas": kappa of each round against the previous, "mean_kappa": mean of the
     last ``window`` (None before ``window`` kappas exist), "fired": mean >= threshold,
     "fired_at_round": first round index at which the rule fired (None if never)}.
