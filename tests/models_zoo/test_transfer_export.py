@@ -83,3 +83,31 @@ def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode):
     x = torch.from_numpy(X[:7]).float().unsqueeze(1) / 255  # (N, 1, H, W) in [0, 1]
     got = scripted(x).detach().numpy()
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_label_spreading_on_a_pool_above_the_exact_limit_uses_approximate_neighbours():
+    # 25,000 rows (> EXACT_MAX): neighbours come from k-means cells, not an O(N^2) search; they
+    # match the exact ones, and one label per cluster still reaches the whole cluster.
+    import faiss
+
+    from models_zoo.selection.geometry import EXACT_MAX
+    from models_zoo.transfer import knn_graph
+
+    rng = np.random.default_rng(0)
+    n, c = 25_000, 10
+    assert n > EXACT_MAX
+    centres = rng.standard_normal((c, 16)).astype(np.float32) * 4
+    y = rng.integers(0, c, n)
+    Z = centres[y] + rng.standard_normal((n, 16)).astype(np.float32)
+    sims, ids = knn_graph(Z, 10)
+    assert sims.shape == ids.shape == (n, 10) and not (ids == np.arange(n)[:, None]).any()
+    Zn = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    q = rng.choice(n, 300, replace=False)
+    _, exact = faiss.knn(np.ascontiguousarray(Zn[q]), np.ascontiguousarray(Zn), 11)
+    recall = np.mean([len(set(ids[a]) & set(exact[j, 1:])) / 10 for j, a in enumerate(q)])
+    assert recall > 0.9
+    labels = np.full(n, -1)
+    for k in range(c):
+        labels[np.flatnonzero(y == k)[0]] = k
+    P = label_spreading(Z, labels, c, k=10)
+    assert (P.argmax(1) == y).mean() > 0.98
