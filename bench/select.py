@@ -6,8 +6,9 @@
 Every measurement runs in its own subprocess (``--worker``), so its peak memory is its
 own: ``peak_mb`` is that process's ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which
 includes the interpreter, the imported libraries and the input arrays (``input_mb``);
-``seconds`` is the wall time of the selection call alone; a call under 1 s is repeated and the
-fastest of 5 kept (``calls``), the same rule for every implementation. Peers run in ``.venv-bench``
+``seconds`` is the wall time of the selection call alone; a call under 1 s is repeated (at least
+5 calls, and on until 0.5 s went on repeats, at most 200) and the fastest kept (``calls``), the
+same rule for every implementation. Peers run in ``.venv-bench``
 (created on first use from ``bench/requirements-peers.txt``), under a wall-clock timeout
 and an address-space cap; a run that does not finish gets ``"seconds": null`` and a note.
 
@@ -120,18 +121,21 @@ def rss_mb() -> float:
 
 
 # ----------------------------------------------------------------------------- workers
-def best_time(call, *, repeat: int = 5, under: float = 1.0):
-    """(result, seconds, calls): one timed call; a call under ``under`` seconds is repeated
-    ``repeat`` times in all and the fastest kept, as timeit does (first-call costs such as page
-    faults on fresh buffers or a thread pool waking dwarf a millisecond-scale call). The same
-    rule for every implementation; strategies are pure, so a repeat does the same work."""
+def best_time(call, *, repeat: int = 5, under: float = 1.0, spend: float = 0.5, most: int = 200):
+    """(result, seconds, calls): one timed call; a call under ``under`` seconds is repeated, at
+    least ``repeat`` times in all and until ``spend`` seconds went on repeats (at most ``most``
+    calls), and the fastest kept, as timeit does: first-call costs such as page faults on fresh
+    buffers, caches and clocks warming up (a 0.5 ms call took 0.64 ms on the 2nd call, 0.49 ms
+    by the 12th) dwarf a millisecond-scale call. The same rule for every implementation;
+    strategies are pure, so a repeat does the same work."""
     t = time.perf_counter()
     result = call()
-    best, calls = time.perf_counter() - t, 1
-    while best < under and calls < repeat:
+    best, calls, spent = time.perf_counter() - t, 1, 0.0
+    while best < under and calls < most and (calls < repeat or spent < spend):
         t = time.perf_counter()
         result = call()
-        best, calls = min(best, time.perf_counter() - t), calls + 1
+        took = time.perf_counter() - t
+        best, calls, spent = min(best, took), calls + 1, spent + took
     return result, best, calls
 
 
