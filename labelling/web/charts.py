@@ -97,3 +97,57 @@ def class_bars_svg(classes: list[dict]) -> SafeString:
     )
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def stop_rule_svg(
+    kappas: list[float], threshold: float = 0.99, window: int = 3, last: int = 15
+) -> SafeString:
+    """Cohen's kappa of each model version against the one before, its mean over the last
+    ``window`` versions (what the stop rule reads) and the threshold line; the ``last`` versions
+    only, on a scale from 0.95 (or the lowest shown) to 1, where the decision is."""
+    if not kappas:
+        return mark_safe(
+            '<p class="empty">No agreement measured yet: it appears from the second model version on.</p>'
+        )
+    n = len(kappas)
+    means = [sum(kappas[i + 1 - window : i + 1]) / window if i + 1 >= window else None for i in range(n)]
+    first = max(0, n - last)  # kappas[i] compares version i + 1 with version i + 2 (1-based)
+    shown = range(first, n)
+    lo = int(min(0.95, *(kappas[i] for i in shown)) * 100) / 100  # down to a whole hundredth
+    sx = _scale(first, max(n - 1, first + 1), PAD_L + 10, W - PAD_R - 10)
+    sy = _scale(lo, 1.0, H - PAD_B, PAD_T)
+    parts = [
+        f'<svg class="chart" id="stop-rule-chart" viewBox="0 0 {W} {H}" role="img" '
+        f'aria-label="Agreement between successive model versions">'
+    ]
+    step = _nice_step(1.0 - lo)
+    tick = 1.0
+    while tick >= lo - 1e-9:
+        y = sy(tick)
+        parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.2f}</text>')
+        tick = round(tick - step, 6)
+    for i in shown:
+        parts.append(f'<text x="{sx(i):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{i + 2}</text>')
+    parts.append(
+        f'<text x="{(W + PAD_L) / 2:.0f}" y="{H - 4}" text-anchor="middle">model version (κ against the one before)</text>'
+    )
+    y = sy(threshold)
+    parts.append(
+        f'<line class="target" data-threshold="{threshold}" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}">'
+        f"<title>the rule fires when the mean of {window} reaches {threshold:.2f}</title></line>"
+    )
+    mean_pts = " ".join(f"{sx(i):.1f},{sy(means[i]):.1f}" for i in shown if means[i] is not None)
+    if mean_pts:
+        parts.append(f'<polyline class="band-line" points="{mean_pts}"/>')
+    parts.append(
+        f'<polyline class="line" points="{" ".join(f"{sx(i):.1f},{sy(kappas[i]):.1f}" for i in shown)}"/>'
+    )
+    for i in shown:
+        mean = "" if means[i] is None else f" (mean of {window}: {means[i]:.3f})"
+        parts.append(
+            f'<circle class="point" cx="{sx(i):.1f}" cy="{sy(kappas[i]):.1f}" r="4" data-kappa="{kappas[i]:.4f}">'
+            f"<title>version {i + 2}: κ {kappas[i]:.3f}{mean}</title></circle>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -15,7 +15,7 @@ from labelling.selectors.dashboard import jobs_summary, overview_row, project_da
 from labelling.services.errors import ServiceError
 from labelling.services.projects import project_update
 from labelling.services.training import training_job_request
-from labelling.web.charts import class_bars_svg, learning_curve_svg
+from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
 
 
 def _admin_project(request: HttpRequest, project_id: int):
@@ -48,6 +48,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "rounds": recent_rounds(project),
         "curve_svg": learning_curve_svg(data["learning_curve"], project.target_accuracy),
         "classes_svg": class_bars_svg(data["classes"]),
+        "stop_svg": stop_rule_svg(data["forecast"]["stop_rule"]["kappas"]),
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,
     }

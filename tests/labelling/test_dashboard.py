@@ -90,12 +90,17 @@ def test_dashboard_says_what_the_stop_rule_waits_for(users, project):
     client.force_login(users["admin"])
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
     assert "not enough versions yet" in page  # the demo's forecast has no kappas
+    assert "No agreement measured yet" in page and 'id="stop-rule-chart"' not in page
     model = project.model_versions.order_by("id").last()
     forecast = model.metrics["forecast"]
     forecast["stop_rule"] = {"fired": False, "mean_kappa": 0.9712, "kappas": [0.95, 0.97, 0.99]}
     model.save(update_fields=["metrics"])
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
     assert "predictions still changing (κ 0.971 over the last 3 rounds" in page
+    # the chart: one point per kappa, the threshold line, the mean of 3 from the third on
+    assert 'id="stop-rule-chart"' in page and 'data-threshold="0.99"' in page
+    assert [f'data-kappa="{k:.4f}"' in page for k in (0.95, 0.97, 0.99)] == [True] * 3
+    assert "version 4: κ 0.990 (mean of 3: 0.970)" in page
     forecast["stop_rule"] = {"fired": True, "mean_kappa": 0.9951, "kappas": [0.99, 0.995, 1.0]}
     model.save(update_fields=["metrics"])
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
