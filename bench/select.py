@@ -369,7 +369,7 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
     from models_zoo.forecast import fit_learning_curve, stop_rule_state
     from models_zoo.selection import auto
 
-    variants = quality_variants()
+    known = variants = quality_variants()
     old: dict = {}
     if only:
         unknown = sorted(set(only) - set(variants))
@@ -381,7 +381,7 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
         variants = only
     default = (auto.SWITCH_LABELS_PER_CLASS, auto.WARM)
     curves: dict = {
-        ds: {v: a for v, a in by.items() if v not in variants and v in quality_variants()}
+        ds: {v: a for v, a in by.items() if v not in variants and v in known}
         for ds, by in old.get("curves", {}).items()
         if ds in datasets
     }

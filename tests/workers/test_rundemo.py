@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,15 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -53,7 +48,7 @@ def _call(url: str, *, token: str | None = None, body: dict | None = None) -> di
 
 def test_rundemo_serves_a_labelling_queue_and_sigterm_stops_everything_it_started():
     var = Path(tempfile.mkdtemp(prefix="demo", dir="/tmp"))  # short: Redis's socket path is limited
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT")}
     env.update(DJANGO_SETTINGS_MODULE="labelling.settings", VAR_DIR=str(var), PYTHONUNBUFFERED="1")
     log = (var / "log").open("w")
