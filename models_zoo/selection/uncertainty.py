@@ -34,12 +34,37 @@ def _rowwise(probs: np.ndarray, score) -> np.ndarray:
     return out.numpy()
 
 
+def _row_max(p, out) -> None:
+    """Largest entry of each row of a contiguous torch block (rows, C) into ``out`` (rows,).
+
+    torch.amax over a short last axis reduces row by row (0.22 ms at 50k x 10); here whole-block
+    passes over the flat array instead: after pass i each position holds the maximum of the w = 2**i
+    entries from it on (contiguous, vectorised), and a row's maximum is that of the window at
+    its start and the one ending at its end (passes double w until two windows cover a row; a third
+    strided read instead of the last pass measured no faster): 0.13 ms at 50k x 10; equal to amax.
+    """
+    import torch
+
+    rows, c = p.shape
+    src, w = p.reshape(-1), 1
+    spare = [torch.empty(src.shape[0]), torch.empty(src.shape[0])]  # the passes alternate between two
+    while -(-c // w) > 2:
+        m = src.shape[0] - w
+        dst = spare[w.bit_length() % 2][:m]
+        torch.maximum(src[:m], src[w:], out=dst)  # dst[j] = max over the 2w entries from j
+        src, w = dst, 2 * w
+    if w == c:  # one class
+        out.copy_(src[::c][:rows])
+    else:  # w < c <= 2w: the window at the row's start and the one ending at its end
+        torch.maximum(src[::c][:rows], src[c - w :: c][:rows], out=out)
+
+
 def _least_confidence_block(p, out) -> None:
     # (rows, C) -> 1 - largest p (rows,)
     import torch
 
-    torch.amax(p, 1, out=out)
-    out.neg_().add_(1.0)  # 1 - max, while the block is in cache
+    _row_max(p, out)
+    torch.sub(torch.tensor(1.0), out, out=out)  # 1 - max, while the block is in cache
 
 
 def _neg_margin_block(p, out) -> None:
@@ -114,22 +139,24 @@ def _reasons(fmt: str, scores: np.ndarray) -> list[str]:
         milli = np.rint(scores.astype(np.float64) * 1000)  # (B,) exact
         top = milli.max()
         if top < _TABLE_LIMIT and milli.min() >= 0 and not np.signbit(scores).any():  # NaN fails too
-            table = _reason_table(fmt, int(top) + 1)
-            return [table[i] for i in milli.astype(np.int64).tolist()]
+            table = _reason_table(fmt, int(top) + 1)  # object array: one fancy index, 2x a loop
+            return table[milli.astype(np.intp)].tolist()
     return list(map(fmt.format, scores.tolist()))
 
 
 _TABLE_LIMIT = 100_000  # scores up to 99.999
-_TABLES: dict[str, list[str]] = {}
+_TABLES: dict[str, np.ndarray] = {}
 
 
-def _reason_table(fmt: str, size: int) -> list[str]:
-    """``fmt`` applied to 0.000, 0.001, ... (at least ``size`` of them), kept per format. A longer
-    table replaces the old one whole, so a concurrent reader never sees a half-built one."""
-    table = _TABLES.get(fmt, [])
-    if len(table) < size:
-        size = max(size, 2 * len(table), 1024)
-        table = table + [fmt.format(i / 1000) for i in range(len(table), size)]
+def _reason_table(fmt: str, size: int) -> np.ndarray:
+    """``fmt`` applied to 0.000, 0.001, ... (at least ``size`` of them) as an object array, kept per
+    format. A longer table replaces the old one whole, so a concurrent reader never sees a
+    half-built one."""
+    table = _TABLES.get(fmt, np.empty(0, object))
+    if table.size < size:
+        size = max(size, 2 * table.size, 1024)
+        more = np.array([fmt.format(i / 1000) for i in range(table.size, size)], dtype=object)
+        table = np.concatenate([table, more])
         _TABLES[fmt] = table
     return table
 
@@ -203,8 +230,8 @@ def _margin_bound_block(p, out) -> None:
     # confidence, instead of the three passes per class of the exact margin.
     import torch
 
-    torch.amax(p, 1, out=out)
-    out.mul_(-2.0).add_(1.0 + _SUM_SLACK)
+    _row_max(p, out)
+    torch.add(torch.tensor(1.0 + _SUM_SLACK), out, alpha=-2.0, out=out)  # one pass, not mul_ + add_
 
 
 @register("margin")
@@ -228,13 +255,15 @@ def margin(inp: SelectionInput) -> Selection:
     if k > 0:
         # At least the 2k lowest bounds (all unlabelled if there are that many): the k-th smallest of
         # their exact margins is at least the k-th smallest of all.
-        seeds = min(2 * k, free)
+        seeds = min(k + max(k // 8, 64), free)
         first = _above_sampled_cut(bound, seeds) if seeds < n else np.arange(n)  # >= 2k rows, or None
         if first is None:
-            first = _some_top_k(bound, seeds)
-        exact = margins(probs[first])  # (F,)
-        tau = float(np.partition(exact, k - 1)[k - 1])
-        if -tau > bound[first].min():
+            first = np.sort(_some_top_k(bound, seeds))
+        exact = margins(np.take(probs, first, axis=0))  # (F,); np.take: 4x faster than probs[first]
+        # ``first`` ascends, so a stable sort orders by margin and ties by pool index, as take_top.
+        order = np.argsort(exact, kind="stable")[:k]
+        tau = float(exact[order[-1]])
+        if -tau > np.take(bound, first).min():
             # Every row whose margin can be <= tau has a bound >= -tau, above the least bound in
             # ``first``, so it is in ``first`` (which holds every row over some cut, or the top
             # bounds with ties at its least one): the k smallest margins are among these.
@@ -249,9 +278,9 @@ def margin(inp: SelectionInput) -> Selection:
         scores = -neg[top]
     else:
         if exact is None:
-            exact = margins(probs[cand])  # (M,)
-        pos = take_top(-exact, cand, k)
-        top, scores = cand[pos], exact[pos]
+            exact = margins(np.take(probs, cand, axis=0))  # (M,), cand ascending
+            order = np.argsort(exact, kind="stable")[:k]
+        top, scores = cand[order], exact[order]
     return Selection(top, scores, _reasons("margin {:.3f}", scores))
 
 

@@ -243,3 +243,21 @@ def test_reasons_read_from_the_table_match_formatting():
         assert _reasons(fmt, scores) == [fmt.format(v) for v in scores.tolist()]
         assert _reasons(fmt, scores.astype(np.float64)) == [fmt.format(v) for v in scores.tolist()]
     assert _reasons("x {:.1f}", np.float32([0.25])) == ["x 0.2"]
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 5, 8, 10, 11, 17, 100])
+@pytest.mark.parametrize("rows", [1, 7, 1000])
+def test_row_max_from_sliding_windows_equals_torch_amax(c, rows):
+    # least confidence and margin's bound read each row's maximum from windows over the flat array;
+    # every class count must give torch's own maximum, ties and the last column included.
+    import torch
+
+    from models_zoo.selection.uncertainty import _row_max
+
+    rng = np.random.default_rng(c * 1000 + rows)
+    p = torch.from_numpy(rng.random((rows, c), dtype=np.float32))
+    p[rows // 2, -1] = 2.0  # the largest entry in the last column
+    p[0, :] = 0.5  # a row of ties
+    out = torch.empty(rows)
+    _row_max(p, out)
+    assert torch.equal(out, p.amax(1))
