@@ -371,7 +371,7 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
 
     known = variants = quality_variants()
     old: dict = {}
-    if only:
+    if only is not None:
         unknown = sorted(set(only) - set(variants))
         if unknown:
             raise SystemExit(f"unknown variants {unknown}; known: {', '.join(variants)}")
@@ -556,11 +556,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--datasets", default="fashion-mnist,digits")
     ap.add_argument(
-        "--variants", default="", help="--quality: run only these (comma-separated), keep the rest from --out"
+        "--variants",
+        default="",
+        help="--quality: run only these (comma-separated), keep the rest from --out; 'none' re-runs no "
+        "campaign and recomputes the forecasts from the stored curves",
     )
     args = ap.parse_args(argv)
     if args.quality:
-        only = [v for v in args.variants.split(",") if v] or None
+        only = None if not args.variants else [v for v in args.variants.split(",") if v != "none"]
         run_quality(args.seeds, args.datasets.split(","), Path(args.out or QUALITY_RESULTS), only)
         return
     if args.worker:
