@@ -21,6 +21,18 @@ def test_recovers_an_exact_power_law():
     assert low <= point + 1e-9 and high >= point - 1e-9
 
 
+@pytest.mark.parametrize("shift", [0.04, -0.04])
+def test_the_fit_leans_on_the_points_with_most_labels(shift):
+    # One noisy few-label point: the weighted fit leaves more of the misfit at 10 labels than at
+    # 100 (equal weights leave 0.0007 at 10 and 0.0025 at 100 for the downward shift).
+    n = np.array([10, 20, 50, 100])
+    acc = _curve(n, b=1.0)
+    acc[0] += shift
+    lc = fit_learning_curve(n, acc, seed=0, correction=1.0)
+    resid = np.abs(lc.predict(n) - acc)
+    assert resid[-1] < resid[0]
+
+
 def test_correction_errs_on_the_low_side():
     n = np.array([10, 20, 50, 100])
     acc = _curve(n)
