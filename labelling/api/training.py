@@ -281,7 +281,17 @@ class CurvePointOutput(serializers.Serializer):
 class StopRuleOutput(serializers.Serializer):
     fired = serializers.BooleanField()
     mean_kappa = serializers.FloatField(allow_null=True)
-    kappas = serializers.ListField(child=serializers.FloatField())
+    kappas = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="Cohen's kappa of each compared model version against the one before",
+    )
+    labels = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="training labels of the later version of each kappa (empty for forecasts stored before it was recorded)",
+    )
+    spacing = serializers.IntegerField(
+        allow_null=True, help_text="least number of training labels between the compared versions"
+    )
 
 
 class ForecastOutput(serializers.Serializer):

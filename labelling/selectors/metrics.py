@@ -54,6 +54,8 @@ def forecast(project: Project) -> dict[str, Any]:
             "fired": bool(stop.get("fired")),
             "mean_kappa": stop.get("mean_kappa"),
             "kappas": stop.get("kappas", []),
+            "labels": stop.get("labels", []),
+            "spacing": stop.get("spacing"),
         },
         "points": stored.get("points", 0),
         "note": stored.get("error", ""),

@@ -100,11 +100,18 @@ def class_bars_svg(classes: list[dict]) -> SafeString:
 
 
 def stop_rule_svg(
-    kappas: list[float], threshold: float = 0.99, window: int = 3, last: int = 15
+    kappas: list[float],
+    labels: list[int] | None = None,
+    threshold: float = 0.99,
+    window: int = 3,
+    last: int = 15,
 ) -> SafeString:
-    """Cohen's kappa of each model version against the one before, its mean over the last
-    ``window`` versions (what the stop rule reads) and the threshold line; the ``last`` versions
-    only, on a scale from 0.95 (or the lowest shown) to 1, where the decision is."""
+    """Cohen's kappa of each compared model version against the one before, its mean over the last
+    ``window`` (what the stop rule reads) and the threshold line; the ``last`` points only, on a
+    scale from 0.95 (or the lowest shown) to 1, where the decision is. ``labels``: the training
+    labels of the later version of each kappa, marked on the x axis (forecasts stored before they
+    were recorded have none: the versions are numbered instead)."""
+    by_labels = labels is not None and len(labels) == len(kappas)
     if not kappas:
         return mark_safe(
             '<p class="empty">No agreement measured yet: it appears from the second model version on.</p>'
@@ -127,11 +134,17 @@ def stop_rule_svg(
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.2f}</text>')
         tick = round(tick - step, 6)
+    names = [f"{c:,}" for c in labels] if by_labels else [str(i + 2) for i in range(n)]
+    every = max(1, -(-len(shown) // 8)) if by_labels else 1  # label numbers are wide: at most 8
     for i in shown:
-        parts.append(f'<text x="{sx(i):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{i + 2}</text>')
-    parts.append(
-        f'<text x="{(W + PAD_L) / 2:.0f}" y="{H - 4}" text-anchor="middle">model version (κ against the one before)</text>'
+        if (n - 1 - i) % every == 0:
+            parts.append(f'<text x="{sx(i):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{names[i]}</text>')
+    axis = (
+        "training labels (κ against the version compared before)"
+        if by_labels
+        else "model version (κ against the one before)"
     )
+    parts.append(f'<text x="{(W + PAD_L) / 2:.0f}" y="{H - 4}" text-anchor="middle">{axis}</text>')
     y = sy(threshold)
     parts.append(
         f'<line class="target" data-threshold="{threshold}" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}">'
@@ -147,7 +160,7 @@ def stop_rule_svg(
         mean = "" if means[i] is None else f" (mean of {window}: {means[i]:.3f})"
         parts.append(
             f'<circle class="point" cx="{sx(i):.1f}" cy="{sy(kappas[i]):.1f}" r="4" data-kappa="{kappas[i]:.4f}">'
-            f"<title>version {i + 2}: κ {kappas[i]:.3f}{mean}</title></circle>"
+            f"<title>{f'{labels[i]:,} labels' if by_labels else f'version {i + 2}'}: κ {kappas[i]:.3f}{mean}</title></circle>"
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))

@@ -48,7 +48,9 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "rounds": recent_rounds(project),
         "curve_svg": learning_curve_svg(data["learning_curve"], project.target_accuracy),
         "classes_svg": class_bars_svg(data["classes"]),
-        "stop_svg": stop_rule_svg(data["forecast"]["stop_rule"]["kappas"]),
+        "stop_svg": stop_rule_svg(
+            data["forecast"]["stop_rule"]["kappas"], data["forecast"]["stop_rule"]["labels"]
+        ),
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,
     }

@@ -100,7 +100,12 @@ def test_dashboard_says_what_the_stop_rule_waits_for(users, project):
     # the chart: one point per kappa, the threshold line, the mean of 3 from the third on
     assert 'id="stop-rule-chart"' in page and 'data-threshold="0.99"' in page
     assert [f'data-kappa="{k:.4f}"' in page for k in (0.95, 0.97, 0.99)] == [True] * 3
-    assert "version 4: κ 0.990 (mean of 3: 0.970)" in page
+    assert "version 4: κ 0.990 (mean of 3: 0.970)" in page  # stored before label counts were
+    forecast["stop_rule"]["labels"] = [1200, 1300, 1400]
+    model.save(update_fields=["metrics"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "1,400 labels: κ 0.990 (mean of 3: 0.970)" in page and ">1,200</text>" in page
+    assert "training labels (κ against the version compared before)" in page
     forecast["stop_rule"] = {"fired": True, "mean_kappa": 0.9951, "kappas": [0.99, 0.995, 1.0]}
     model.save(update_fields=["metrics"])
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
