@@ -148,3 +148,16 @@ def augment(x: torch.Tensor, config: AugmentConfig, g: torch.Generator) -> torch
     y = random_grey(y, config.p_grey, g)
     y = gaussian_blur(y, config.blur_sigma, config.p_blur, g)
     return y
+
+
+def cutout(x: torch.Tensor, size: float, g: torch.Generator) -> torch.Tensor:
+    """Zero one square of side ``size`` x S per image, centred anywhere (it may leave the image):
+    Cutout (DeVries & Taylor, 2017), part of FixMatch's strong augmentation. (N, C, S, S) -> same."""
+    n, _, h, w = x.shape
+    half = int(h * size) // 2
+    cy = torch.randint(0, h, (n,), generator=g, device=x.device)
+    cx = torch.randint(0, w, (n,), generator=g, device=x.device)
+    rows = (torch.arange(h, device=x.device)[None, :] - cy[:, None]).abs() <= half  # (N, H)
+    cols = (torch.arange(w, device=x.device)[None, :] - cx[:, None]).abs() <= half  # (N, W)
+    hole = rows[:, :, None] & cols[:, None, :]  # (N, H, W)
+    return x.masked_fill(hole[:, None], 0.0)

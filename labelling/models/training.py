@@ -41,7 +41,7 @@ class ModelVersion(models.Model):
     encoder_version = models.ForeignKey(
         EncoderVersion, on_delete=models.PROTECT, related_name="model_versions"
     )
-    mode = models.CharField(max_length=20)  # probe | finetune (chosen by models_zoo's rule)
+    mode = models.CharField(max_length=20)  # probe | propagate | consistency | finetune (models_zoo's rule)
     artifact_key = models.CharField(max_length=255)
     train_label_count = models.PositiveIntegerField(default=0)
     # audit accuracy with its interval, number of audit labels, class counts, timings

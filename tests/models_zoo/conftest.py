@@ -9,6 +9,13 @@ def _two_threads():
     torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def _short_consistency_on_gpu(monkeypatch):
+    # Where CUDA is present the learner adds consistency training (10,000 steps, ~100 s a fit):
+    # a few steps exercise that path without making every learner test minutes long.
+    monkeypatch.setattr("models_zoo.transfer.CONSISTENCY_STEPS_ON_GPU", 5)
+
+
 def blobs_images(n_per_class: int = 40, n_classes: int = 3, size: int = 12, seed: int = 0):
     """Tiny grey images: class c is a bright square in a class-specific corner, plus noise."""
     rng = np.random.default_rng(seed)

@@ -38,11 +38,23 @@ def test_linear_probe_handles_unseen_classes_and_folds_the_scaler():
 
 
 def test_rule_picks_finetune_only_with_many_labels_and_an_encoder():
-    cfg = LearnerConfig(finetune_min_labels=100)
+    cfg = LearnerConfig(finetune_min_labels=100, consistency_steps=0)
     assert choose_mode(99, True, cfg) == "propagate"
     assert choose_mode(100, True, cfg) == "finetune"
     assert choose_mode(10_000, False, cfg) == "propagate"
     assert choose_mode(5, True, LearnerConfig(mode="probe")) == "probe"
+
+
+def test_rule_adds_consistency_training_below_the_finetune_threshold_where_it_runs():
+    from models_zoo.transfer import consistency_steps, uses_images
+
+    cfg = LearnerConfig(finetune_min_labels=100, consistency_steps=50)
+    assert choose_mode(99, True, cfg) == "consistency" and uses_images(99, True, cfg)
+    assert choose_mode(100, True, cfg) == "finetune"
+    assert choose_mode(99, False, cfg) == "propagate" and not uses_images(99, False, cfg)
+    # the default: on where CUDA is present, off on a CPU
+    assert consistency_steps(LearnerConfig()) == (5 if torch.cuda.is_available() else 0)
+    assert not uses_images(99, True, LearnerConfig(consistency_steps=0))
 
 
 def test_learner_on_features_gives_probs_predictions_and_mc_samples():
@@ -68,12 +80,14 @@ def tiny_artifact():
     return X, y, pretrain(X, cfg)
 
 
-@pytest.mark.parametrize("mode", ["propagate", "finetune"])
+@pytest.mark.parametrize("mode", ["propagate", "finetune", "consistency"])
 def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode):
     X, y, art = tiny_artifact
     labels = np.where(np.arange(len(y)) % 4 == 0, y, -1)
     ft = {"epochs": 1, "min_steps": 3, "batch_size": 16}
-    learner = Learner(art, LearnerConfig(mode=mode, finetune=ft, mc_samples=3)).fit(X, labels, n_classes=3)
+    cons = {"batch_size": 8, "unlabelled_ratio": 2}
+    cfg = LearnerConfig(mode=mode, finetune=ft, consistency_steps=3, consistency=cons, mc_samples=3)
+    learner = Learner(art, cfg).fit(X, labels, n_classes=3)
     assert learner.mode_ == mode
     expected = learner.predict_proba(X[:7])
     assert learner.mc_proba(X[:7]).shape == (3, 7, 3)
@@ -111,3 +125,45 @@ def test_label_spreading_on_a_pool_above_the_exact_limit_uses_approximate_neighb
         labels[np.flatnonzero(y == k)[0]] = k
     P = label_spreading(Z, labels, c, k=10)
     assert (P.argmax(1) == y).mean() > 0.98
+
+
+def _bars(n_per_class: int = 40, size: int = 12, seed: int = 0):
+    """Grey images whose class survives flips and crops: a horizontal bar, a vertical bar or a
+    centre square, plus noise (the corner blobs of ``blobs_images`` change class when flipped)."""
+    rng = np.random.default_rng(seed)
+    X, y, m = [], [], size // 2
+    for c in range(3):
+        for _ in range(n_per_class):
+            im = rng.integers(0, 60, (size, size))
+            if c == 0:
+                im[m - 1 : m + 1, 1:-1] += 180
+            elif c == 1:
+                im[1:-1, m - 1 : m + 1] += 180
+            else:
+                im[m - 3 : m + 3, m - 3 : m + 3] += 180
+            X.append(np.clip(im, 0, 255))
+            y.append(c)
+    return np.array(X, dtype=np.uint8), np.array(y)
+
+
+def test_consistency_training_learns_the_pool_from_few_labels_and_repeats_by_seed():
+    from models_zoo.transfer import ConsistencyTuner
+
+    X, y = _bars()
+    art = pretrain(X, PretrainConfig(width=8, batch_size=32, max_minutes=None, max_steps=3))
+    labels = np.full(len(y), -1)
+    for c in range(3):
+        labels[np.flatnonzero(y == c)[:2]] = c  # 2 labels per class, no probe head to start from
+    x = art.adapt(X)
+
+    def fit(steps, seed=0):
+        opts = dict(batch_size=6, unlabelled_ratio=4, threshold=0.5, seed=seed, device="cpu")  # exact repeats
+        return ConsistencyTuner(art, steps=steps, **opts).fit(x, labels, 3)
+
+    untrained = (fit(0).predict_proba(x).argmax(1) == y).mean()
+    tuner = fit(100)
+    assert 0.0 < tuner.mask_rate_ <= 1.0  # confident pool images took part
+    assert untrained < 0.6 and (tuner.predict_proba(x).argmax(1) == y).mean() > 0.95
+    np.testing.assert_array_equal(fit(100).predict_proba(x[:5]), tuner.predict_proba(x[:5]))
+    with pytest.raises(ValueError, match="at least one label"):
+        ConsistencyTuner(art, steps=1).fit(x, np.full(len(y), -1), 3)

@@ -418,7 +418,7 @@ def _finetune(job, version, ids, Z, train, audit):
 
     from models_zoo.artifact import EncoderArtifact
     from models_zoo.export import export_learner
-    from models_zoo.transfer import Learner, choose_mode
+    from models_zoo.transfer import Learner, uses_images
 
     project = job.project
     existing = ModelVersion.objects.filter(job=job).first()
@@ -430,7 +430,7 @@ def _finetune(job, version, ids, Z, train, audit):
     with local_copy(version.artifact_key) as path:
         artifact = EncoderArtifact.load(path)
     X = None
-    if choose_mode(n_labels, True, cfg) == "finetune":
+    if uses_images(n_labels, True, cfg):  # fine-tuning, or consistency training on a GPU
         X = pool_array(project)[1]
     started = time.monotonic()
     learner = Learner(artifact, cfg, seed=int(job.params.get("seed", 0))).fit(X, train, n_classes, features=Z)
