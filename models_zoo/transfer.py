@@ -362,17 +362,18 @@ class ConsistencyTuner(FineTuner):
             ],
             weight_decay=self.weight_decay,
         )
-        xs = x.to(dev)
-        y = torch.from_numpy(labels).to(dev)
-        li_t, ui_t = torch.from_numpy(li).to(dev), torch.from_numpy(ui if ui.size else li).to(dev)
+        g_batch = torch.Generator().manual_seed(self.seed + 1)  # batch draws, on the CPU with the pool
+        y = torch.from_numpy(labels)
+        li_t, ui_t = torch.from_numpy(li), torch.from_numpy(ui if ui.size else li)
         n_l, n_u = self.batch_size, self.batch_size * self.unlabelled_ratio
         strong = AugmentConfig(crop_scale=(0.3, 1.0))
         kept: list[torch.Tensor] = []
         for step in range(self.steps):
-            bl = li_t[torch.randint(0, li_t.numel(), (n_l,), generator=g, device=dev)]
-            bu = ui_t[torch.randint(0, ui_t.numel(), (n_u,), generator=g, device=dev)]
-            xl = random_resized_crop(xs[bl].float() / 255, (0.6, 1.0), (3 / 4, 4 / 3), True, g)
-            xu = xs[bu].float() / 255
+            # The pool stays where it is (a large one need not fit on the GPU); a batch travels.
+            bl = li_t[torch.randint(0, li_t.numel(), (n_l,), generator=g_batch)]
+            bu = ui_t[torch.randint(0, ui_t.numel(), (n_u,), generator=g_batch)]
+            xl = random_resized_crop(x[bl].to(dev).float() / 255, (0.6, 1.0), (3 / 4, 4 / 3), True, g)
+            xu = x[bu].to(dev).float() / 255
             weak = random_resized_crop(xu, (0.8, 1.0), (3 / 4, 4 / 3), True, g)
             hard = cutout(augment(xu, strong, g), self.cutout_size, g)
             for group in opt.param_groups:  # cosine decay to zero
@@ -382,7 +383,7 @@ class ConsistencyTuner(FineTuner):
                 mask = (conf >= self.threshold).float()
             logits = model(torch.cat([xl, hard]).contiguous(memory_format=torch.channels_last))
             loss = (
-                F.cross_entropy(logits[:n_l], y[bl])
+                F.cross_entropy(logits[:n_l], y[bl].to(dev))
                 + (F.cross_entropy(logits[n_l:], target, reduction="none") * mask).mean()
             )
             opt.zero_grad(set_to_none=True)
