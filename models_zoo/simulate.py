@@ -303,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=".cache/models_zoo", help="pretrained encoders, by data and config")
     p.add_argument("--out", default=None, help="write results JSON here")
     p.add_argument("--plot", default=None, help="write a PNG learning curve here")
+    p.add_argument(
+        "--consistency-steps",
+        type=int,
+        default=None,
+        help="consistency-training steps per fit below the fine-tune threshold (default: the learner's, "
+        "10,000 where CUDA is present, 0 on a CPU)",
+    )
     args = p.parse_args(argv)
     strategies = [s for s in args.strategies.split(",") if s]
     try:
@@ -317,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--strategies and --budgets need at least one entry; budgets are label counts >= 1")
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
+    if args.consistency_steps is not None and args.consistency_steps < 0:
+        p.error("--consistency-steps must be >= 0")
     from models_zoo import ssl
 
     if args.features == "ssl" and args.method not in ssl.names():
@@ -339,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         pool_size=args.pool_size,
         pretrain=pre,
         cache_dir=args.cache_dir,
+        learner=LearnerConfig(consistency_steps=args.consistency_steps),
     )
     result = run(cfg)
     features = result["records"][0]["features"] if result["records"] else ""

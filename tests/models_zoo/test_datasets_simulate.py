@@ -89,6 +89,7 @@ def test_simulator_end_to_end_on_digits(tmp_path):
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--method", "nope"], "unknown SSL method 'nope'"),
         (["--data", "/no/such.npz"], "no such file or folder"),
+        (["--consistency-steps", "-1"], "--consistency-steps must be >= 0"),
     ],
 )
 def test_simulator_rejects_bad_arguments_with_a_usage_error(extra, message, capsys):
@@ -96,3 +97,12 @@ def test_simulator_rejects_bad_arguments_with_a_usage_error(extra, message, caps
         simulate.main(["--data", "digits", *extra])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_simulator_runs_consistency_training_when_asked(tmp_path):
+    # Off by default on a CPU; --consistency-steps turns it on (a GPU's default is 10,000 steps).
+    out = tmp_path / "r.json"
+    argv = ["--data", "digits", "--budgets", "20", "--seeds", "1", "--pretrain-steps", "5"]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--consistency-steps", "2"]
+    assert simulate.main(argv) == 0
+    assert [r["learner"] for r in json.loads(out.read_text())["records"]] == ["consistency"]
