@@ -24,6 +24,7 @@ gives probabilities, predictions and MC samples.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,7 @@ from torch import nn
 from models_zoo.artifact import EncoderArtifact, embed_tensor
 from models_zoo.augment import AugmentConfig, augment, cutout, random_resized_crop
 from models_zoo.device import pick_device
+from models_zoo.train import TrainingCancelled
 
 # ----------------------------------------------------------------------------- linear probe
 
@@ -335,8 +337,12 @@ class ConsistencyTuner(FineTuner):
         labels: np.ndarray,
         n_classes: int,
         head_init: tuple[np.ndarray, np.ndarray] | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> ConsistencyTuner:
         """x: the whole pool, adapted uint8 (N, C, S, S); labels: (N,) int, -1 where unlabelled.
+        progress(fraction, message) is called every 100 steps; should_stop() is asked as often and
+        ends the training with :class:`TrainingCancelled`.
         Learned: ``model_`` (encoder + head, on the CPU), ``n_classes_``, ``mask_rate_`` (share of
         the last 100 steps' pool images confident enough to train on)."""
         labels = np.asarray(labels, dtype=np.int64)
@@ -390,6 +396,13 @@ class ConsistencyTuner(FineTuner):
             loss.backward()
             opt.step()
             kept = (kept + [mask.mean().detach()])[-100:]
+            if (step + 1) % 100 == 0:
+                if should_stop is not None and should_stop():
+                    raise TrainingCancelled(f"consistency training stopped at step {step + 1}")
+                if progress is not None:
+                    progress(
+                        (step + 1) / self.steps, f"consistency training: step {step + 1:,} of {self.steps:,}"
+                    )
         model.dropout.p = self.dropout
         self.model_ = model.cpu().eval()
         self.n_classes_ = n_classes
@@ -488,9 +501,12 @@ class Learner:
         labels: np.ndarray,
         n_classes: int | None = None,
         features: np.ndarray | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Learner:
         """X: the whole pool (images or features); labels: (N,) int, -1 where unlabelled.
-        features: precomputed pool embeddings (skips embedding ``X`` again)."""
+        features: precomputed pool embeddings (skips embedding ``X`` again).
+        progress, should_stop: passed to consistency training, the one long step (minutes)."""
         cfg = self.config or LearnerConfig()
         labels = np.asarray(labels, dtype=np.int64)
         labelled = labels >= 0
@@ -532,6 +548,8 @@ class Learner:
                 labels,
                 self.n_classes_,
                 head_init=self.probe_.linear_weights_full(self.n_classes_),
+                progress=progress,
+                should_stop=should_stop,
             )
         return self
 

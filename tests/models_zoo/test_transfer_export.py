@@ -167,3 +167,21 @@ def test_consistency_training_learns_the_pool_from_few_labels_and_repeats_by_see
     np.testing.assert_array_equal(fit(100).predict_proba(x[:5]), tuner.predict_proba(x[:5]))
     with pytest.raises(ValueError, match="at least one label"):
         ConsistencyTuner(art, steps=1).fit(x, np.full(len(y), -1), 3)
+
+
+def test_consistency_training_reports_progress_and_stops_when_asked():
+    from models_zoo.train import TrainingCancelled
+    from models_zoo.transfer import ConsistencyTuner
+
+    X, y = _bars(n_per_class=10)
+    art = pretrain(X, PretrainConfig(width=8, batch_size=16, max_minutes=None, max_steps=1))
+    labels = np.where(np.arange(len(y)) % 5 == 0, y, -1)
+    opts = dict(steps=200, batch_size=4, unlabelled_ratio=2, device="cpu")
+    calls = []
+    ConsistencyTuner(art, **opts).fit(art.adapt(X), labels, 3, progress=lambda f, m: calls.append((f, m)))
+    assert calls == [
+        (0.5, "consistency training: step 100 of 200"),
+        (1.0, "consistency training: step 200 of 200"),
+    ]
+    with pytest.raises(TrainingCancelled, match="step 100"):
+        ConsistencyTuner(art, **opts).fit(art.adapt(X), labels, 3, should_stop=lambda: True)

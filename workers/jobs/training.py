@@ -382,7 +382,9 @@ def cycle(job: Job, progress) -> dict[str, Any]:
             result["finetune"] = "skipped: no training labels yet"
         else:
             progress(0.05, f"training on {(train >= 0).sum()} labels", force=True)
-            model, probs, mc = _finetune(job, version, ids, Z, train, audit)
+            model, probs, mc = _finetune(
+                job, version, ids, Z, train, audit, progress=lambda f, msg: progress(0.05 + 0.4 * f, msg)
+            )
             result["model_version"] = model.id
     if "predict" in steps and model is not None:
         progress(0.5, "scoring the pool", force=True)
@@ -413,11 +415,13 @@ def _learner_config(n_labels: int):
     return LearnerConfig()
 
 
-def _finetune(job, version, ids, Z, train, audit):
+def _finetune(job, version, ids, Z, train, audit, progress=None):
+    """progress(fraction, message): the learner's long step (consistency training on a GPU)."""
     import joblib
 
     from models_zoo.artifact import EncoderArtifact
     from models_zoo.export import export_learner
+    from models_zoo.train import TrainingCancelled
     from models_zoo.transfer import Learner, uses_images
 
     project = job.project
@@ -433,7 +437,12 @@ def _finetune(job, version, ids, Z, train, audit):
     if uses_images(n_labels, True, cfg):  # fine-tuning, or consistency training on a GPU
         X = pool_array(project)[1]
     started = time.monotonic()
-    learner = Learner(artifact, cfg, seed=int(job.params.get("seed", 0))).fit(X, train, n_classes, features=Z)
+    try:
+        learner = Learner(artifact, cfg, seed=int(job.params.get("seed", 0))).fit(
+            X, train, n_classes, features=Z, progress=progress, should_stop=_stopper(job.id)
+        )
+    except TrainingCancelled:
+        raise JobCancelled() from None
     probs = learner.predict_proba(X, features=Z).astype(np.float32)  # (N, C)
     mc = None
     if project.selection_strategy == "bald":
