@@ -227,18 +227,15 @@ class FineTuner:
         self.seed = seed
         self.device = device
 
-    def fit(
-        self,
-        x: torch.Tensor,
-        y: np.ndarray,
-        n_classes: int,
-        head_init: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> FineTuner:
-        """x: adapted uint8 images (N, C, S, S); y: (N,) int labels; head_init: (W, b) from a probe."""
+    def _start(
+        self, n_classes: int, head_init: tuple[np.ndarray, np.ndarray] | None, dropout: float
+    ) -> tuple[torch.device, torch.Generator, _Classifier, torch.optim.Optimizer]:
+        """Device, seeded generator, encoder + head (from the probe's (W, b) if given) in training
+        mode, and AdamW with the encoder's lower rate (each group keeps its ``base`` rate)."""
         dev = pick_device(self.device)
         torch.manual_seed(self.seed)
         g = torch.Generator(device=dev).manual_seed(self.seed)
-        model = _Classifier(self.artifact.build(), n_classes, self.dropout)
+        model = _Classifier(self.artifact.build(), n_classes, dropout)
         if head_init is not None:
             W, b = head_init
             with torch.no_grad():
@@ -252,6 +249,17 @@ class FineTuner:
             ],
             weight_decay=self.weight_decay,
         )
+        return dev, g, model, opt
+
+    def fit(
+        self,
+        x: torch.Tensor,
+        y: np.ndarray,
+        n_classes: int,
+        head_init: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> FineTuner:
+        """x: adapted uint8 images (N, C, S, S); y: (N,) int labels; head_init: (W, b) from a probe."""
+        dev, g, model, opt = self._start(n_classes, head_init, self.dropout)
         yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
         n = len(yt)
         bs = min(self.batch_size, n)
@@ -351,23 +359,7 @@ class ConsistencyTuner(FineTuner):
         li, ui = np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)
         if li.size == 0:
             raise ValueError("need at least one label")
-        dev = pick_device(self.device)
-        torch.manual_seed(self.seed)
-        g = torch.Generator(device=dev).manual_seed(self.seed)
-        model = _Classifier(self.artifact.build(), n_classes, 0.0)  # dropout only for MC samples
-        if head_init is not None:
-            W, b = head_init
-            with torch.no_grad():
-                model.head.weight.copy_(torch.from_numpy(W))
-                model.head.bias.copy_(torch.from_numpy(b))
-        model = model.to(dev, memory_format=torch.channels_last).train()
-        opt = torch.optim.AdamW(
-            [
-                {"params": model.encoder.parameters(), "lr": self.encoder_lr, "base": self.encoder_lr},
-                {"params": model.head.parameters(), "lr": self.lr, "base": self.lr},
-            ],
-            weight_decay=self.weight_decay,
-        )
+        dev, g, model, opt = self._start(n_classes, head_init, 0.0)  # dropout only for MC samples
         g_batch = torch.Generator().manual_seed(self.seed + 1)  # batch draws, on the CPU with the pool
         y = torch.from_numpy(labels)
         li_t, ui_t = torch.from_numpy(li), torch.from_numpy(ui if ui.size else li)
