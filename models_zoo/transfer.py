@@ -408,7 +408,7 @@ class ConsistencyTuner(FineTuner):
 @dataclass
 class LearnerConfig:
     """mode:                   ``auto`` (by :func:`choose_mode`), ``probe`` (labelled only),
-                               ``propagate`` or ``finetune``.
+                               ``propagate``, ``consistency`` or ``finetune``.
     finetune_min_labels:      the rule's threshold: fine-tune from this many labels on.
     knn:                      neighbours per image in the propagation graph.
     alpha:                    label spreading's propagation strength.
