@@ -251,14 +251,28 @@ class FineTuner:
         )
         return dev, g, model, opt
 
+    @staticmethod
+    def _report(done: int, steps: int, what: str, progress, should_stop, every: int = 100) -> None:
+        """Every ``every`` steps: stop if asked (:class:`TrainingCancelled`), else report progress."""
+        if done % every:
+            return
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"{what} stopped at step {done}")
+        if progress is not None:
+            progress(done / steps, f"{what}: step {done:,} of {steps:,}")
+
     def fit(
         self,
         x: torch.Tensor,
         y: np.ndarray,
         n_classes: int,
         head_init: tuple[np.ndarray, np.ndarray] | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> FineTuner:
-        """x: adapted uint8 images (N, C, S, S); y: (N,) int labels; head_init: (W, b) from a probe."""
+        """x: adapted uint8 images (N, C, S, S); y: (N,) int labels; head_init: (W, b) from a probe.
+        progress(fraction, message) every 100 steps; should_stop() as often (then
+        :class:`TrainingCancelled`)."""
         dev, g, model, opt = self._start(n_classes, head_init, self.dropout)
         yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
         n = len(yt)
@@ -278,6 +292,7 @@ class FineTuner:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            self._report(step + 1, steps, "fine-tuning", progress, should_stop)
         self.model_ = model.cpu().eval()
         self.n_classes_ = n_classes
         return self
@@ -388,13 +403,7 @@ class ConsistencyTuner(FineTuner):
             loss.backward()
             opt.step()
             kept = (kept + [mask.mean().detach()])[-100:]
-            if (step + 1) % 100 == 0:
-                if should_stop is not None and should_stop():
-                    raise TrainingCancelled(f"consistency training stopped at step {step + 1}")
-                if progress is not None:
-                    progress(
-                        (step + 1) / self.steps, f"consistency training: step {step + 1:,} of {self.steps:,}"
-                    )
+            self._report(step + 1, self.steps, "consistency training", progress, should_stop)
         model.dropout.p = self.dropout
         self.model_ = model.cpu().eval()
         self.n_classes_ = n_classes
@@ -498,7 +507,7 @@ class Learner:
     ) -> Learner:
         """X: the whole pool (images or features); labels: (N,) int, -1 where unlabelled.
         features: precomputed pool embeddings (skips embedding ``X`` again).
-        progress, should_stop: passed to consistency training, the one long step (minutes)."""
+        progress, should_stop: passed to fine-tuning or consistency training, the long steps."""
         cfg = self.config or LearnerConfig()
         labels = np.asarray(labels, dtype=np.int64)
         labelled = labels >= 0
@@ -532,6 +541,8 @@ class Learner:
                 labels[labelled],
                 self.n_classes_,
                 head_init=self.probe_.linear_weights_full(self.n_classes_),
+                progress=progress,
+                should_stop=should_stop,
             )
         elif self.mode_ == "consistency":
             opts = {"dropout": cfg.dropout, "seed": self.seed, **(cfg.consistency or {})}

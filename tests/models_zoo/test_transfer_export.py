@@ -185,3 +185,16 @@ def test_consistency_training_reports_progress_and_stops_when_asked():
     ]
     with pytest.raises(TrainingCancelled, match="step 100"):
         ConsistencyTuner(art, **opts).fit(art.adapt(X), labels, 3, should_stop=lambda: True)
+
+
+def test_fine_tuning_reports_progress_and_stops_when_asked(tiny_artifact):
+    from models_zoo.train import TrainingCancelled
+    from models_zoo.transfer import FineTuner
+
+    X, y, art = tiny_artifact
+    opts = dict(epochs=1, min_steps=200, batch_size=8, device="cpu")
+    calls = []
+    FineTuner(art, **opts).fit(art.adapt(X), y, 3, progress=lambda f, m: calls.append((f, m)))
+    assert calls == [(0.5, "fine-tuning: step 100 of 200"), (1.0, "fine-tuning: step 200 of 200")]
+    with pytest.raises(TrainingCancelled, match="fine-tuning stopped at step 100"):
+        FineTuner(art, **opts).fit(art.adapt(X), y, 3, should_stop=lambda: True)

@@ -416,7 +416,7 @@ def _learner_config(n_labels: int):
 
 
 def _finetune(job, version, ids, Z, train, audit, progress=None):
-    """progress(fraction, message): the learner's long step (consistency training on a GPU)."""
+    """progress(fraction, message): the learner's long step (fine-tuning; consistency training on a GPU)."""
     import joblib
 
     from models_zoo.artifact import EncoderArtifact
