@@ -233,6 +233,14 @@ JSON = {
         "engineer", "post", "/api/projects/{p}/jobs", {"kind": "pretrain", "params": {"batch_size": 10**12}},
         400, "invalid",
     ),
+    "job: negative consistency steps": (
+        "engineer", "post", "/api/projects/{p}/jobs", {"kind": "finetune", "params": {"consistency_steps": -1}},
+        400, "invalid",
+    ),
+    "job: consistency steps on a predict job": (
+        "engineer", "post", "/api/projects/{p}/jobs", {"kind": "predict", "params": {"consistency_steps": 5}},
+        400, "invalid",
+    ),
     "job: unknown param": (
         "engineer", "post", "/api/projects/{p}/jobs", {"kind": "pretrain", "params": {"gpus": 8}}, 400, "invalid",
     ),

@@ -113,6 +113,22 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     probs = module(torch.rand(3, 1, 8, 8))
     assert probs.shape == (3, 10) and torch.allclose(probs.sum(1), torch.ones(3), atol=1e-4)
 
+    # An engineer asks for consistency training (a CUDA worker's default; off on this CPU): the
+    # worker loads the pool's images for it and the new version is that mode, exported the same way.
+    started = eng.post(
+        f"/api/projects/{project_id}/jobs",
+        {"kind": "finetune", "params": {"consistency_steps": 2}},
+        format="json",
+    )
+    assert started.status_code == 202, started.content
+    finetune = wait_for_job(started.json()["id"], timeout=180, worker=celery_worker)
+    assert finetune.state == "succeeded", finetune.error
+    newest = eng.get(f"/api/projects/{project_id}/models").json()["results"][0]
+    assert newest["mode"] == "consistency" and newest["is_current"]
+    blob = eng.get(f"/api/models/{newest['id']}/download")
+    module = torch.jit.load(io.BytesIO(b"".join(blob.streaming_content)))
+    assert module(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
 
 def _all(client, url):
     out, page = [], 1

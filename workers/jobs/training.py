@@ -409,10 +409,13 @@ def cycle(job: Job, progress) -> dict[str, Any]:
     return result
 
 
-def _learner_config(n_labels: int):
+def _learner_config(params: dict):
+    """The learner's settings for a finetune or cycle job: its defaults, and ``consistency_steps``
+    when the job asks (automatic cycles never do)."""
     from models_zoo.transfer import LearnerConfig
 
-    return LearnerConfig()
+    steps = params.get("consistency_steps")
+    return LearnerConfig(consistency_steps=None if steps is None else int(steps))
 
 
 def _finetune(job, version, ids, Z, train, audit, progress=None):
@@ -430,7 +433,7 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
         return existing, _load_probs(existing), None
     n_classes = project.label_classes.count()
     n_labels = int((train >= 0).sum())
-    cfg = _learner_config(n_labels)
+    cfg = _learner_config(job.params)
     with local_copy(version.artifact_key) as path:
         artifact = EncoderArtifact.load(path)
     X = None
