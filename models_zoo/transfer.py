@@ -24,6 +24,7 @@ gives probabilities, predictions and MC samples.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -252,6 +253,12 @@ class FineTuner:
         return dev, g, model, opt
 
     @staticmethod
+    def _decay(opt: torch.optim.Optimizer, step: int, steps: int) -> None:
+        """Cosine decay of every group's ``base`` rate to zero over ``steps``."""
+        for group in opt.param_groups:
+            group["lr"] = group["base"] * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+    @staticmethod
     def _report(done: int, steps: int, what: str, progress, should_stop, every: int = 100) -> None:
         """Every ``every`` steps: stop if asked (:class:`TrainingCancelled`), else report progress."""
         if done % every:
@@ -286,8 +293,7 @@ class FineTuner:
             pos += bs
             xb = (x[idx].to(dev).float() / 255).contiguous(memory_format=torch.channels_last)
             xb = random_resized_crop(xb, self.crop_scale, (3 / 4, 4 / 3), True, g)
-            for group in opt.param_groups:  # cosine decay to zero
-                group["lr"] = group["base"] * 0.5 * (1 + math.cos(math.pi * step / steps))
+            self._decay(opt, step, steps)
             loss = F.cross_entropy(model(xb), yt[idx].to(dev), label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -380,7 +386,7 @@ class ConsistencyTuner(FineTuner):
         li_t, ui_t = torch.from_numpy(li), torch.from_numpy(ui if ui.size else li)
         n_l, n_u = self.batch_size, self.batch_size * self.unlabelled_ratio
         strong = AugmentConfig(crop_scale=(0.3, 1.0))
-        kept: list[torch.Tensor] = []
+        kept: deque[torch.Tensor] = deque(maxlen=100)  # the last 100 steps' confident shares
         for step in range(self.steps):
             # The pool stays where it is (a large one need not fit on the GPU); a batch travels.
             bl = li_t[torch.randint(0, li_t.numel(), (n_l,), generator=g_batch)]
@@ -389,8 +395,7 @@ class ConsistencyTuner(FineTuner):
             xu = x[bu].to(dev).float() / 255
             weak = random_resized_crop(xu, (0.8, 1.0), (3 / 4, 4 / 3), True, g)
             hard = cutout(augment(xu, strong, g), self.cutout_size, g)
-            for group in opt.param_groups:  # cosine decay to zero
-                group["lr"] = group["base"] * 0.5 * (1 + math.cos(math.pi * step / self.steps))
+            self._decay(opt, step, self.steps)
             with torch.no_grad():
                 conf, target = F.softmax(model(weak.contiguous(memory_format=torch.channels_last)), 1).max(1)
                 mask = (conf >= self.threshold).float()
@@ -402,12 +407,12 @@ class ConsistencyTuner(FineTuner):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            kept = (kept + [mask.mean().detach()])[-100:]
+            kept.append(mask.mean().detach())
             self._report(step + 1, self.steps, "consistency training", progress, should_stop)
         model.dropout.p = self.dropout
         self.model_ = model.cpu().eval()
         self.n_classes_ = n_classes
-        self.mask_rate_ = float(torch.stack(kept).mean()) if kept else 0.0
+        self.mask_rate_ = float(torch.stack(list(kept)).mean()) if kept else 0.0
         return self
 
 
