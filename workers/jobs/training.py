@@ -550,8 +550,8 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
         )
     state["labels"] = [n for n, _ in rounds[1:]]  # training labels of the later version of each kappa
     state["spacing"] = STOP_RULE_SPACING
-    forecast["stop_rule"] = _jsonable(state)
-    model.metrics = {**model.metrics, "forecast": _jsonable(forecast)}
+    forecast["stop_rule"] = state
+    model.metrics = {**model.metrics, "forecast": _jsonable(forecast)}  # stop_rule's numpy values too
     model.save(update_fields=["metrics"])
 
 
