@@ -306,10 +306,32 @@ class StopRuleOutput(serializers.Serializer):
 
 class ForecastOutput(serializers.Serializer):
     target_accuracy = serializers.FloatField()
-    training_labels = serializers.IntegerField()
-    labels_to_target = serializers.ListField(child=serializers.FloatField(), allow_null=True)
-    more_labels_to_target = serializers.ListField(child=serializers.IntegerField(), allow_null=True)
-    accuracy_at_budget = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    training_labels = serializers.IntegerField(
+        help_text="labelled images outside the audit slice (the learning curve's x axis)"
+    )
+    labels_to_target = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        allow_null=True,
+        help_text="training images at which the target is reached: point, low, high (high null: never in some bootstrap curves)",
+    )
+    more_images_to_target = serializers.ListField(
+        child=serializers.IntegerField(allow_null=True),
+        allow_null=True,
+        help_text="labels_to_target minus training_labels (point, low, high)",
+    )
+    more_labels_to_target = serializers.ListField(
+        child=serializers.IntegerField(allow_null=True),
+        allow_null=True,
+        help_text="the same in budget labels: annotations_per_image per image, plus the audit slice's share",
+    )
+    reachable = serializers.BooleanField(
+        allow_null=True, help_text="false: the fitted curve never reaches the target; null: no fit yet"
+    )
+    accuracy_at_budget = serializers.ListField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="expected accuracy when label_budget runs out (point, low, high); null without a budget or until a model version is trained under the current one",
+    )
     label_budget = serializers.IntegerField(allow_null=True)
     stop_rule = StopRuleOutput()
     points = serializers.IntegerField()

@@ -59,6 +59,12 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def labels_per_training_image(self) -> float:
+        """Budget labels one more training image costs: its own ``annotations_per_image``, plus those
+        of the audit images the queue hands out beside it (a share ``audit_fraction`` of all it hands
+        out). The forecast's learning curve counts training images; the budget counts labels."""
+        return self.annotations_per_image / (1.0 - self.audit_fraction)
+
 
 class LabelClass(models.Model):
     """One class of a project's ordered label set; the hotkey is a single key (1-9, 0, a-z)."""

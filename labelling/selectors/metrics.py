@@ -5,6 +5,7 @@ The API and the dashboard both call these, so the page and the API never disagre
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from labelling.models import Annotation, Project
@@ -34,21 +35,43 @@ def learning_curve(project: Project) -> list[dict[str, Any]]:
 
 def forecast(project: Project) -> dict[str, Any]:
     """The newest forecast: labels to the target (point, low, high), accuracy at the budget's end,
-    and the stop rule's state; ``None`` fields where there is not enough data yet."""
+    and the stop rule's state; ``None`` fields where there is not enough data yet.
+
+    The stored curve counts training images (``labels_to_target``, ``more_images_to_target``);
+    ``more_labels_to_target`` converts to budget labels (several per image, and the audit slice's).
+    A bound the bootstrap never reached is ``None`` ("or more"). Numbers computed for another
+    target or budget than the project's now are left out until the next model version."""
     latest = project.model_versions.order_by("-id").first()
     stored = (latest.metrics.get("forecast") if latest else None) or {}
-    used = Annotation.objects.filter(image__project=project, image__is_audit=False).count()
+    images = (
+        Annotation.objects.filter(image__project=project, image__is_audit=False)
+        .values("image_id")
+        .distinct()
+        .count()
+    )
+    note = stored.get("error", "")
     reach = stored.get("labels_to_target")
-    more = None
+    reachable = stored.get("reachable", True if reach else None)  # forecasts stored before it: from reach
+    if stored.get("target_accuracy", project.target_accuracy) != project.target_accuracy:
+        reach = reachable = None
+        note = "the target changed since the last model version; the forecast follows the next one"
+    more_images = more_labels = None
     if reach:
-        more = [max(0, round(v - used)) for v in reach]
+        per_image = project.labels_per_training_image()
+        more_images = [None if v is None else max(0, round(v - images)) for v in reach]
+        more_labels = [None if v is None else math.ceil(v * per_image) for v in more_images]
+    at_budget = stored.get("accuracy_at_budget")
+    if not project.label_budget or stored.get("label_budget") != project.label_budget:
+        at_budget = None  # no budget now, or computed for another one (or before it was recorded)
     stop = stored.get("stop_rule") or {"fired": False}
     return {
         "target_accuracy": project.target_accuracy,
-        "training_labels": used,
+        "training_labels": images,
         "labels_to_target": reach,
-        "more_labels_to_target": more,
-        "accuracy_at_budget": stored.get("accuracy_at_budget"),
+        "more_images_to_target": more_images,
+        "more_labels_to_target": more_labels,
+        "reachable": reachable,
+        "accuracy_at_budget": at_budget,
         "label_budget": project.label_budget,
         "stop_rule": {
             "fired": bool(stop.get("fired")),
@@ -58,5 +81,5 @@ def forecast(project: Project) -> dict[str, Any]:
             "spacing": stop.get("spacing"),
         },
         "points": stored.get("points", 0),
-        "note": stored.get("error", ""),
+        "note": note,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from django.test import Client
 
@@ -27,7 +29,8 @@ def demo_state(project, users):
         ModelVersion.objects.create(
             project=project, encoder_version=ev, mode="propagate", artifact_key="m", train_label_count=n,
             metrics={"audit_accuracy": acc, "audit_interval": [low, high], "audit_labels": 30,
-                     "forecast": {"points": 3, "labels_to_target": [140.0, 100.0, 210.0],
+                     "forecast": {"points": 3, "labels_to_target": [140.0, 100.0, 210.0], "reachable": True,
+                                  "target_accuracy": project.target_accuracy, "label_budget": 500,
                                   "accuracy_at_budget": [0.86, 0.82, 0.9], "stop_rule": {"fired": False}}},
         )  # fmt: skip
     project.label_budget = 500
@@ -44,10 +47,11 @@ def test_dashboard_shows_the_selectors_numbers(users, project):
     for point in data["learning_curve"]:
         assert f'data-labels="{point["labels"]}" data-accuracy="{point["accuracy"]:.4f}"' in page
     assert f'data-target="{project.target_accuracy}"' in page
+    # 5 labelled training images (the 6th is audit); each more one costs 1 / (1 - 0.05) budget labels.
+    assert data["forecast"]["training_labels"] == 5
+    assert data["forecast"]["more_images_to_target"] == [135, 95, 205]
     more = data["forecast"]["more_labels_to_target"]
-    assert more == [140 - 6 + 1, 100 - 6 + 1, 210 - 6 + 1] or more[0] == round(
-        140 - data["forecast"]["training_labels"]
-    )
+    assert more == [math.ceil(v / 0.95) for v in (135, 95, 205)] == [143, 100, 216]
     assert f'data-point="{more[0]}"' in page
     api = client.get(f"/api/projects/{project.id}/dashboard").json()
     assert api["budget"]["labels_used"] == data["budget"]["labels_used"]
@@ -110,3 +114,76 @@ def test_dashboard_says_what_the_stop_rule_waits_for(users, project):
     model.save(update_fields=["metrics"])
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
     assert 'data-fired="true"' in page and "κ 0.995" in page
+
+
+def _forecast(project, users, **stored):
+    """One model version whose stored forecast is ``stored``; the page, API and overview render it."""
+    ev = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    ModelVersion.objects.create(
+        project=project, encoder_version=ev, mode="propagate", artifact_key="m", train_label_count=40,
+        metrics={"audit_accuracy": 0.7, "audit_interval": [0.6, 0.8], "audit_labels": 30,
+                 "forecast": {"points": 3, "stop_rule": {"fired": False}, **stored}},
+    )  # fmt: skip
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/")
+    api = client.get(f"/api/projects/{project.id}/metrics")
+    overview = client.get("/overview/")
+    assert page.status_code == api.status_code == overview.status_code == 200
+    return page.content.decode(), api.json()["forecast"]
+
+
+def test_forecast_with_an_unbounded_interval_says_or_more(users, project):
+    # A bootstrap curve that never reaches the target leaves the upper bound infinite (stored null).
+    page, api = _forecast(project, users, labels_to_target=[300.0, 200.0, None], reachable=True,
+                          target_accuracy=project.target_accuracy)  # fmt: skip
+    assert api["more_labels_to_target"][2] is None and api["more_images_to_target"] == [300, 200, None]
+    assert f"{api['more_labels_to_target'][1]} or more" in page
+
+
+def test_forecast_sentences_out_of_reach_fit_error_and_too_few_label_counts(users, project):
+    page, api = _forecast(
+        project, users, labels_to_target=None, reachable=False, target_accuracy=project.target_accuracy
+    )
+    assert api["reachable"] is False and "looks out of reach" in page
+    ModelVersion.objects.all().delete()
+    page, api = _forecast(project, users, error="the curve did not converge")
+    assert api["reachable"] is None and "No forecast: the curve did not converge" in page
+    assert "out of reach" not in page
+    ModelVersion.objects.all().delete()
+    page, api = _forecast(project, users)  # 3 versions, but not at 3 different label counts: no fit
+    assert "three different label counts" in page and "out of reach" not in page
+
+
+def test_forecast_numbers_wait_for_a_changed_target_or_budget(users, project):
+    project.label_budget = 500
+    project.save()
+    stored = dict(labels_to_target=[140.0, 100.0, 210.0], reachable=True, target_accuracy=project.target_accuracy,
+                  label_budget=500, accuracy_at_budget=[0.86, 0.82, 0.9])  # fmt: skip
+    page, api = _forecast(project, users, **stored)
+    assert api["accuracy_at_budget"] == [0.86, 0.82, 0.9] and "86.0 %" in page
+    project.label_budget = 2000
+    project.save()
+    page, api = _forecast(project, users, **stored)
+    assert api["accuracy_at_budget"] is None and "86.0 %" not in page
+    assert "budget of 2000 labels: with the next model version" in page
+    project.target_accuracy = 0.95
+    project.save()
+    page, api = _forecast(project, users, **stored)
+    assert api["labels_to_target"] is None and api["more_labels_to_target"] is None
+    assert "target changed" in api["note"] and "more labels to reach" not in page
+
+
+def test_more_labels_count_every_annotation_and_the_audit_share(users, project):
+    # Two annotations per image and a 20 % audit slice: a training image costs 2 / 0.8 = 2.5 labels.
+    images = pool(project, 4)
+    label = project.label_classes.first()
+    for image in images[:3]:  # 3 labelled images, 6 annotations
+        for who in ("annotator", "engineer"):
+            Annotation.objects.create(image=image, annotator=users[who], label=label, seconds_spent=1.0)
+    project.annotations_per_image, project.audit_fraction = 2, 0.2
+    project.save()
+    page, api = _forecast(project, users, labels_to_target=[103.0, 53.0, 203.0], reachable=True,
+                          target_accuracy=project.target_accuracy)  # fmt: skip
+    assert api["training_labels"] == 3 and api["more_images_to_target"] == [100, 50, 200]
+    assert api["more_labels_to_target"] == [250, 125, 500]

@@ -87,3 +87,32 @@ def test_stop_rule_compares_versions_a_fixed_number_of_labels_apart(project):
     assert state["labels"] == [200, 300, 400]
     assert len(state["kappas"]) == 3 and all(0.85 < k < 0.9 for k in state["kappas"])  # 100 changed of 1000
     assert state["fired"] is False
+
+
+def test_forecast_counts_training_images_and_converts_the_budget(project):
+    # A learning curve from audit accuracies at 100-400 training images. Two labels per image and a
+    # 20 % audit slice: a budget of 1,000 labels buys 1000 * 0.8 / 2 = 400 training images, so the
+    # accuracy forecast at the budget is the curve's at 400 images, not at 1,000.
+    from models_zoo.forecast import fit_learning_curve
+
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    project.annotations_per_image, project.audit_fraction, project.label_budget = 2, 0.2, 1000
+    project.target_accuracy = 0.8
+    project.save()
+    labels, accs = [100, 200, 300, 400], [0.60, 0.68, 0.72, 0.74]
+    for n, acc in zip(labels, accs, strict=True):
+        last = ModelVersion.objects.create(
+            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
+            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 50},
+        )  # fmt: skip
+    _update_forecast(project, last)
+    last.refresh_from_db()
+    stored = last.metrics["forecast"]
+    curve = fit_learning_curve(np.array(labels, float), np.array(accs), seed=0)
+    assert stored["label_budget"] == 1000 and stored["target_accuracy"] == 0.8
+    assert stored["accuracy_at_budget"] == pytest.approx(list(curve.accuracy_at(400)))
+    assert stored["accuracy_at_budget"] != pytest.approx(list(curve.accuracy_at(1000)))
+    reach = curve.labels_to_reach(0.8)
+    assert stored["reachable"] is (reach is not None)
+    if reach is not None:  # an infinite bound is stored as None (JSON has no inf)
+        assert stored["labels_to_target"] == [v if np.isfinite(v) else None for v in reach]

@@ -525,11 +525,18 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
             curve = fit_learning_curve(
                 np.array([p[0] for p in points], float), np.array([p[1] for p in points], float), seed=0
             )
+            # The curve counts training images; the budget counts labels (several per image, and
+            # the audit slice's). The target and budget are kept so the page can tell when an admin
+            # changed them since (then the numbers wait for the next version).
             target = project.target_accuracy
             reach = curve.labels_to_reach(target)
+            forecast["target_accuracy"] = target
+            forecast["reachable"] = reach is not None
             forecast["labels_to_target"] = None if reach is None else [float(v) for v in reach]
             if project.label_budget:
-                forecast["accuracy_at_budget"] = [float(v) for v in curve.accuracy_at(project.label_budget)]
+                images = project.label_budget / project.labels_per_training_image()
+                forecast["label_budget"] = project.label_budget
+                forecast["accuracy_at_budget"] = [float(v) for v in curve.accuracy_at(images)]
         except Exception as exc:  # a curve that cannot be fitted yet is not a failed job
             forecast["error"] = str(exc)
     # The versions that scored the latest stop set (a pool that grew since has another one), at
