@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from labelling.models import LabelClass, Membership, Project, Role
@@ -64,9 +65,15 @@ def project_create(
 
 @transaction.atomic
 def project_update(*, project: Project, **fields: Any) -> Project:
+    """Set ``fields`` and save; a value the model rejects (out of range for the database, say) is
+    an ``InvalidInput`` naming the field, and nothing is saved."""
     for key, value in fields.items():
         setattr(project, key, value)
-    project.full_clean(exclude=["created_by"])
+    try:
+        project.full_clean(exclude=["created_by"])
+    except ValidationError as exc:
+        problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+        raise InvalidInput(problems, code="invalid_project") from None
     project.save()
     return project
 

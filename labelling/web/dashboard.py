@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,6 +18,8 @@ from labelling.services.errors import ServiceError
 from labelling.services.projects import project_update
 from labelling.services.training import training_job_request
 from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
+
+MAX_BUDGET = 2**31 - 1  # the column holds 32-bit integers on every database
 
 
 def _admin_project(request: HttpRequest, project_id: int):
@@ -66,9 +70,11 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
     try:
         if action == "budget":
             raw = request.POST.get("label_budget", "").strip()
+            if raw and not re.fullmatch(r"-?[0-9]+", raw):
+                raise ValueError(f"the budget must be a whole number of labels, not {raw[:20]!r}")
             budget = None if raw == "" else int(raw)
-            if budget is not None and budget < 1:
-                raise ValueError("the budget must be at least 1 label")
+            if budget is not None and not 1 <= budget <= MAX_BUDGET:
+                raise ValueError(f"the budget must be at least 1 label and at most {MAX_BUDGET:,}")
             project_update(project=project, label_budget=budget)
             messages.success(request, "Budget saved.")
         elif action in ("pause", "resume"):

@@ -73,10 +73,22 @@ def test_dashboard_buttons_pause_and_set_budget(users, project):
     client.post(url, {"action": "budget", "label_budget": "750"})
     project.refresh_from_db()
     assert project.labelling_paused and project.label_budget == 750
-    response = client.post(url, {"action": "budget", "label_budget": "-3"}, follow=True)
-    assert "at least 1" in response.content.decode()
+    for raw, says in [("-3", "at least 1"), ("12.5", "whole number"), ("99999999999999999999", "at most")]:
+        response = client.post(url, {"action": "budget", "label_budget": raw}, follow=True)
+        assert response.status_code == 200 and says in response.content.decode(), raw
     project.refresh_from_db()
     assert project.label_budget == 750
+
+
+def test_project_update_names_a_rejected_field_and_saves_nothing(project):
+    from labelling.services.errors import InvalidInput
+    from labelling.services.projects import project_update
+
+    with pytest.raises(InvalidInput, match="target_accuracy") as caught:
+        project_update(project=project, target_accuracy=2.0, label_budget=10)
+    assert caught.value.code == "invalid_project"
+    project.refresh_from_db()
+    assert project.target_accuracy != 2.0 and project.label_budget != 10
 
 
 def test_overview_lists_admin_projects(users, project):
