@@ -41,12 +41,17 @@ class ImageOutput(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+MAX_ID = 2**63 - 1  # the largest id a database column holds; SQLite overflows on a larger one
+
+
 class ImageFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=ImageStatus.values, required=False)
-    predicted_label = serializers.IntegerField(required=False, min_value=1)
+    predicted_label = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     min_confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
     max_confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
-    round = serializers.IntegerField(required=False, min_value=1, help_text="selected in this round")
+    round = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="selected in this round"
+    )
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
 

@@ -389,5 +389,11 @@ def test_body_that_is_not_json(case, users, world, client_for, _media):
     _assert_refused(response, status, code, before, files, _media)
 
 
+@pytest.mark.parametrize("query", ["predicted_label=1180591620717411303424", "round=1180591620717411303424"])
+def test_image_filters_refuse_ids_no_database_holds(query, users, world, client_for):
+    response = client_for(users["engineer"]).get(f"/api/projects/{world['project_id']}/images?{query}")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid"
+
+
 def test_the_corpus_has_at_least_50_cases():
     assert len(UPLOADS) + len(ZIPS) + len(JSON) + len(RAW) + 4 >= 50
