@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from collections import Counter, defaultdict
 
@@ -46,6 +47,23 @@ def consensus_labels(project) -> dict[int, tuple[str, int, int, bool]]:
     return out
 
 
+def class_folders(names: list[str]) -> dict[str, str]:
+    """A folder name per label name for labels.zip: one path segment that no unzip tool reads as a
+    way out of the archive or into another folder (no separators, controls or characters Windows
+    refuses, not "." or ".."), and distinct for distinct labels ("a/b" and "a_b" would both read
+    "a_b": the later one gets a suffix)."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        folder = re.sub(r'[\\/:*?"<>|\x00-\x1f\x7f]', "_", name).strip().rstrip(".") or "_"
+        base, n = folder, 2
+        while folder.casefold() in taken:
+            folder, n = f"{base} ({n})", n + 1
+        taken.add(folder.casefold())
+        out[name] = folder
+    return out
+
+
 class ExportApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("what", str, OpenApiParameter.PATH, enum=list(EXPORTS))],
@@ -77,9 +95,10 @@ class ExportApi(APIView):
             return HttpResponse(json.dumps(body, indent=1), content_type="application/json")
         if what == "labels.zip":
             buf = io.BytesIO()
+            folders = class_folders(sorted({name for name, *_ in labels.values()}))
             with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
                 for im in images:
-                    folder = labels[im.id][0].replace("/", "_")
+                    folder = folders[labels[im.id][0]]
                     with default_storage.open(im.storage_key, "rb") as fh:
                         zf.writestr(f"{folder}/{im.id}.{EXTENSIONS[im.format]}", fh.read())
             response = HttpResponse(buf.getvalue(), content_type="application/zip")

@@ -40,7 +40,8 @@ class ProjectOutput(serializers.ModelSerializer):
         fields = [
             "id", "name", "description", "instructions", "labels", "label_budget", "cost_per_label", "currency",
             "target_accuracy", "annotations_per_image", "audit_fraction", "selection_strategy",
-            "labelling_paused", "created_at", "my_role", "image_count", "labelled_count",
+            "labelling_paused", "cycle_every", "batch_size", "reservation_minutes", "created_at", "my_role",
+            "image_count", "labelled_count",
         ]  # fmt: skip
 
     def get_my_role(self, obj: Project) -> str | None:
