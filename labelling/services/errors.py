@@ -44,3 +44,10 @@ class Conflict(ServiceError):
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "too_large"
+
+
+class Unavailable(ServiceError):
+    """A service the request needs (the job queue's broker) cannot be reached; retrying may work."""
+
+    status = 503
+    code = "unavailable"

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from labelling.models import Job, Project
 from labelling.models.job import FINISHED_STATES, JobState
+from labelling.services.errors import Unavailable
 
 
 def task_name_for(kind: str) -> str:
@@ -20,9 +21,19 @@ def task_name_for(kind: str) -> str:
 
 
 def _send(job_id: int, kind: str) -> None:
+    """Enqueue the job's task. If the broker cannot take it, the job is marked failed (a row left
+    queued would wait for ever and block the project's training) and ``Unavailable`` says so."""
     from workers.celery import app  # celery only; no torch on the web path
 
-    app.send_task(task_name_for(kind), args=[job_id])
+    try:
+        app.send_task(task_name_for(kind), args=[job_id])
+    except Exception as exc:  # kombu's OperationalError when Redis is down, or anything else
+        job_fail(job_id=job_id, error=f"could not enqueue the task: {exc}")
+        raise Unavailable(
+            f"the job queue cannot be reached ({exc}); job #{job_id} was marked failed, try again later",
+            code="queue_unavailable",
+            details={"job_id": job_id},
+        ) from exc
 
 
 def job_create(

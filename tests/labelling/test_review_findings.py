@@ -42,3 +42,34 @@ def test_project_output_returns_the_cadence_and_reservation_settings(users, proj
     assert response.status_code == 200
     for body in (response.json(), client.get(f"/api/projects/{project.id}").json()):
         assert (body["cycle_every"], body["batch_size"], body["reservation_minutes"]) == (50, 80, 30)
+
+
+def test_a_job_the_broker_refuses_is_failed_not_left_queued(
+    transactional_db, users, project, client_for, monkeypatch
+):
+    # Redis down when the job is created: the API answers 503 and the job is marked failed, so the
+    # project's next training request is not refused as "already queued" for ever.
+    from kombu.exceptions import OperationalError
+
+    from labelling.models import EncoderVersion, Job
+    from workers.celery import app
+
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
+    project.save()
+    sent = []
+
+    def broker_down(name, args=None, **kw):
+        raise OperationalError("Error 111 connecting to localhost:6379. Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", broker_down)
+    client = client_for(users["engineer"])
+    # transactional_db: the job row really commits, so its on-commit send runs inside the request.
+    response = client.post(f"/api/projects/{project.id}/jobs", {"kind": "select"}, format="json")
+    assert response.status_code == 503, response.content
+    error = response.json()["error"]
+    assert error["code"] == "queue_unavailable" and "Connection refused" in error["message"]
+    job = Job.objects.get(pk=error["details"]["job_id"])
+    assert job.state == "failed" and "could not enqueue" in job.error
+    monkeypatch.setattr(app, "send_task", lambda name, args=None, **kw: sent.append((name, args)))
+    response = client.post(f"/api/projects/{project.id}/jobs", {"kind": "select"}, format="json")
+    assert response.status_code == 202 and sent == [("workers.select", [response.json()["id"]])]
