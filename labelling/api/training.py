@@ -248,11 +248,16 @@ class ModelDetailApi(APIView):
 
 
 class ModelActivateApi(APIView):
+    """Make this model version current, with the encoder version it was trained on (its scores and
+    its head belong to that encoder's embeddings)."""
+
     @extend_schema(request=None, responses=ModelOutput, operation_id="models_activate")
     def post(self, request, model_id: int):
         version = _model(request, model_id)
         with transaction.atomic():
-            Project.objects.filter(pk=version.project_id).update(current_model=version)
+            Project.objects.filter(pk=version.project_id).update(
+                current_model=version, current_encoder=version.encoder_version
+            )
         version.project.refresh_from_db()
         return Response(ModelOutput(version).data)
 

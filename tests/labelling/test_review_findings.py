@@ -73,3 +73,51 @@ def test_a_job_the_broker_refuses_is_failed_not_left_queued(
     monkeypatch.setattr(app, "send_task", lambda name, args=None, **kw: sent.append((name, args)))
     response = client.post(f"/api/projects/{project.id}/jobs", {"kind": "select"}, format="json")
     assert response.status_code == 202 and sent == [("workers.select", [response.json()["id"]])]
+
+
+def test_predict_never_writes_one_encoders_scores_onto_another_encoders_pool(
+    users, project, client_for, _media
+):
+    # Model M scored encoder E1's pool [a, b, c]; E2 (after b was flagged) holds [a, c]. Scoring E2's
+    # rows with M's stored scores would give c the label M gave b.
+    import numpy as np
+
+    from labelling.models import EncoderVersion, Image, Job, ModelVersion
+    from workers.jobs.storage import store_npy
+    from workers.jobs.training import cycle
+
+    a, b, c = (im.id for im in pool(project, 3))
+    store_npy(np.array([a, b, c]), "e1/ids.npy")
+    store_npy(np.zeros((3, 4), np.float32), "e1/s0.npy")
+    e1 = EncoderVersion.objects.create(
+        project=project, artifact_key="x", embeddings={"ids_key": "e1/ids.npy", "shards": ["e1/s0.npy"]}
+    )
+    store_npy(np.eye(3, dtype=np.float32) * 0.9 + 0.0333, "m/probs.npy")
+    m = ModelVersion.objects.create(
+        project=project,
+        encoder_version=e1,
+        mode="probe",
+        artifact_key="m.joblib",
+        predictions_key="m/probs.npy",
+    )
+    Image.objects.filter(pk=b).update(status="flagged")
+    store_npy(np.array([a, c]), "e2/ids.npy")
+    store_npy(np.zeros((2, 4), np.float32), "e2/s0.npy")
+    e2 = EncoderVersion.objects.create(
+        project=project, artifact_key="y", embeddings={"ids_key": "e2/ids.npy", "shards": ["e2/s0.npy"]}
+    )
+    project.current_encoder, project.current_model = e2, m
+    project.save()
+    job = Job.objects.create(project=project, kind="predict", state="running")
+    with pytest.raises(ValueError, match="trained on encoder version"):
+        cycle(job, lambda *a, **k: None)
+    assert not Image.objects.filter(predicted_label__isnull=False).exists()
+    # Activating the model brings back its encoder; then predict writes M's own scores.
+    response = client_for(users["engineer"]).post(f"/api/models/{m.id}/activate")
+    assert response.status_code == 200
+    project.refresh_from_db()
+    assert project.current_encoder_id == e1.id and project.current_model_id == m.id
+    cycle(Job.objects.create(project=project, kind="predict", state="running"), lambda *a, **k: None)
+    order = list(project.label_classes.order_by("order", "id").values_list("id", flat=True))
+    got = dict(Image.objects.filter(pk__in=[a, b, c]).values_list("id", "predicted_label_id"))
+    assert got == {a: order[0], b: order[1], c: order[2]}

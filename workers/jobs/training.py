@@ -389,6 +389,11 @@ def cycle(job: Job, progress) -> dict[str, Any]:
     if "predict" in steps and model is not None:
         progress(0.5, "scoring the pool", force=True)
         if probs is None:
+            if model.encoder_version_id != version.id:  # its scores are rows of another encoder's pool
+                raise ValueError(
+                    f"the current model (version {model.id}) was trained on encoder version "
+                    f"{model.encoder_version_id}, not the current one ({version.id}): run a finetune job"
+                )
             probs = _load_probs(model)
         _write_predictions(project, model, ids, probs)
     if "select" in steps:
@@ -571,6 +576,8 @@ def _write_predictions(project: Project, model: ModelVersion, ids: np.ndarray, p
     """
     from django.db import connection
 
+    if probs.shape[0] != len(ids):
+        raise ValueError(f"{probs.shape[0]} rows of predictions for {len(ids)} images")
     label_ids = list(project.label_classes.order_by("order", "id").values_list("id", flat=True))
     top2 = (
         np.sort(probs, axis=1)[:, -2:]
