@@ -63,12 +63,18 @@ def queue_fill(*, project: Project, round: SelectionRound, picks: list[Pick], se
     Returns the number of items queued. Call inside a transaction.
     """
     now = timezone.now()
+    untouched = QueueItem.objects.filter(
+        project=project, state=QueueState.OPEN, annotations_done=0, is_audit=False
+    )
+    # Lock those items first, then look for their reservations in a statement of its own: whoever
+    # reserves an item holds its row lock until commit (see _reserve_items), so under READ COMMITTED
+    # a reservation committed while we waited is seen. Judged inside the UPDATE, by the snapshot it
+    # started with, such an item would be removed under its annotator and queued anew for another.
+    len(untouched.select_for_update().values_list("pk", flat=True))
     touched = Assignment.objects.filter(
         Q(state__in=FINISHED) | Q(state=AssignmentState.ACTIVE, expires_at__gt=now), project=project
     ).values("item_id")  # this project's assignments only: an item's are always its project's
-    QueueItem.objects.filter(
-        project=project, state=QueueState.OPEN, annotations_done=0, is_audit=False
-    ).exclude(pk__in=touched).update(state=QueueState.REMOVED)
+    untouched.exclude(pk__in=touched).update(state=QueueState.REMOVED)
     queued = set(
         QueueItem.objects.filter(project=project, state=QueueState.OPEN).values_list("image_id", flat=True)
     )
@@ -267,12 +273,14 @@ def _held(*, project: Project, annotator: AbstractBaseUser, now, count: int) -> 
             f"SELECT {_ASSIGNMENT.sql}, {_ITEM.sql}, {_IMAGE.sql}"
             f" FROM {a} a JOIN {q} q ON q.id = a.item_id JOIN {i} i ON i.id = q.image_id"
             " WHERE a.project_id = %s AND a.annotator_id = %s AND a.state = %s AND a.expires_at > %s"
+            " AND q.state = %s"  # not an item a co-annotator's flag took out of the queue
             " ORDER BY a.reserved_at, a.id LIMIT %s",
             [
                 project.pk,
                 annotator.pk,
                 AssignmentState.ACTIVE,
                 connection.ops.adapt_datetimefield_value(now),
+                QueueState.OPEN,
                 count,
             ],
         )
@@ -557,6 +565,8 @@ def _submit(
         if assignment.state in (AssignmentState.SKIPPED, AssignmentState.FLAGGED):
             raise Conflict(f"this item was {assignment.state} by you", code="not_active")
         item = assignment.item  # locked by _mine
+        if item.state == QueueState.REMOVED:  # flagged by a co-annotator (or taken out of the queue)
+            raise Conflict(_REMOVED, code="item_removed")
         lapsed = assignment.state != AssignmentState.ACTIVE or assignment.expires_at <= now
         if lapsed:
             others = Assignment.objects.filter(
@@ -714,8 +724,12 @@ def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
 FLAG_REASONS = ("broken", "ambiguous", "other")
 
 
+_REMOVED = "another annotator flagged this image (or it left the queue), so that label was not stored"
+
+
 def assignment_flag(*, assignment_id: int, annotator: AbstractBaseUser, reason: str) -> Assignment:
-    """Flag an image (broken, ambiguous): it leaves the queue for everyone until an admin looks."""
+    """Flag an image (broken, ambiguous): it leaves the queue for everyone, and training, even if a
+    co-annotator labelled it already (several annotations per image); their labels stay stored."""
     if reason not in FLAG_REASONS:
         raise InvalidInput(f"reason must be one of {', '.join(FLAG_REASONS)}", code="invalid")
     with transaction.atomic():
@@ -728,9 +742,7 @@ def assignment_flag(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
         QueueItem.objects.filter(pk=assignment.item_id, state=QueueState.OPEN).update(
             state=QueueState.REMOVED
         )
-        Image.objects.filter(pk=assignment.item.image_id, status=ImageStatus.UNLABELLED).update(
-            status=ImageStatus.FLAGGED
-        )
+        Image.objects.filter(pk=assignment.item.image_id).update(status=ImageStatus.FLAGGED)
     return assignment
 
 
@@ -739,7 +751,9 @@ def annotation_undo_last(*, project: Project, annotator: AbstractBaseUser) -> As
     now = timezone.now()
     with transaction.atomic():
         annotation = (
-            Annotation.objects.select_for_update()
+            # Only the annotation's row: locking its image here too (the join) and the item after
+            # would deadlock against a co-annotator's submit, which locks the item, then the image.
+            Annotation.objects.select_for_update(of=("self",))
             .filter(image__project=project, annotator=annotator, assignment__isnull=False)
             .order_by("-id")
             .first()
@@ -748,6 +762,8 @@ def annotation_undo_last(*, project: Project, annotator: AbstractBaseUser) -> As
             raise Conflict("there is no recent label of yours to undo", code="nothing_to_undo")
         assignment = Assignment.objects.select_for_update().get(pk=annotation.assignment_id)
         item = QueueItem.objects.select_for_update().get(pk=assignment.item_id)
+        if item.state == QueueState.REMOVED:  # a co-annotator flagged the image since
+            raise Conflict("that image was flagged since; its label stays as it is", code="nothing_to_undo")
         annotation.delete()
         item.annotations_done = max(0, item.annotations_done - 1)
         if item.state == QueueState.DONE:
@@ -760,7 +776,9 @@ def annotation_undo_last(*, project: Project, annotator: AbstractBaseUser) -> As
                 "this image is queued again elsewhere; cannot undo", code="nothing_to_undo"
             ) from None
         if not Annotation.objects.filter(image_id=item.image_id).exists():
-            Image.objects.filter(pk=item.image_id).update(status=ImageStatus.UNLABELLED)
+            Image.objects.filter(pk=item.image_id, status=ImageStatus.LABELLED).update(
+                status=ImageStatus.UNLABELLED
+            )
         assignment.state, assignment.finished_at = AssignmentState.ACTIVE, None
         assignment.reserved_at, assignment.expires_at = (
             now,

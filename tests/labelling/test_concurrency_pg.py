@@ -106,3 +106,20 @@ def test_32_annotators_never_collide_lose_nothing_and_keep_the_budget(postgres, 
     assert len(stored) <= budget
     assert len(stored) == budget, f"the run was meant to spend the whole budget; only {len(stored)} labels"
     assert {log.empty_reason for log in logs} == {"budget_exhausted"}
+
+
+def test_queue_races_only_postgresql_shows(postgres, tmp_path):  # noqa: F811
+    # pg_queue_races.py, run by pytest in a subprocess with the cluster as its database.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DATABASE_URL": postgres.url("postgres"), "VAR_DIR": str(tmp_path / "var")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/labelling/pg_queue_races.py", "-q", "-p", "no:cacheprovider"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "2 passed in" in run.stdout, run.stdout[-2000:]
