@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from labelling.models import Annotation, Project
+from labelling.models.image import ImageStatus
 
 
 def learning_curve(project: Project) -> list[dict[str, Any]]:
@@ -43,8 +44,9 @@ def forecast(project: Project) -> dict[str, Any]:
     target or budget than the project's now are left out until the next model version."""
     latest = project.model_versions.order_by("-id").first()
     stored = (latest.metrics.get("forecast") if latest else None) or {}
-    images = (
+    images = (  # training images, as the worker counts them (pool_labels)
         Annotation.objects.filter(image__project=project, image__is_audit=False)
+        .exclude(image__status=ImageStatus.FLAGGED)
         .values("image_id")
         .distinct()
         .count()

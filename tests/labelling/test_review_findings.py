@@ -121,3 +121,59 @@ def test_predict_never_writes_one_encoders_scores_onto_another_encoders_pool(
     order = list(project.label_classes.order_by("order", "id").values_list("id", flat=True))
     got = dict(Image.objects.filter(pk__in=[a, b, c]).values_list("id", "predicted_label_id"))
     assert got == {a: order[0], b: order[1], c: order[2]}
+
+
+@pytest.fixture
+def two_holders(users, project, client_for):
+    """Two annotations per image, one image, and two annotators each holding it."""
+    from labelling.models import Role
+    from labelling.services.projects import membership_set
+    from tests.factories import UserFactory, queue_round
+
+    project.audit_fraction, project.annotations_per_image = 0.0, 2
+    project.save()
+    bob = UserFactory(username="bob")
+    membership_set(project=project, user=bob, role=Role.ANNOTATOR)
+    (image,) = pool(project, 1)
+    queue_round(project, [image])
+    ca, cb = client_for(users["annotator"]), client_for(bob)
+    na = ca.get(f"/api/projects/{project.id}/queue/next").json()["assignment"]
+    nb = cb.get(f"/api/projects/{project.id}/queue/next").json()["assignment"]
+    assert na["image"]["id"] == nb["image"]["id"] == image.id
+    return {
+        "image": image,
+        "a": (ca, na["id"]),
+        "b": (cb, nb["id"]),
+        "label": project.label_classes.first().id,
+    }
+
+
+def test_a_flag_is_not_undone_by_a_coannotators_label(two_holders, project):
+    from labelling.models import Image
+
+    (ca, a_id), (cb, b_id), label = two_holders["a"], two_holders["b"], two_holders["label"]
+    assert ca.post(f"/api/assignments/{a_id}/flag", {"reason": "broken"}, format="json").status_code == 204
+    response = cb.post(f"/api/assignments/{b_id}/submit", {"label": label}, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "item_removed"
+    assert Image.objects.get().status == "flagged" and not Image.objects.get().annotations.exists()
+    # And the flagged item is no longer offered to the one who still held it.
+    assert cb.get(f"/api/projects/{project.id}/queue/next").json()["assignment"] is None
+
+
+def test_a_flag_after_a_coannotators_label_takes_the_image_out_of_training(two_holders, project):
+    import numpy as np
+
+    from labelling.models import Image
+    from workers.jobs.training import pool_labels
+
+    (ca, a_id), (cb, b_id), label = two_holders["a"], two_holders["b"], two_holders["label"]
+    image = two_holders["image"]
+    assert ca.post(f"/api/assignments/{a_id}/submit", {"label": label}, format="json").status_code == 201
+    assert cb.post(f"/api/assignments/{b_id}/flag", {"reason": "ambiguous"}, format="json").status_code == 204
+    assert Image.objects.get().status == "flagged"
+    train, audit = pool_labels(project, np.array([image.id]))
+    assert train.tolist() == [-1] and audit.tolist() == [-1]  # the label is kept, but trains nothing
+    # Undoing the label now would bring back an item that left the queue: refused, flag kept.
+    response = ca.post(f"/api/projects/{project.id}/queue/undo")
+    assert response.status_code == 409 and Image.objects.get().status == "flagged"
+    assert Image.objects.get().annotations.count() == 1

@@ -330,6 +330,7 @@ def pool_labels(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     audit: dict[int, bool] = {}
     rows = (
         Annotation.objects.filter(image__project=project)
+        .exclude(image__status=ImageStatus.FLAGGED)  # flagged after a co-annotator labelled it
         .order_by("id")
         .values_list("image_id", "label_id", "image__is_audit")
     )

@@ -30,6 +30,7 @@
     reservation_expired: "Your reservation of that image expired and it went to someone else, so that label was not stored.",
     already_submitted: "You had already labelled that image with another label; undo it to change it.",
     budget_exhausted: "The label budget was spent before that label arrived, so it was not stored.",
+    item_removed: "Another annotator flagged that image meanwhile, so your label was not stored.",
   };
 
   const state = {
