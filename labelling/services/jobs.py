@@ -67,14 +67,16 @@ def job_progress(*, job_id: int, fraction: float, message: str = "") -> None:
     )
 
 
-def job_finish(*, job_id: int, result: dict[str, Any], message: str = "done") -> None:
-    """Mark a running job succeeded; a job cancelled meanwhile stays cancelled."""
-    Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(
-        state=JobState.SUCCEEDED,
-        progress=1.0,
-        result=result,
-        message=message[:500],
-        finished_at=timezone.now(),
+def job_finish(*, job_id: int, result: dict[str, Any], message: str = "done") -> bool:
+    """Mark a running job succeeded; a job cancelled meanwhile stays cancelled (returns False)."""
+    return bool(
+        Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(
+            state=JobState.SUCCEEDED,
+            progress=1.0,
+            result=result,
+            message=message[:500],
+            finished_at=timezone.now(),
+        )
     )
 
 

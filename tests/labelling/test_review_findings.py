@@ -177,3 +177,29 @@ def test_a_flag_after_a_coannotators_label_takes_the_image_out_of_training(two_h
     response = ca.post(f"/api/projects/{project.id}/queue/undo")
     assert response.status_code == 409 and Image.objects.get().status == "flagged"
     assert Image.objects.get().annotations.count() == 1
+
+
+def test_a_job_cancelled_after_its_training_publishes_nothing_and_queues_nothing(project):
+    from labelling.models import EncoderVersion, Job
+    from labelling.services.jobs import job_cancel
+    from workers.jobs.base import JobCancelled, run_job
+    from workers.jobs.training import _after_pretrain
+
+    # A pretrain cancelled after its encoder was trained: no embed job follows.
+    job = Job.objects.create(project=project, kind="pretrain", state="running")
+    version = EncoderVersion.objects.create(project=project, artifact_key="e", job=job)
+    job_cancel(job=job)
+    with pytest.raises(JobCancelled):
+        _after_pretrain(job, version)
+    assert not Job.objects.filter(kind="embed").exists()
+
+    # A job cancelled while its function ran stays cancelled, and its "then" job is not queued.
+    chained = Job.objects.create(project=project, kind="import_zip", params={"then": {"kind": "pretrain"}})
+
+    def work(job, progress):
+        job_cancel(job=job)  # the cancel arrives just before the function returns
+        return {"_message": "imported"}
+
+    run_job(chained.id, work)
+    chained.refresh_from_db()
+    assert chained.state == "cancelled" and Job.objects.filter(kind="pretrain").count() == 1  # the first

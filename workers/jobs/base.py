@@ -62,9 +62,9 @@ def run_job(job_id: int, fn: JobFunction) -> None:
     if result is PENDING:
         return
     summary = result.pop("_message", "done") if isinstance(result, dict) else "done"
-    job_finish(job_id=job_id, result=result, message=summary)
+    finished = job_finish(job_id=job_id, result=result, message=summary)
     then = job.params.get("then")
-    if then:  # e.g. the demo's import, followed by pretraining on the imported pool
+    if finished and then:  # e.g. the demo's import, then pretraining (not after a cancel)
         from labelling.services.training import training_job_request
 
         training_job_request(

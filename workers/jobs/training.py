@@ -23,7 +23,7 @@ from django.db import transaction
 from labelling.catalog import NEEDS_MODEL
 from labelling.models import Annotation, EncoderVersion, Image, Job, ModelVersion, Project, SelectionRound
 from labelling.models.image import ImageStatus
-from labelling.models.job import JobKind
+from labelling.models.job import JobKind, JobState
 from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress
 from labelling.services.queue import Pick, queue_fill
 from labelling.services.training import encoder_version_publish, job_follow_up, model_version_publish
@@ -192,8 +192,18 @@ def _publish_encoder(job, project, artifact, X, *, source, parent, pretrain_conf
     return _after_pretrain(job, version)
 
 
+def _unless_cancelled(job_id: int) -> None:
+    """Call inside the transaction that makes a job's work visible (a current model, a queued round,
+    the follow-up job): holds the job's row so a cancel waits for the commit, and raises
+    JobCancelled if the job was cancelled already (the transaction then rolls back)."""
+    state = Job.objects.select_for_update().filter(pk=job_id).values_list("state", flat=True).first()
+    if state == JobState.CANCELLED:
+        raise JobCancelled()
+
+
 def _after_pretrain(job: Job, version: EncoderVersion) -> dict[str, Any]:
     with transaction.atomic():
+        _unless_cancelled(job.id)
         if not Job.objects.filter(params__after_job=job.id, kind=JobKind.EMBED).exists():
             job_follow_up(job=job, kind=JobKind.EMBED, params={"encoder_version": version.id})
     meta = version.metadata
@@ -493,6 +503,7 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
         store_file(ts, f"{base}.torchscript.pt")
     store_npy(probs, f"{base}.probs.npy")
     with transaction.atomic():
+        _unless_cancelled(job.id)
         model, _ = ModelVersion.objects.get_or_create(
             job=job,
             defaults={
@@ -656,6 +667,7 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc) -> Selection
         for i, s, r in zip(chosen.indices, chosen.scores, chosen.reasons, strict=True)
     ]
     with transaction.atomic():
+        _unless_cancelled(job.id)
         Project.objects.select_for_update().get(pk=project.pk)
         number = (
             SelectionRound.objects.filter(project=project)
