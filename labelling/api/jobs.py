@@ -18,7 +18,7 @@ class JobOutput(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "kind", "project", "state", "progress", "message", "error", "params", "result",
-            "created_at", "started_at", "finished_at",
+            "created_at", "started_at", "finished_at", "deliveries",
         ]  # fmt: skip
 
 

@@ -48,6 +48,7 @@ class Job(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=0)  # times a worker started it (redeliveries too)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -50,14 +51,25 @@ def job_create(
 
 
 def job_start(*, job_id: int) -> Job | None:
-    """Mark a job running; None when it is already finished (a redelivered task must not redo it)."""
+    """Mark a job running; None when it is already finished (a redelivered task must not redo it)
+    or has been delivered ``JOB_MAX_DELIVERIES`` times already (then it is failed: a task whose
+    worker process dies every time, out of memory say, would otherwise come back for ever)."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.state in FINISHED_STATES:
             return None
+        if job.deliveries >= settings.JOB_MAX_DELIVERIES:
+            job.state, job.message, job.finished_at = JobState.FAILED, "failed", timezone.now()
+            job.error = (
+                f"the worker process died each of the {job.deliveries} times it ran this job"
+                " (out of memory? a crash in native code?); it is not retried again"
+            )
+            job.save(update_fields=["state", "message", "finished_at", "error"])
+            return None
         job.state = JobState.RUNNING
         job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["state", "started_at"])
+        job.deliveries += 1
+        job.save(update_fields=["state", "started_at", "deliveries"])
     return job
 
 

@@ -203,3 +203,24 @@ def test_a_job_cancelled_after_its_training_publishes_nothing_and_queues_nothing
     run_job(chained.id, work)
     chained.refresh_from_db()
     assert chained.state == "cancelled" and Job.objects.filter(kind="pretrain").count() == 1  # the first
+
+
+def test_a_job_whose_worker_dies_every_time_is_failed_after_the_delivery_limit(
+    project, settings, client_for, users
+):
+    from labelling.models import Job
+    from labelling.services.jobs import job_start
+    from workers.jobs.base import run_job
+
+    settings.JOB_MAX_DELIVERIES = 3
+    job = Job.objects.create(project=project, kind="pretrain")
+    for delivery in (1, 2, 3):  # each start is one delivery; the worker "dies" before finishing
+        assert job_start(job_id=job.id) is not None
+        job.refresh_from_db()
+        assert job.state == "running" and job.deliveries == delivery
+    ran = []
+    run_job(job.id, lambda job, progress: ran.append(job.id) or {})  # the 4th delivery
+    job.refresh_from_db()
+    assert ran == [] and job.state == "failed" and "died each of the 3 times" in job.error
+    body = client_for(users["engineer"]).get(f"/api/jobs/{job.id}").json()
+    assert body["deliveries"] == 3 and body["state"] == "failed"
