@@ -52,7 +52,8 @@ class NextOutput(serializers.Serializer):
     assignment = AssignmentOutput(allow_null=True)
     upcoming = AssignmentOutput(allow_null=True)
     empty_reason = serializers.ChoiceField(
-        choices=["paused", "budget_exhausted", "waiting_for_model", "queue_empty"], allow_null=True
+        choices=["paused", "budget_exhausted", "waiting_for_model", "training_failed", "queue_empty"],
+        allow_null=True,
     )
     progress = ProgressOutput()
 

@@ -12,7 +12,11 @@ from django.db import transaction
 from labelling.models import LabelClass, Membership, Project, Role
 from labelling.services.errors import Conflict, InvalidInput, NotFound
 
-_DEFAULT_HOTKEYS = "1234567890" + "abcdefghijklmnopqrstuvwxyz"
+_HOTKEYS = "1234567890" + "abcdefghijklmnopqrstuvwxyz"  # what a label may be given
+# Handed out in this order to labels without one: never the labelling page's command letters (skip,
+# undo, flag, instructions), which a label would shadow; a label may still be given one explicitly.
+_COMMAND_KEYS = "sufi"
+_DEFAULT_HOTKEYS = "".join(k for k in _HOTKEYS if k not in _COMMAND_KEYS)
 
 
 def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
@@ -27,7 +31,7 @@ def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
             raise InvalidInput("each label is a name or an object {name, hotkey}", code="invalid_labels")
         if not isinstance(name, str) or not name.strip():
             raise InvalidInput("a label needs a non-empty name", code="invalid_labels")
-        if not isinstance(hotkey, str) or len(hotkey) > 1 or (hotkey and hotkey not in _DEFAULT_HOTKEYS):
+        if not isinstance(hotkey, str) or len(hotkey) > 1 or (hotkey and hotkey not in _HOTKEYS):
             raise InvalidInput(
                 f"hotkey {hotkey!r} of {name!r} must be one of 0-9 or a-z", code="invalid_labels"
             )

@@ -224,15 +224,19 @@ def _locking_budget(fn):
 
 
 def queue_empty_reason(*, project: Project) -> str:
-    """Why there is nothing to label: paused, budget_exhausted, waiting_for_model or queue_empty."""
+    """Why there is nothing to label: paused, budget_exhausted, waiting_for_model, training_failed
+    (the project's latest training job failed, so no round comes by itself) or queue_empty."""
     if project.labelling_paused:
         return "paused"
     if project.label_budget is not None:
         _, spent = _project_and_spent(project.pk, now=timezone.now(), held=True)
         if spent >= project.label_budget:
             return "budget_exhausted"  # spent, or the rest is held by others right now
-    if project.jobs.filter(kind__in=TRAINING_KINDS, state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
+    training = project.jobs.filter(kind__in=TRAINING_KINDS)
+    if training.filter(state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
         return "waiting_for_model"
+    if training.order_by("-id").values_list("state", flat=True).first() == JobState.FAILED:
+        return "training_failed"
     return "queue_empty"
 
 

@@ -38,8 +38,11 @@ def annotate_page(request: HttpRequest, project_id: int) -> HttpResponse:
             "login": reverse("login") + "?next=" + request.path,
         },
     }
+    # A command whose letter a label took (given explicitly) is Shift+letter: its hint says so.
+    taken = {label["hotkey"].lower() for label in labels if label["hotkey"]}
+    keys = {c: ("Shift+" if c in taken else "") + c.upper() for c in "sufi"}
     return render(
         request,
         "web/annotate.html",
-        {"project": project, "labels": labels, "config": config},
+        {"project": project, "labels": labels, "config": config, "keys": keys},
     )

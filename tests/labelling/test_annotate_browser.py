@@ -42,7 +42,7 @@ def page(monkeypatch):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()  # tabs can share it
         page.set_default_timeout(15_000)
         page.errors = []
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
@@ -189,3 +189,80 @@ def test_annotator_labels_twenty_images_by_keyboard(live_server, settings, page,
     skips = Assignment.objects.filter(annotator=annotator, state=AssignmentState.SKIPPED)
     assert [(s.item.image_id, s.skip_reason) for s in skips] == [(skipped_image, "too blurry")]
     assert sum(url.endswith("/submit") for url in dropped) >= 2
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_twenty_labels_a_double_click_the_flag_window_and_a_lost_session(live_server, settings, page, users):
+    # Twenty labels: hotkeys 1-9, 0 and then letters, never the command letters s, u, f, i. A double
+    # click stores one label; Enter in the flag window cancels; Shift+digit (AZERTY) is the digit's
+    # label; answers given while logged out are sent once a login in another tab brings the session back.
+    from tests.factories import project_with_members
+
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    names = [f"class {i:02d}" for i in range(20)]
+    project = project_with_members(
+        admin=users["admin"], annotator=users["annotator"], labels=names, name="Many", audit_fraction=0.0
+    )
+    labels = list(project.label_classes.order_by("order"))
+    hotkeys = [lc.hotkey for lc in labels]
+    assert hotkeys[:10] == list("1234567890") and not set("sufi") & set(hotkeys) and len(set(hotkeys)) == 20
+    images = pool(project, 8)
+    queue_round(project, images)
+    annotator = users["annotator"]
+
+    def log_in(tab) -> None:
+        tab.goto(live_server.url + "/accounts/login/")
+        tab.fill("input[name=username]", annotator.username)
+        tab.fill("input[name=password]", "pw-for-tests")
+        tab.press("input[name=password]", "Enter")
+        tab.wait_for_url(live_server.url + "/")
+
+    def stored() -> dict[int, int]:
+        return dict(Annotation.objects.filter(annotator=annotator).values_list("image_id", "label_id"))
+
+    log_in(page)
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+    assert page.inner_text("#btn-flag kbd") == "F"
+
+    # F opens the flag window; Enter there cancels (focus starts on Cancel), nothing is flagged.
+    assignment, image = shown(page)
+    page.keyboard.press("f")
+    page.wait_for_selector("#dlg-flag[open]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#dlg-flag", state="hidden")
+    assert not Assignment.objects.filter(annotator=annotator, state=AssignmentState.FLAGGED).exists()
+
+    # A double click on a label button labels the image on screen once, not the next one too.
+    page.wait_for_timeout(300)
+    page.dblclick(f"#labels button[data-label='{labels[12].id}']")
+    page.wait_for_selector("#annotate[data-pending='0']")
+    page.wait_for_timeout(500)
+    assert stored() == {image: labels[12].id}
+
+    # Shift+2, as an AZERTY keyboard types 2: the label of hotkey 2.
+    assignment, image = shown(page, not_assignment=str(assignment))
+    page.wait_for_timeout(300)
+    page.evaluate(
+        "document.body.dispatchEvent(new KeyboardEvent('keydown', {key: '2', shiftKey: true, bubbles: true}))"
+    )
+    shown(page, not_assignment=str(assignment))  # answered: the next image is up
+    page.wait_for_selector("#annotate[data-pending='0']")
+    assert stored()[image] == labels[1].id
+
+    # The session ends (cookies gone): the next answer waits on the page, which says so.
+    assignment, image = shown(page, not_assignment=str(assignment))
+    page.context.clear_cookies()
+    page.keyboard.press("g")  # hotkey of the 15th label (1-9, 0, a-e, then g: f is skipped)
+    assert labels[15].hotkey == "g"
+    page.wait_for_selector("#annotate[data-state='logged-out']")
+    assert page.get_attribute("#stage-login", "target") == "_blank"
+    assert image not in stored()
+    # Logging in again in another tab: back here, the kept answer goes out by itself.
+    other = page.context.new_page()
+    log_in(other)
+    other.close()
+    page.bring_to_front()
+    page.wait_for_selector("#annotate[data-pending='0']:not([data-state='logged-out'])", timeout=20_000)
+    assert stored()[image] == labels[15].id
+    assert len(stored()) == 3 and page.errors == []

@@ -316,7 +316,15 @@ def test_audit_items_are_interleaved_and_hide_the_suggestion(client_for, users, 
 
 
 def test_empty_queue_says_why(client_for, users, project):
+    from labelling.models import Job
+
     client = client_for(users["annotator"])
+    assert nxt(client, project)["empty_reason"] == "queue_empty"
+    job = Job.objects.create(project=project, kind="cycle", state="running")
+    assert nxt(client, project)["empty_reason"] == "waiting_for_model"
+    Job.objects.filter(pk=job.pk).update(state="failed")  # no round will come by itself
+    assert nxt(client, project)["empty_reason"] == "training_failed"
+    Job.objects.create(project=project, kind="cycle", state="succeeded")
     assert nxt(client, project)["empty_reason"] == "queue_empty"
     project.labelling_paused = True
     project.save()

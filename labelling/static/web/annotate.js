@@ -24,6 +24,8 @@
       "The project's label budget is used up (or its last labels are reserved by other annotators right now). Thank you!",
     waiting_for_model:
       "Waiting for the model to retrain. New images are queued when it finishes; this page checks again every few seconds.",
+    training_failed:
+      "Nothing to label: the last model training failed, so no new images are coming by themselves. An admin can retry it from the dashboard; this page checks again every few seconds.",
     queue_empty: "Nothing left for you to label right now. New images arrive with the next selection round.",
   };
   const CODE_TEXT = {
@@ -143,10 +145,32 @@
     refresh();
   }
 
+  // While logged out the page asks every few seconds (and when it gets focus back) whether the
+  // session works again, for instance after "Log in again" in another tab; then the answers kept
+  // here are sent.
   function loggedOut() {
     state.loggedOut = true;
+    clearTimeout(state.loginTimer);
+    state.loginTimer = setTimeout(checkLogin, 5000);
     render();
   }
+
+  async function checkLogin() {
+    clearTimeout(state.loginTimer);
+    if (!state.loggedOut) return;
+    const r = await api("GET", config.urls.next);
+    if (r.ok) {
+      state.loggedOut = false;
+      recovered();
+      merge(r.body, false);
+      pump();
+    } else {
+      state.loginTimer = setTimeout(checkLogin, 5000);
+    }
+  }
+  window.addEventListener("focus", () => {
+    if (state.loggedOut) checkLogin();
+  });
 
   // Sends the outbox in order; an entry leaves it only once the server has answered it for good.
   async function pump() {
@@ -209,9 +233,15 @@
       loggedOut();
     } else if (r.ok) {
       recovered();
+      state.refused = null;
       merge(r.body, seq === state.ackSeq);
     } else {
-      notice(errorMessage(r), "warn");
+      // 403/404: no access to this project any more, or it is gone. Said in the stage, not as a
+      // passing notice over a "Loading…" that would never end; asked again every 30 s.
+      state.refused = errorMessage(r);
+      clearTimeout(state.pollTimer);
+      state.pollTimer = setTimeout(refresh, 30000);
+      render();
     }
     if (state.refetch) {
       state.refetch = false;
@@ -340,6 +370,7 @@
     if (state.loggedOut) view = "logged-out";
     else if (a) view = "labelling";
     else if (state.failure) view = "error";
+    else if (state.refused) view = "refused";
     else if (state.emptyReason && !state.fetching && !state.outbox.length) view = "empty";
     else view = "loading";
     root.dataset.state = view;
@@ -350,6 +381,7 @@
     const text = {
       "logged-out": "You are logged out. Log in again to go on; answers not yet sent are kept on this page.",
       error: "Cannot reach the server.",
+      refused: "The server refused to hand out images: " + state.refused,
       empty: EMPTY_TEXT[state.emptyReason] || "Nothing to label right now.",
       loading: state.busy === "undo" ? "Taking back your last label…" : "Loading…",
       labelling: "",
@@ -560,8 +592,9 @@
     } else if (key === "Enter") {
       e.preventDefault();
       acceptSuggestion();
-    } else if (!e.shiftKey && labelByKey.has(key)) {
-      // Label hotkeys win over command letters; Shift+letter is always the command.
+    } else if (labelByKey.has(key) && !(e.shiftKey && COMMANDS[key])) {
+      // Label hotkeys win over command letters; Shift+letter is always the command. A label key
+      // typed with Shift is still the label otherwise (digits need Shift on AZERTY keyboards).
       e.preventDefault();
       chooseLabel(labelByKey.get(key));
     } else if (COMMANDS[key]) {
@@ -573,6 +606,9 @@
   $("labels").addEventListener("click", (e) => {
     const button = e.target.closest("button[data-label]");
     if (!button) return;
+    // The next image is loaded ahead and shows within milliseconds: the second click of a
+    // double-click would label it unseen. Nobody judges an image in a quarter of a second.
+    if (e.detail > 1 || performance.now() - state.shownAt < 250) return;
     button.blur(); // so Enter afterwards accepts the suggestion instead of repeating this click
     chooseLabel(labelById.get(Number(button.dataset.label)));
   });
