@@ -224,3 +224,25 @@ def test_a_job_whose_worker_dies_every_time_is_failed_after_the_delivery_limit(
     assert ran == [] and job.state == "failed" and "died each of the 3 times" in job.error
     body = client_for(users["engineer"]).get(f"/api/jobs/{job.id}").json()
     assert body["deliveries"] == 3 and body["state"] == "failed"
+
+
+def test_a_cancelled_or_failed_zip_import_deletes_its_upload(project, _media):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from labelling.models import Job
+    from tests.factories import image_bytes, zip_bytes
+    from workers.jobs.base import JobCancelled
+    from workers.jobs.imports import import_zip
+
+    key = default_storage.save(
+        "imports/1/up.zip", ContentFile(zip_bytes({f"{i}.png": image_bytes(seed=i) for i in range(3)}))
+    )
+    job = Job.objects.create(project=project, kind="import_zip", params={"storage_key": key, "members": 3})
+
+    def cancelled(*args, **kwargs):
+        raise JobCancelled()
+
+    with pytest.raises(JobCancelled):
+        import_zip(job, cancelled)
+    assert not default_storage.exists(key)

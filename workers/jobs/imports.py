@@ -65,7 +65,8 @@ def _ingest_all(
 
 
 def import_zip(job: Job, progress: Callable[..., None]) -> dict[str, Any]:
-    """Unpack the zip stored at params.storage_key; the archive is deleted once imported."""
+    """Unpack the zip stored at params.storage_key; the archive is deleted once imported, or when
+    the import fails or is cancelled."""
     key = job.params["storage_key"]
     total = int(job.params.get("members") or 0)
 
@@ -79,7 +80,11 @@ def import_zip(job: Job, progress: Callable[..., None]) -> dict[str, Any]:
                 else:
                     yield IngestItem(name=name, data=data)
 
-    results = _ingest_all(job.project, items(), total, progress)
+    try:
+        results = _ingest_all(job.project, items(), total, progress)
+    except Exception:  # failed or cancelled: the job ends here, and so does its upload (a worker
+        default_storage.delete(key)  # killed mid-import raises nothing: the redelivery needs the zip)
+        raise
     default_storage.delete(key)
     summary = _summarise(results)
     summary["_message"] = (
