@@ -24,6 +24,7 @@ from labelling.services.errors import InvalidInput, PayloadTooLarge
 from labelling.services.image_checks import CONTENT_TYPES
 from labelling.services.images import IngestItem, IngestResult, image_thumbnail, pool_image_ingest
 from labelling.services.jobs import job_create
+from labelling.services.queue import image_unflag
 from labelling.services.zips import zip_archive_check
 
 
@@ -193,6 +194,16 @@ class ImageDetailApi(APIView):
     def get(self, request, image_id: int):
         image = access_image(request.user, image_id, min_role=Role.ENGINEER)
         return Response(ImageOutput(image).data)
+
+
+class ImageUnflagApi(APIView):
+    """A flagged image checked and found fine: labelled again if it has labels, else unlabelled and
+    selectable by the next round (409 ``not_flagged`` if it is not flagged)."""
+
+    @extend_schema(request=None, responses=ImageOutput, operation_id="images_unflag")
+    def post(self, request, image_id: int):
+        image = access_image(request.user, image_id, min_role=Role.ENGINEER)
+        return Response(ImageOutput(image_unflag(image=image)).data)
 
 
 def _image_headers(response: HttpResponse) -> HttpResponse:

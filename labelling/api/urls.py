@@ -65,6 +65,7 @@ urlpatterns = [
     ),
     path("images/<id:image_id>", images.ImageDetailApi.as_view(), name="api-image"),
     path("images/<id:image_id>/file", images.ImageFileApi.as_view(), name="api-image-file"),
+    path("images/<id:image_id>/unflag", images.ImageUnflagApi.as_view(), name="api-image-unflag"),
     path("images/<id:image_id>/thumbnail", images.ImageThumbnailApi.as_view(), name="api-image-thumbnail"),
     path("jobs/<id:job_id>", jobs.JobDetailApi.as_view(), name="api-job"),
     path("jobs/<id:job_id>/cancel", jobs.JobCancelApi.as_view(), name="api-job-cancel"),

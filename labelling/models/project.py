@@ -13,7 +13,7 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     instructions = models.TextField(
-        blank=True, default="", help_text="Shown to annotators, Markdown allowed."
+        blank=True, default="", help_text="Shown to annotators as plain text (line breaks kept)."
     )
     # Label budget: the most labels to pay for (null: no limit), and optionally what one costs.
     label_budget = models.PositiveIntegerField(null=True, blank=True)

@@ -15,6 +15,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from labelling.models import Annotation, Assignment, Image, Project, QueueItem
+from labelling.models.image import ImageStatus
 from labelling.models.job import JobState
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.selectors.metrics import forecast, learning_curve
@@ -192,3 +193,25 @@ def overview_row(project: Project) -> dict[str, Any]:
         "forecast": forecast(project),
         "last_activity": last_label or project.created_at,
     }
+
+
+def flagged_images(*, project: Project, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest flagged images with who flagged them and why, for the dashboard."""
+    flags = (
+        Assignment.objects.filter(
+            project=project, state=AssignmentState.FLAGGED, item__image__status=ImageStatus.FLAGGED
+        )
+        .select_related("annotator", "item")
+        .order_by("-finished_at", "-id")
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for flag in flags.iterator():
+        image_id = flag.item.image_id
+        if image_id not in out:
+            if len(out) >= limit:
+                break
+            out[image_id] = {"image": image_id, "flags": []}
+        out[image_id]["flags"].append(
+            {"by": flag.annotator.get_username(), "reason": flag.skip_reason, "at": flag.finished_at}
+        )
+    return list(out.values())

@@ -750,6 +750,20 @@ def assignment_flag(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
     return assignment
 
 
+def image_unflag(*, image: Image) -> Image:
+    """An engineer or admin looked at a flagged image and found it fine: it is labelled again if it
+    has labels (a co-annotator's, given before the flag), else unlabelled and selectable by the
+    next round. The flags stay on record with their assignments."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update().get(pk=image.pk)
+        if image.status != ImageStatus.FLAGGED:
+            raise Conflict(f"image {image.pk} is not flagged (it is {image.status})", code="not_flagged")
+        labelled = Annotation.objects.filter(image=image).exists()
+        image.status = ImageStatus.LABELLED if labelled else ImageStatus.UNLABELLED
+        image.save(update_fields=["status"])
+    return image
+
+
 def annotation_undo_last(*, project: Project, annotator: AbstractBaseUser) -> Assignment:
     """Take back my last label in this project (within 30 minutes); its item is mine again."""
     now = timezone.now()

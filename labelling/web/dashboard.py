@@ -11,11 +11,18 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from labelling.catalog import STRATEGIES
-from labelling.models import Role
+from labelling.models import Image, Role
 from labelling.selectors.access import access_project, projects_for_user, role_in
-from labelling.selectors.dashboard import jobs_summary, overview_row, project_dashboard, recent_rounds
+from labelling.selectors.dashboard import (
+    flagged_images,
+    jobs_summary,
+    overview_row,
+    project_dashboard,
+    recent_rounds,
+)
 from labelling.services.errors import ServiceError
 from labelling.services.projects import project_update
+from labelling.services.queue import image_unflag
 from labelling.services.training import training_job_request
 from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
 
@@ -57,6 +64,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         ),
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,
+        "flagged": flagged_images(project=project),
     }
     return render(request, "web/dashboard.html", context)
 
@@ -64,7 +72,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Buttons of the dashboard: budget, pause/resume, retrain, re-select, strategy."""
+    """Buttons of the dashboard: budget, pause/resume, retrain, re-select, strategy, unflag."""
     project = _admin_project(request, project_id)
     action = request.POST.get("action", "")
     try:
@@ -86,6 +94,17 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
                 raise ValueError(f"unknown strategy {strategy!r}")
             project_update(project=project, selection_strategy=strategy)
             messages.success(request, f"Selection strategy set to {strategy}.")
+        elif action == "unflag":
+            raw = request.POST.get("image", "")
+            image = (
+                Image.objects.filter(project=project, pk=int(raw)).first()
+                if re.fullmatch(r"[0-9]{1,18}", raw)
+                else None
+            )
+            if image is None:
+                raise ValueError("no such image in this project")
+            image_unflag(image=image)
+            messages.success(request, f"Image #{image.id} unflagged.")
         elif action in ("retrain", "reselect"):
             kind = "cycle" if action == "retrain" else "select"
             if project.current_encoder_id is None:

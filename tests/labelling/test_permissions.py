@@ -88,6 +88,7 @@ RULES = {
     ("POST", "api/assignments/<id:assignment_id>/flag"): ("holder", lambda w: {"reason": "ambiguous"}, "json"),
     ("GET", "api/images/<id:image_id>"): ("engineer", None, None),
     ("GET", "api/images/<id:image_id>/file"): ("annotator", None, None),
+    ("POST", "api/images/<id:image_id>/unflag"): ("engineer", None, None),
     ("GET", "api/images/<id:image_id>/thumbnail"): ("annotator", None, None),
     ("GET", "api/jobs/<id:job_id>"): ("engineer", None, None),
     ("POST", "api/jobs/<id:job_id>/cancel"): ("engineer", None, None),

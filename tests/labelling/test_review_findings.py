@@ -246,3 +246,43 @@ def test_a_cancelled_or_failed_zip_import_deletes_its_upload(project, _media):
     with pytest.raises(JobCancelled):
         import_zip(job, cancelled)
     assert not default_storage.exists(key)
+
+
+def test_a_flagged_image_can_be_looked_at_and_unflagged(two_holders, project, users, client_for):
+    from django.test import Client
+
+    from labelling.models import Image
+
+    (ca, a_id), image = two_holders["a"], two_holders["image"]
+    assert ca.post(f"/api/assignments/{a_id}/flag", {"reason": "ambiguous"}, format="json").status_code == 204
+    # The dashboard lists it with who flagged it and why.
+    web = Client()
+    web.force_login(users["admin"])
+    page = web.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert f'<tr data-image="{image.id}">' in page and "annotator" in page and "(ambiguous," in page
+    # Unflagged (from the dashboard's button): an image nobody labelled is selectable again.
+    response = web.post(
+        f"/projects/{project.id}/dashboard/action", {"action": "unflag", "image": image.id}, follow=True
+    )
+    assert f"Image #{image.id} unflagged." in response.content.decode()
+    assert Image.objects.get().status == "unlabelled"
+    assert "No flagged images." in web.get(f"/projects/{project.id}/dashboard/").content.decode()
+    # The API refuses an image that is not flagged, and ids no database holds are a message, not a 500.
+    engineer = client_for(users["engineer"])
+    response = engineer.post(f"/api/images/{image.id}/unflag")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "not_flagged"
+    response = web.post(
+        f"/projects/{project.id}/dashboard/action", {"action": "unflag", "image": "9" * 30}, follow=True
+    )
+    assert "no such image" in response.content.decode()
+
+
+def test_unflagging_an_image_with_a_coannotators_label_makes_it_labelled(two_holders, users, client_for):
+    from labelling.models import Image
+
+    (ca, a_id), (cb, b_id), label = two_holders["a"], two_holders["b"], two_holders["label"]
+    assert ca.post(f"/api/assignments/{a_id}/submit", {"label": label}, format="json").status_code == 201
+    assert cb.post(f"/api/assignments/{b_id}/flag", {"reason": "broken"}, format="json").status_code == 204
+    response = client_for(users["engineer"]).post(f"/api/images/{two_holders['image'].id}/unflag")
+    assert response.status_code == 200 and response.json()["status"] == "labelled"
+    assert Image.objects.get().status == "labelled"
