@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             learner = Learner(art, LearnerConfig(), seed=s).fit(ds.X, lab, 10, features=Z)
             acc = float((learner.predict(ds.X_test, features=Zt) == ds.y_test).mean())
-            record(feat, f"auto:{learner.mode_}", b, s, acc, time.perf_counter() - t0)
+            mode = learner.mode_ + ("+hog" if getattr(learner, "view_weight_", 0) else "")
+            record(feat, f"auto:{mode}", b, s, acc, time.perf_counter() - t0)
 
     for b in [int(v) for v in args.crossover.split(",") if v]:
         for s in range(args.crossover_seeds):

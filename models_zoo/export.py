@@ -58,7 +58,53 @@ def export_torchscript(
     os.replace(tmp, path)
 
 
+class _WithHOG(nn.Module):
+    """The embedding and the HOG features side by side: (N, d + D)."""
+
+    def __init__(self, encoder: nn.Module, hog: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.hog = hog
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.encoder(x), self.hog(x)], dim=1)
+
+
+class _MixedHeads(nn.Module):
+    """Log of the learner's mixture (1 - w) softmax(head(z)) + w softmax(hog_head(h)) of the two
+    probes: a softmax of it gives the mixture back."""
+
+    def __init__(self, head: nn.Module, hog_head: nn.Module, dim: int, weight: float) -> None:
+        super().__init__()
+        self.head = head
+        self.hog_head = hog_head
+        self.dim = dim
+        self.weight = weight
+
+    def forward(self, zh: torch.Tensor) -> torch.Tensor:
+        p = (1 - self.weight) * F.softmax(self.head(zh[:, : self.dim]), dim=1)
+        p = p + self.weight * F.softmax(self.hog_head(zh[:, self.dim :]), dim=1)
+        return torch.log(p.clamp_min(1e-30))
+
+
+def _linear(W, b) -> nn.Linear:
+    head = nn.Linear(W.shape[1], W.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(W, dtype=torch.float32))
+        head.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
+    return head
+
+
 def export_learner(learner, path: str | os.PathLike) -> None:
-    """Export a fitted :class:`~models_zoo.transfer.Learner` (with an encoder artifact)."""
+    """Export a fitted :class:`~models_zoo.transfer.Learner` (with an encoder artifact), its HOG
+    view included when it joined the prediction."""
+    from models_zoo.views import HOG, hog_cell
+
     cfg = learner.artifact.config
-    export_torchscript(learner.encoder_module(), learner.torch_head(), cfg.in_channels, cfg.image_size, path)
+    encoder, head = learner.encoder_module(), learner.torch_head()
+    weight = getattr(learner, "view_weight_", 0.0)
+    if weight and learner.finetuner_ is None:
+        hog_head = _linear(*learner.view_probe_.linear_weights_full(learner.n_classes_))
+        head = _MixedHeads(head, hog_head, head.in_features, weight)
+        encoder = _WithHOG(encoder, HOG(hog_cell(cfg.image_size)))
+    export_torchscript(encoder, head, cfg.in_channels, cfg.image_size, path)

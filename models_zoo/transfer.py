@@ -40,6 +40,7 @@ from models_zoo.artifact import EncoderArtifact, embed_tensor
 from models_zoo.augment import AugmentConfig, augment, cutout, random_resized_crop
 from models_zoo.device import pick_device
 from models_zoo.train import TrainingCancelled
+from models_zoo.views import hog_features
 
 # ----------------------------------------------------------------------------- linear probe
 
@@ -437,6 +438,12 @@ class LearnerConfig:
                               ``None``: ``CONSISTENCY_STEPS_ON_GPU`` where CUDA is present, 0
                               on a CPU (3 minutes for 1,500 steps on 2 cores, +1.1 points).
     consistency:              keyword options for :class:`ConsistencyTuner`.
+    second_view:              ``"hog"``: below ``finetune_min_labels``, a probe on HOG features of the
+                              images (:mod:`models_zoo.views`) joins the embedding's when
+                              ``second_view_folds``-fold cross-validation on the labels says mixing
+                              it in helps (needs the images); ``None``: off.
+    second_view_weight:       its weight in the mixture of the two probes' probabilities.
+    second_view_min_labels:   fewer labels than this: no cross-validation, no second view.
     """
 
     mode: str = "auto"
@@ -451,6 +458,10 @@ class LearnerConfig:
     finetune: dict | None = None
     consistency_steps: int | None = None
     consistency: dict | None = None
+    second_view: str | None = "hog"
+    second_view_weight: float = 0.5
+    second_view_folds: int = 5
+    second_view_min_labels: int = 20
 
 
 CONSISTENCY_STEPS_ON_GPU = 10_000  # ~100 s on an H100 at 28 px (docs/models_zoo.md)
@@ -476,8 +487,54 @@ def consistency_steps(config: LearnerConfig) -> int:
 
 def uses_images(n_labels: int, can_finetune: bool, config: LearnerConfig) -> bool:
     """Whether :meth:`Learner.fit` and its predictions need the pool's images, not only their
-    embeddings (fine-tuning and consistency training do)."""
-    return choose_mode(n_labels, can_finetune, config) in ("finetune", "consistency")
+    embeddings (fine-tuning and consistency training do, and the second view below fine-tuning)."""
+    mode = choose_mode(n_labels, can_finetune, config)
+    return mode in ("finetune", "consistency") or (
+        can_finetune and mode == "propagate" and bool(config.second_view)
+    )
+
+
+def _pseudo_labelled_probe(
+    F: np.ndarray, labels: np.ndarray, P: np.ndarray, cfg: LearnerConfig, seed: int
+) -> LinearProbe:
+    """A probe on features F (N, f) from the labelled items (weight 1) and the most confident
+    spread labels P (N, C) of the pool (weight = confidence, at most ``max_pseudo_labels``)."""
+    labelled = labels >= 0
+    conf = P.max(1)
+    pseudo = P.argmax(1)
+    keep = labelled | (conf >= cfg.pseudo_label_threshold)
+    if keep.sum() > cfg.max_pseudo_labels:
+        cut = np.sort(conf[keep & ~labelled])[-cfg.max_pseudo_labels]
+        keep &= labelled | (conf >= cut)
+    weight = np.where(labelled, 1.0, conf)[keep]
+    return LinearProbe(C=cfg.C, seed=seed).fit(F[keep], pseudo[keep], weight)
+
+
+def second_view_helps(
+    Z: np.ndarray, H: np.ndarray, labels: np.ndarray, n_classes: int, cfg: LearnerConfig, seed: int
+) -> tuple[bool, list[float]]:
+    """Cross-validation on the labels: each fold's labels are held out, spread over Z's graph from
+    the others, and a probe on H is fitted to the others; the held-out accuracy of the spread labels
+    alone is compared with their mixture with the probe's probabilities at half and at the full
+    ``second_view_weight``. Returns (either mixture wins, [accuracy at weights 0, w/2, w])."""
+    idx = np.flatnonzero(labels >= 0)
+    np.random.default_rng(seed).shuffle(idx)
+    weights = (0.0, cfg.second_view_weight / 2, cfg.second_view_weight)
+    hits, seen = np.zeros(len(weights)), 0
+    for fold in range(cfg.second_view_folds):
+        held = idx[fold :: cfg.second_view_folds]
+        rest = labels.copy()
+        rest[held] = -1
+        train = rest >= 0
+        if held.size == 0 or np.unique(rest[train]).size < 2:
+            continue
+        P = label_spreading(Z, rest, n_classes, k=cfg.knn, alpha=cfg.alpha)[held]
+        ph = LinearProbe(C=cfg.C, seed=seed).fit(H[train], rest[train]).predict_proba(H[held], n_classes)
+        for j, w in enumerate(weights):
+            hits[j] += np.count_nonzero(((1 - w) * P + w * ph).argmax(1) == labels[held])
+        seen += held.size
+    acc = (hits / max(seen, 1)).tolist()
+    return seen > 0 and max(acc[1:]) > acc[0], acc
 
 
 class Learner:
@@ -523,17 +580,21 @@ class Learner:
         self.mode_ = choose_mode(int(labelled.sum()), self.artifact is not None, cfg)
         if self.mode_ in ("finetune", "consistency") and (self.artifact is None or X is None):
             raise ValueError(f"{self.mode_} needs an encoder artifact and the images")
+        self.view_weight_, self.view_probe_, self.view_cv_ = 0.0, None, None
         if self.mode_ in ("propagate", "consistency") and not labelled.all():
             P = label_spreading(Z, labels, self.n_classes_, k=cfg.knn, alpha=cfg.alpha)  # (N, C)
-            conf = P.max(1)
-            pseudo = P.argmax(1)
-            keep = labelled | (conf >= cfg.pseudo_label_threshold)
-            if keep.sum() > cfg.max_pseudo_labels:
-                cut = np.sort(conf[keep & ~labelled])[-cfg.max_pseudo_labels]
-                keep &= labelled | (conf >= cut)
-            # Labelled items count fully; pseudo-labels by their confidence.
-            weight = np.where(labelled, 1.0, conf)[keep]
-            self.probe_ = LinearProbe(C=cfg.C, seed=self.seed).fit(Z[keep], pseudo[keep], weight)
+            H = self._second_view(X, labels, cfg)
+            if H is not None:
+                helps, self.view_cv_ = second_view_helps(Z, H, labels, self.n_classes_, cfg, self.seed)
+                if helps:
+                    # Co-training's idea (Blum and Mitchell 1998): the HOG probe's view of the pool
+                    # corrects the spread labels both probes then learn from.
+                    w = self.view_weight_ = cfg.second_view_weight
+                    ph = LinearProbe(C=cfg.C, seed=self.seed).fit(H[labelled], labels[labelled])
+                    P = (1 - w) * P + w * ph.predict_proba(H, self.n_classes_)
+                    P[labelled] = np.eye(self.n_classes_)[labels[labelled]]
+                    self.view_probe_ = _pseudo_labelled_probe(H, labels, P, cfg, self.seed)
+            self.probe_ = _pseudo_labelled_probe(Z, labels, P, cfg, self.seed)
             self.pool_proba_ = P
         else:
             self.probe_ = LinearProbe(C=cfg.C, seed=self.seed).fit(Z[labelled], labels[labelled])
@@ -561,12 +622,33 @@ class Learner:
             )
         return self
 
+    def _second_view(self, X: np.ndarray | None, labels: np.ndarray, cfg: LearnerConfig) -> np.ndarray | None:
+        """HOG features (N, D) of the images when the second view may be used, else None."""
+        if (
+            cfg.second_view != "hog"
+            or self.artifact is None
+            or X is None
+            or np.count_nonzero(labels >= 0) < cfg.second_view_min_labels
+        ):
+            return None
+        return hog_features(self.artifact.adapt(X))
+
+    def _mix_view(self, p: np.ndarray, X: np.ndarray | None) -> np.ndarray:
+        # (..., N, C) probabilities of the embedding's probe, mixed with the HOG probe's if it joined.
+        w = getattr(self, "view_weight_", 0.0)  # learners saved before the second view have none
+        if not w:
+            return p
+        if X is None:
+            raise ValueError("this model also reads HOG features of the images: pass them")
+        ph = self.view_probe_.predict_proba(hog_features(self.artifact.adapt(X)), self.n_classes_)
+        return (1 - w) * p + w * ph
+
     def predict_proba(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """(N, C) class probabilities."""
         if self.finetuner_ is not None:
             return self.finetuner_.predict_proba(self.artifact.adapt(X))
         Z = features if features is not None else self._features(X)
-        return self.probe_.predict_proba(Z, self.n_classes_)
+        return self._mix_view(self.probe_.predict_proba(Z, self.n_classes_), X)
 
     def predict(self, X: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """(N,) predicted class."""
@@ -581,7 +663,7 @@ class Learner:
         if self.finetuner_ is not None:
             return self.finetuner_.mc_proba(self.artifact.adapt(X), t, seed=self.seed)
         Z = features if features is not None else self._features(X)
-        return self.probe_.mc_proba(Z, t, cfg.dropout, self.seed, self.n_classes_)
+        return self._mix_view(self.probe_.mc_proba(Z, t, cfg.dropout, self.seed, self.n_classes_), X)
 
     def torch_head(self) -> nn.Module:
         """The final linear head (on raw embeddings) as a torch module, for export."""

@@ -286,3 +286,23 @@ def test_unflagging_an_image_with_a_coannotators_label_makes_it_labelled(two_hol
     response = client_for(users["engineer"]).post(f"/api/images/{two_holders['image'].id}/unflag")
     assert response.status_code == 200 and response.json()["status"] == "labelled"
     assert Image.objects.get().status == "labelled"
+
+
+def test_a_models_images_match_its_embedding_rows_after_the_pool_changed(project, _media):
+    # The worker gives the learner the images of the embedding's rows (HOG view, fine-tuning): an
+    # image flagged since (out of the decoded pool) or one uploaded since must not shift the rows.
+    import numpy as np
+
+    from labelling.models import Image
+    from workers.jobs.pool import decode_images, images_for, pool_array
+
+    imgs = pool(project, 4)
+    ids = np.array([imgs[3].id, imgs[0].id, imgs[2].id])  # any order, as the embedding stored them
+    Image.objects.filter(pk=imgs[2].id).update(status="flagged")
+    pool(project, 1, seed=5)  # uploaded after the embedding
+    X = images_for(project, ids)
+    _, pooled = pool_array(project)
+    expected = decode_images(
+        [Image.objects.get(pk=int(i)) for i in ids], pooled.shape[1], 1 if pooled.ndim == 3 else 3
+    )
+    np.testing.assert_array_equal(X, expected)

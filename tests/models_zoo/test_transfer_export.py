@@ -54,7 +54,9 @@ def test_rule_adds_consistency_training_below_the_finetune_threshold_where_it_ru
     assert choose_mode(99, False, cfg) == "propagate" and not uses_images(99, False, cfg)
     # the default: on where CUDA is present, off on a CPU
     assert consistency_steps(LearnerConfig()) == (5 if torch.cuda.is_available() else 0)
-    assert not uses_images(99, True, LearnerConfig(consistency_steps=0))
+    assert not uses_images(99, True, LearnerConfig(consistency_steps=0, second_view=None))
+    assert uses_images(99, True, LearnerConfig(consistency_steps=0))  # HOG features of the images
+    assert not uses_images(99, False, LearnerConfig(consistency_steps=0))  # no encoder: features only
 
 
 def test_learner_on_features_gives_probs_predictions_and_mc_samples():
@@ -80,15 +82,29 @@ def tiny_artifact():
     return X, y, pretrain(X, cfg)
 
 
-@pytest.mark.parametrize("mode", ["propagate", "finetune", "consistency"])
-def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode):
+@pytest.mark.parametrize("mode", ["propagate", "propagate+hog", "finetune", "consistency"])
+def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode, monkeypatch):
     X, y, art = tiny_artifact
+    hog = mode == "propagate+hog"
+    if hog:  # the HOG view joins whatever cross-validation says: it is exported too
+        import models_zoo.transfer
+
+        monkeypatch.setattr(models_zoo.transfer, "second_view_helps", lambda *a, **k: (True, [0.0, 1.0, 1.0]))
+        mode = "propagate"
     labels = np.where(np.arange(len(y)) % 4 == 0, y, -1)
     ft = {"epochs": 1, "min_steps": 3, "batch_size": 16}
     cons = {"batch_size": 8, "unlabelled_ratio": 2}
-    cfg = LearnerConfig(mode=mode, finetune=ft, consistency_steps=3, consistency=cons, mc_samples=3)
+    cfg = LearnerConfig(
+        mode=mode,
+        finetune=ft,
+        consistency_steps=3,
+        consistency=cons,
+        mc_samples=3,
+        second_view="hog" if hog else None,
+    )
     learner = Learner(art, cfg).fit(X, labels, n_classes=3)
     assert learner.mode_ == mode
+    assert (learner.view_weight_ > 0) == hog
     expected = learner.predict_proba(X[:7])
     assert learner.mc_proba(X[:7]).shape == (3, 7, 3)
     path = tmp_path / "model.pt"

@@ -72,3 +72,25 @@ def pool_array(project: Project, progress=None) -> tuple[np.ndarray, np.ndarray]
     X = rgb[..., 0].copy() if grey else rgb
     store_npy(X, key)
     return ids, X
+
+
+def images_for(project: Project, ids: np.ndarray) -> np.ndarray:
+    """The images of ``ids`` (an encoder version's embedding rows), in that order, as pool_array
+    decodes them: from its cache where the pool still has them, decoded here where not (flagged,
+    or the pool changed since the embedding). Rows must match the embedding's, whatever happened."""
+    pool_ids, X = pool_array(project)
+    row = {int(i): r for r, i in enumerate(pool_ids)}
+    where = np.array([row.get(int(i), -1) for i in ids], dtype=np.int64)
+    if (where >= 0).all():
+        return X[where]
+    missing = [int(i) for i in np.asarray(ids)[where < 0]]
+    found = {im.id: im for im in Image.objects.filter(project=project, pk__in=missing)}
+    if len(found) != len(missing):
+        raise ValueError("images of this encoder version's embedding are gone from the pool: embed it again")
+    extra = decode_images(
+        [found[i] for i in missing], X.shape[1] if X.size else MIN_SIDE, 1 if X.ndim == 3 else 3
+    )
+    out = np.empty((len(ids), *extra.shape[1:]), dtype=np.uint8)
+    out[where >= 0] = X[where[where >= 0]]
+    out[where < 0] = extra
+    return out

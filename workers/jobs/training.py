@@ -28,7 +28,7 @@ from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_
 from labelling.services.queue import Pick, queue_fill
 from labelling.services.training import encoder_version_publish, job_follow_up, model_version_publish
 from workers.jobs.base import PENDING, JobCancelled
-from workers.jobs.pool import decode_images, pool_array
+from workers.jobs.pool import decode_images, images_for, pool_array
 from workers.jobs.storage import load_npy, local_copy, scratch_dir, store_file, store_npy
 from workers.runtime import cpu_threads
 
@@ -453,8 +453,8 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
     with local_copy(version.artifact_key) as path:
         artifact = EncoderArtifact.load(path)
     X = None
-    if uses_images(n_labels, True, cfg):  # fine-tuning, or consistency training on a GPU
-        X = pool_array(project)[1]
+    if uses_images(n_labels, True, cfg):  # fine-tuning, consistency training, the HOG view
+        X = images_for(project, ids)  # row for row with the embedding Z
     started = time.monotonic()
     try:
         learner = Learner(artifact, cfg, seed=int(job.params.get("seed", 0))).fit(

@@ -1,0 +1,71 @@
+"""The HOG view: its features, and the cross-validation that decides whether the learner uses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models_zoo.transfer import Learner, LearnerConfig, second_view_helps
+from models_zoo.views import HOG, hog_cell, hog_features
+
+
+def bars(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 28, 28) uint8 images of one bar each, horizontal (class 0), vertical (1) or diagonal (2),
+    at a random place; and the classes."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = np.zeros((n, 28, 28), np.uint8)
+    for i, c in enumerate(y):
+        a, b = rng.integers(4, 24, 2)
+        for t in range(-6, 7):
+            r, s = [(a, b + t), (a + t, b), (a + t, b + t)][c]
+            X[i, min(max(r, 0), 27), min(max(s, 0), 27)] = 255
+    return X, y
+
+
+def test_hog_sees_orientation_and_has_the_documented_size():
+    X, y = bars(60)
+    H = hog_features(torch.from_numpy(X)[:, None])
+    assert H.shape == (60, 9 * 4 * 6 * 6) and hog_cell(28) == 4
+    assert np.isfinite(H).all() and (H >= 0).all()
+    # Nearest class mean in HOG space tells the orientations apart.
+    means = np.stack([H[y == c].mean(0) for c in range(3)])
+    assert ((H @ means.T).argmax(1) == y).mean() > 0.9
+    # Colour: the strongest channel's gradient; a grey image as three equal channels gives the same.
+    rgb = torch.from_numpy(X)[:, None].expand(-1, 3, -1, -1).contiguous()
+    np.testing.assert_allclose(hog_features(rgb), H, atol=1e-6)
+    assert HOG(hog_cell(64))(torch.rand(2, 3, 64, 64)).shape == (2, 9 * 4 * 6 * 6)  # cell 9: 7 x 7 cells
+
+
+def test_cross_validation_takes_the_view_only_where_it_helps():
+    X, y = bars(400)
+    H = hog_features(torch.from_numpy(X)[:, None])
+    labels = np.where(np.arange(400) < 60, y, -1)
+    cfg = LearnerConfig()
+    noise = np.random.default_rng(1).standard_normal((400, 16)).astype(np.float32)
+    helps, acc = second_view_helps(noise, H, labels, 3, cfg, seed=0)  # the embedding knows nothing
+    assert helps and acc[2] > acc[0] + 0.3
+    perfect = np.eye(3, dtype=np.float32)[y] + 0.01 * noise[:, :3]  # the embedding knows everything
+    flat = np.random.default_rng(2).random(H.shape).astype(np.float32)  # and the view nothing
+    helps, acc = second_view_helps(perfect, flat, labels, 3, cfg, seed=0)
+    assert not helps and acc[0] > 0.95
+
+
+def test_learner_mixes_the_view_in_when_it_helps_and_predicts_with_it():
+    # A learner whose embedding is noise still learns the bars from 60 labels through the view.
+    X, y = bars(400)
+    labels = np.where(np.arange(400) < 60, y, -1)
+
+    class NoiseArtifact:  # the learner's only needs of an artifact here: adapt and embed
+        def adapt(self, images):
+            return torch.from_numpy(images)[:, None]
+
+    noise = np.random.default_rng(1).standard_normal((400, 16)).astype(np.float32)
+    learner = Learner(NoiseArtifact(), LearnerConfig(mode="propagate")).fit(X, labels, 3, features=noise)
+    assert learner.view_weight_ == 0.5 and learner.view_cv_[2] > learner.view_cv_[0]
+    acc = (learner.predict_proba(X, features=noise).argmax(1) == y)[60:].mean()
+    assert acc > 0.9
+    off = Learner(NoiseArtifact(), LearnerConfig(mode="propagate", second_view=None)).fit(
+        X, labels, 3, features=noise
+    )
+    assert off.view_weight_ == 0 and (off.predict_proba(X, features=noise).argmax(1) == y)[60:].mean() < 0.6
