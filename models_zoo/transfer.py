@@ -444,6 +444,8 @@ class LearnerConfig:
                               it in helps (needs the images); ``None``: off.
     second_view_weight:       its weight in the mixture of the two probes' probabilities.
     second_view_min_labels:   fewer labels than this: no cross-validation, no second view.
+    second_view_max_pool:     pools larger than this: no second view (its features take D floats
+                              an image: 1,296 at 28 px, 5 GB for a million images).
     """
 
     mode: str = "auto"
@@ -461,7 +463,8 @@ class LearnerConfig:
     second_view: str | None = "hog"
     second_view_weight: float = 0.5
     second_view_folds: int = 5
-    second_view_min_labels: int = 20
+    second_view_min_labels: int = 100
+    second_view_max_pool: int = 200_000
 
 
 CONSISTENCY_STEPS_ON_GPU = 10_000  # ~100 s on an H100 at 28 px (docs/models_zoo.md)
@@ -485,13 +488,13 @@ def consistency_steps(config: LearnerConfig) -> int:
     return CONSISTENCY_STEPS_ON_GPU if torch.cuda.is_available() else 0
 
 
-def uses_images(n_labels: int, can_finetune: bool, config: LearnerConfig) -> bool:
+def uses_images(n_labels: int, can_finetune: bool, config: LearnerConfig, pool_size: int = 0) -> bool:
     """Whether :meth:`Learner.fit` and its predictions need the pool's images, not only their
-    embeddings (fine-tuning and consistency training do, and the second view below fine-tuning)."""
+    embeddings (fine-tuning and consistency training do, and the second view below fine-tuning on a
+    pool of at most ``second_view_max_pool`` images)."""
     mode = choose_mode(n_labels, can_finetune, config)
-    return mode in ("finetune", "consistency") or (
-        can_finetune and mode == "propagate" and bool(config.second_view)
-    )
+    view = can_finetune and bool(config.second_view) and pool_size <= config.second_view_max_pool
+    return mode in ("finetune", "consistency") or (mode == "propagate" and view)
 
 
 def _pseudo_labelled_probe(
@@ -628,6 +631,7 @@ class Learner:
             cfg.second_view != "hog"
             or self.artifact is None
             or X is None
+            or len(X) > cfg.second_view_max_pool
             or np.count_nonzero(labels >= 0) < cfg.second_view_min_labels
         ):
             return None

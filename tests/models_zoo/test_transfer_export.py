@@ -56,6 +56,7 @@ def test_rule_adds_consistency_training_below_the_finetune_threshold_where_it_ru
     assert consistency_steps(LearnerConfig()) == (5 if torch.cuda.is_available() else 0)
     assert not uses_images(99, True, LearnerConfig(consistency_steps=0, second_view=None))
     assert uses_images(99, True, LearnerConfig(consistency_steps=0))  # HOG features of the images
+    assert not uses_images(99, True, LearnerConfig(consistency_steps=0), pool_size=300_000)  # too many
     assert not uses_images(99, False, LearnerConfig(consistency_steps=0))  # no encoder: features only
 
 
@@ -101,6 +102,7 @@ def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode, m
         consistency=cons,
         mc_samples=3,
         second_view="hog" if hog else None,
+        second_view_min_labels=1,
     )
     learner = Learner(art, cfg).fit(X, labels, n_classes=3)
     assert learner.mode_ == mode

@@ -52,9 +52,9 @@ def test_cross_validation_takes_the_view_only_where_it_helps():
 
 
 def test_learner_mixes_the_view_in_when_it_helps_and_predicts_with_it():
-    # A learner whose embedding is noise still learns the bars from 60 labels through the view.
+    # A learner whose embedding is noise still learns the bars from 120 labels through the view.
     X, y = bars(400)
-    labels = np.where(np.arange(400) < 60, y, -1)
+    labels = np.where(np.arange(400) < 120, y, -1)  # from second_view_min_labels = 100 on
 
     class NoiseArtifact:  # the learner's only needs of an artifact here: adapt and embed
         def adapt(self, images):
@@ -63,9 +63,12 @@ def test_learner_mixes_the_view_in_when_it_helps_and_predicts_with_it():
     noise = np.random.default_rng(1).standard_normal((400, 16)).astype(np.float32)
     learner = Learner(NoiseArtifact(), LearnerConfig(mode="propagate")).fit(X, labels, 3, features=noise)
     assert learner.view_weight_ == 0.5 and learner.view_cv_[2] > learner.view_cv_[0]
-    acc = (learner.predict_proba(X, features=noise).argmax(1) == y)[60:].mean()
+    acc = (learner.predict_proba(X, features=noise).argmax(1) == y)[120:].mean()
     assert acc > 0.9
     off = Learner(NoiseArtifact(), LearnerConfig(mode="propagate", second_view=None)).fit(
         X, labels, 3, features=noise
     )
-    assert off.view_weight_ == 0 and (off.predict_proba(X, features=noise).argmax(1) == y)[60:].mean() < 0.6
+    assert off.view_weight_ == 0 and (off.predict_proba(X, features=noise).argmax(1) == y)[120:].mean() < 0.6
+    labels[99:] = -1  # 99 labels: below second_view_min_labels, the view is not even tried
+    few = Learner(NoiseArtifact(), LearnerConfig(mode="propagate")).fit(X, labels, 3, features=noise)
+    assert few.view_weight_ == 0 and few.view_cv_ is None

@@ -453,7 +453,7 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
     with local_copy(version.artifact_key) as path:
         artifact = EncoderArtifact.load(path)
     X = None
-    if uses_images(n_labels, True, cfg):  # fine-tuning, consistency training, the HOG view
+    if uses_images(n_labels, True, cfg, pool_size=len(ids)):  # fine-tuning, consistency, the HOG view
         X = images_for(project, ids)  # row for row with the embedding Z
     started = time.monotonic()
     try:
