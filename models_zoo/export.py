@@ -87,24 +87,17 @@ class _MixedHeads(nn.Module):
         return torch.log(p.clamp_min(1e-30))
 
 
-def _linear(W, b) -> nn.Linear:
-    head = nn.Linear(W.shape[1], W.shape[0])
-    with torch.no_grad():
-        head.weight.copy_(torch.as_tensor(W, dtype=torch.float32))
-        head.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
-    return head
-
-
 def export_learner(learner, path: str | os.PathLike) -> None:
     """Export a fitted :class:`~models_zoo.transfer.Learner` (with an encoder artifact), its HOG
     view included when it joined the prediction."""
+    from models_zoo.transfer import linear_head
     from models_zoo.views import HOG, hog_cell
 
     cfg = learner.artifact.config
     encoder, head = learner.encoder_module(), learner.torch_head()
     weight = getattr(learner, "view_weight_", 0.0)
     if weight and learner.finetuner_ is None:
-        hog_head = _linear(*learner.view_probe_.linear_weights_full(learner.n_classes_))
+        hog_head = linear_head(*learner.view_probe_.linear_weights_full(learner.n_classes_))
         head = _MixedHeads(head, hog_head, head.in_features, weight)
         encoder = _WithHOG(encoder, HOG(hog_cell(cfg.image_size)))
     export_torchscript(encoder, head, cfg.in_channels, cfg.image_size, path)

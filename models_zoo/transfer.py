@@ -96,6 +96,15 @@ class LinearProbe:
         return np.stack(out).astype(np.float32)  # (T, N, C)
 
 
+def linear_head(W: np.ndarray, b: np.ndarray) -> nn.Linear:
+    """A torch linear layer computing ``z @ W.T + b`` (W (C, d), b (C,)), e.g. a probe's, for export."""
+    head = nn.Linear(W.shape[1], W.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(W, dtype=torch.float32))
+        head.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
+    return head
+
+
 def _expand(p: np.ndarray, classes: np.ndarray, n_classes: int | None) -> np.ndarray:
     n_classes = n_classes or int(classes.max()) + 1
     out = np.zeros((p.shape[0], n_classes), dtype=np.float32)
@@ -673,12 +682,7 @@ class Learner:
         """The final linear head (on raw embeddings) as a torch module, for export."""
         if self.finetuner_ is not None:
             return self.finetuner_.model_.head
-        W, b = self.probe_.linear_weights_full(self.n_classes_)
-        head = nn.Linear(W.shape[1], W.shape[0])
-        with torch.no_grad():
-            head.weight.copy_(torch.from_numpy(W))
-            head.bias.copy_(torch.from_numpy(b))
-        return head
+        return linear_head(*self.probe_.linear_weights_full(self.n_classes_))
 
     def encoder_module(self) -> nn.Module:
         if self.artifact is None:
