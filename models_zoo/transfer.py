@@ -18,7 +18,9 @@ Building blocks, each usable alone:
 :class:`Learner` is what the service uses: it picks ``propagate`` (label spreading, then a
 linear probe fitted to the labels plus confident pseudo-labels; on a GPU followed by consistency
 training, ``consistency``) or ``finetune`` by the number of labels (:func:`choose_mode`), and
-gives probabilities, predictions and MC samples.
+gives probabilities, predictions and MC samples. Below fine-tuning, a probe on HOG features of the
+images (:mod:`models_zoo.views`) joins in where cross-validation on the labels says it helps
+(:func:`second_view_helps`).
 """
 
 from __future__ import annotations
