@@ -501,10 +501,15 @@ def consistency_steps(config: LearnerConfig) -> int:
 
 def uses_images(n_labels: int, can_finetune: bool, config: LearnerConfig, pool_size: int = 0) -> bool:
     """Whether :meth:`Learner.fit` and its predictions need the pool's images, not only their
-    embeddings (fine-tuning and consistency training do, and the second view below fine-tuning on a
-    pool of at most ``second_view_max_pool`` images)."""
+    embeddings (fine-tuning and consistency training do, and the second view below fine-tuning, from
+    ``second_view_min_labels`` labels on a pool of at most ``second_view_max_pool`` images)."""
     mode = choose_mode(n_labels, can_finetune, config)
-    view = can_finetune and bool(config.second_view) and pool_size <= config.second_view_max_pool
+    view = (
+        can_finetune
+        and bool(config.second_view)
+        and n_labels >= config.second_view_min_labels
+        and pool_size <= config.second_view_max_pool
+    )
     return mode in ("finetune", "consistency") or (mode == "propagate" and view)
 
 

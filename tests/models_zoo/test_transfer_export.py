@@ -55,8 +55,9 @@ def test_rule_adds_consistency_training_below_the_finetune_threshold_where_it_ru
     # the default: on where CUDA is present, off on a CPU
     assert consistency_steps(LearnerConfig()) == (5 if torch.cuda.is_available() else 0)
     assert not uses_images(99, True, LearnerConfig(consistency_steps=0, second_view=None))
-    assert uses_images(99, True, LearnerConfig(consistency_steps=0))  # HOG features of the images
-    assert not uses_images(99, True, LearnerConfig(consistency_steps=0), pool_size=300_000)  # too many
+    assert uses_images(100, True, LearnerConfig(consistency_steps=0))  # HOG features of the images
+    assert not uses_images(99, True, LearnerConfig(consistency_steps=0))  # below second_view_min_labels
+    assert not uses_images(100, True, LearnerConfig(consistency_steps=0), pool_size=300_000)  # too many
     assert not uses_images(99, False, LearnerConfig(consistency_steps=0))  # no encoder: features only
 
 
