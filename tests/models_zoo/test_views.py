@@ -51,20 +51,33 @@ def test_cross_validation_takes_the_view_only_where_it_helps():
     assert not helps and acc[0] > 0.95
 
 
+class NoiseArtifact:  # all the learner needs of an artifact when given the embeddings: adapt
+    def adapt(self, images):
+        return torch.from_numpy(images)[:, None]
+
+
 def test_learner_mixes_the_view_in_when_it_helps_and_predicts_with_it():
     # A learner whose embedding is noise still learns the bars from 120 labels through the view.
     X, y = bars(400)
     labels = np.where(np.arange(400) < 120, y, -1)  # from second_view_min_labels = 100 on
-
-    class NoiseArtifact:  # the learner's only needs of an artifact here: adapt and embed
-        def adapt(self, images):
-            return torch.from_numpy(images)[:, None]
 
     noise = np.random.default_rng(1).standard_normal((400, 16)).astype(np.float32)
     learner = Learner(NoiseArtifact(), LearnerConfig(mode="propagate")).fit(X, labels, 3, features=noise)
     assert learner.view_weight_ == 0.5 and learner.view_cv_[2] > learner.view_cv_[0]
     acc = (learner.predict_proba(X, features=noise).argmax(1) == y)[120:].mean()
     assert acc > 0.9
+    # Saved and loaded as the worker does (joblib), it predicts the same, the view included.
+    import io
+
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(learner, buf)
+    again = joblib.load(io.BytesIO(buf.getvalue()))
+    np.testing.assert_allclose(
+        again.predict_proba(X[:8], features=noise[:8]), learner.predict_proba(X[:8], features=noise[:8])
+    )
+    assert again.mc_proba(X[:8], samples=3, features=noise[:8]).shape == (3, 8, 3)
     off = Learner(NoiseArtifact(), LearnerConfig(mode="propagate", second_view=None)).fit(
         X, labels, 3, features=noise
     )
