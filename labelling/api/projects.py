@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from labelling.api.base import ListApi, paginated, strict
 from labelling.catalog import STRATEGIES
 from labelling.models import LabelClass, Membership, Project, Role
+from labelling.models.project import LABEL_BUDGET_MAX
 from labelling.selectors.access import access_project, projects_for_user, role_in
 from labelling.services.errors import NotFound
 from labelling.services.projects import (
@@ -58,7 +59,7 @@ class ProjectFields(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     instructions = serializers.CharField(required=False, allow_blank=True, max_length=50_000)
     label_budget = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=100_000_000
+        required=False, allow_null=True, min_value=1, max_value=LABEL_BUDGET_MAX
     )
     cost_per_label = serializers.DecimalField(
         required=False, allow_null=True, max_digits=10, decimal_places=4, min_value=0

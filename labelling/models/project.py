@@ -8,6 +8,9 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+# The most labels a budget may name: the API and the dashboard both hold to it.
+LABEL_BUDGET_MAX = 100_000_000
+
 
 class Project(models.Model):
     name = models.CharField(max_length=200)

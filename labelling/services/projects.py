@@ -15,8 +15,8 @@ from labelling.services.errors import Conflict, InvalidInput, NotFound
 _HOTKEYS = "1234567890" + "abcdefghijklmnopqrstuvwxyz"  # what a label may be given
 # Handed out in this order to labels without one: never the labelling page's command letters (skip,
 # undo, flag, instructions), which a label would shadow; a label may still be given one explicitly.
-_COMMAND_KEYS = "sufi"
-_DEFAULT_HOTKEYS = "".join(k for k in _HOTKEYS if k not in _COMMAND_KEYS)
+COMMAND_KEYS = "sufi"  # skip, undo, flag, instructions (annotate.js's COMMANDS)
+_DEFAULT_HOTKEYS = "".join(k for k in _HOTKEYS if k not in COMMAND_KEYS)
 
 
 def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:

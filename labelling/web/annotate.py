@@ -15,6 +15,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from labelling.selectors.access import access_project
 from labelling.services.errors import NotFound
+from labelling.services.projects import COMMAND_KEYS
 
 
 @login_required
@@ -40,7 +41,7 @@ def annotate_page(request: HttpRequest, project_id: int) -> HttpResponse:
     }
     # A command whose letter a label took (given explicitly) is Shift+letter: its hint says so.
     taken = {label["hotkey"].lower() for label in labels if label["hotkey"]}
-    keys = {c: ("Shift+" if c in taken else "") + c.upper() for c in "sufi"}
+    keys = {c: ("Shift+" if c in taken else "") + c.upper() for c in COMMAND_KEYS}
     return render(
         request,
         "web/annotate.html",

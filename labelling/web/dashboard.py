@@ -11,7 +11,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from labelling.catalog import STRATEGIES
+from labelling.converters import IdConverter
 from labelling.models import Image, Role
+from labelling.models.project import LABEL_BUDGET_MAX
 from labelling.selectors.access import access_project, projects_for_user, role_in
 from labelling.selectors.dashboard import (
     flagged_images,
@@ -25,8 +27,6 @@ from labelling.services.projects import project_update
 from labelling.services.queue import image_unflag
 from labelling.services.training import training_job_request
 from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
-
-MAX_BUDGET = 2**31 - 1  # the column holds 32-bit integers on every database
 
 
 def _admin_project(request: HttpRequest, project_id: int):
@@ -65,6 +65,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,
         "flagged": flagged_images(project=project),
+        "label_budget_max": LABEL_BUDGET_MAX,
     }
     return render(request, "web/dashboard.html", context)
 
@@ -81,8 +82,8 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             if raw and not re.fullmatch(r"-?[0-9]+", raw):
                 raise ValueError(f"the budget must be a whole number of labels, not {raw[:20]!r}")
             budget = None if raw == "" else int(raw)
-            if budget is not None and not 1 <= budget <= MAX_BUDGET:
-                raise ValueError(f"the budget must be at least 1 label and at most {MAX_BUDGET:,}")
+            if budget is not None and not 1 <= budget <= LABEL_BUDGET_MAX:
+                raise ValueError(f"the budget must be at least 1 label and at most {LABEL_BUDGET_MAX:,}")
             project_update(project=project, label_budget=budget)
             messages.success(request, "Budget saved.")
         elif action in ("pause", "resume"):
@@ -98,7 +99,7 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             raw = request.POST.get("image", "")
             image = (
                 Image.objects.filter(project=project, pk=int(raw)).first()
-                if re.fullmatch(r"[0-9]{1,18}", raw)
+                if re.fullmatch(IdConverter.regex, raw)
                 else None
             )
             if image is None:
