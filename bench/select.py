@@ -286,7 +286,7 @@ def campaign(
     which of its items were labelled."""
     from sklearn.linear_model import LogisticRegression
 
-    from models_zoo.selection import select
+    from models_zoo.selection import auto, select
 
     x, y, xte, yte = data
     c = int(y.max()) + 1
@@ -304,7 +304,7 @@ def campaign(
         else:
             name = "random" if strategy in NEEDS_PROBS and probs is None else strategy
             sel = select(
-                name,
+                auto.variant(name) if name.startswith("auto@") else name,
                 embeddings=x,
                 labelled_mask=labelled,
                 batch_size=need,
@@ -367,7 +367,6 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
     """The label-efficiency harness. ``only``: run these variants and keep the other curves (and,
     unless ``auto`` is among them, the stop-rule campaign) from the results file."""
     from models_zoo.forecast import fit_learning_curve, stop_rule_state
-    from models_zoo.selection import auto
 
     known = variants = quality_variants()
     old: dict = {}
@@ -379,7 +378,6 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
         if old and old.get("seeds") != seeds:
             raise SystemExit(f"{out} has {old.get('seeds')} seeds; run with --seeds {old.get('seeds')}")
         variants = only
-    default = (auto.SWITCH_LABELS_PER_CLASS, auto.WARM)
     curves: dict = {
         ds: {v: a for v, a in by.items() if v not in variants and v in known}
         for ds, by in old.get("curves", {}).items()
@@ -389,13 +387,8 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
         for seed in range(seeds):
             data = load_dataset(ds, seed)
             for v in variants:
-                name = v
-                if v.startswith("auto@"):
-                    m, w = v[5:].split(":")
-                    auto.SWITCH_LABELS_PER_CLASS, auto.WARM, name = float(m), w, "auto"
                 t = time.perf_counter()
-                accs, _, _ = campaign(name, data, BUDGETS, seed)
-                auto.SWITCH_LABELS_PER_CLASS, auto.WARM = default
+                accs, _, _ = campaign(v, data, BUDGETS, seed)
                 curves.setdefault(ds, {}).setdefault(v, []).append(accs)
                 print(f"{ds} seed {seed} {v:28s} " + " ".join(f"{100 * a:5.1f}" for a in accs)
                       + f"  ({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip

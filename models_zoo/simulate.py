@@ -31,6 +31,7 @@ import numpy as np
 
 from models_zoo import datasets, encoders, selection
 from models_zoo.artifact import EncoderArtifact, data_hash
+from models_zoo.selection import auto as auto_strategy
 from models_zoo.train import PretrainConfig, pretrain
 from models_zoo.transfer import Learner, LearnerConfig
 
@@ -80,11 +81,27 @@ def balanced_selection(y: np.ndarray, labelled_mask: np.ndarray, batch_size: int
     return np.array(chosen, dtype=np.int64)
 
 
+def resolve(name: str) -> selection.base.Strategy | None:
+    """The strategy function for ``name``: a registry name or an ``auto@K[:WARM]`` variant
+    (:func:`models_zoo.selection.auto.variant`); None for the oracle ``balanced``."""
+    if name in ORACLE_STRATEGIES:
+        return None
+    if name.startswith("auto@"):
+        return auto_strategy.variant(name)
+    return selection.get(name)
+
+
 def check_strategies(names: list[str]) -> None:
     known = set(selection.names()) | set(ORACLE_STRATEGIES)
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if n not in known and not n.startswith("auto@")]
     if unknown:
-        raise ValueError(f"unknown strategies {unknown}; known: {', '.join(sorted(known))}")
+        raise ValueError(
+            f"unknown strategies {unknown}; known: {', '.join(sorted(known))}, and auto@K[:WARM] "
+            "(auto switching at K labels per class)"
+        )
+    for n in names:
+        if n.startswith("auto@"):
+            auto_strategy.variant(n)  # raises ValueError with the accepted form
 
 
 # ----------------------------------------------------------------------------- pretraining cache
@@ -159,9 +176,15 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
     # Strategies see the encoder's learned part of the embedding (see encoders.learned_part).
     Z_select = encoders.learned_part(Z, artifact.config.input_view) if artifact is not None else Z
     records = []
+    # The learner is a function of (seed, labels): a campaign whose labelled set equals an earlier
+    # campaign's at the same seed (auto and its variants share TypiClust's rounds up to their switch)
+    # reuses that fit instead of repeating it.
+    fits: dict[tuple[int, bytes], tuple[float, str, float, np.ndarray | None, np.ndarray | None]] = {}
     bar = tqdm(total=len(cfg.strategies) * cfg.seeds * len(budgets), desc="campaigns", file=sys.stderr)
-    for strategy in cfg.strategies:
-        for seed in range(cfg.seeds):
+    for seed in range(cfg.seeds):
+        fits.clear()  # shared fits are of one seed: hold one seed's at a time
+        for strategy in cfg.strategies:
+            fn = resolve(strategy)
             labels = np.full(n_pool, -1, dtype=np.int64)
             probs = mc_probs = None
             for round_, budget in enumerate(budgets):
@@ -169,12 +192,12 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                 need = budget - int(mask.sum())
                 if need > 0:
                     round_seed = seed * 1000 + round_
-                    if strategy == "balanced":
+                    if fn is None:
                         picked = balanced_selection(ds.y, mask, need, round_seed)
                     else:
                         try:
                             picked = selection.select(
-                                strategy,
+                                fn,
                                 embeddings=Z_select,
                                 labelled_mask=mask,
                                 batch_size=need,
@@ -194,11 +217,23 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                                 seed=round_seed,
                             ).indices
                     labels[picked] = ds.y[picked]  # the oracle answers
-                t0 = time.perf_counter()
-                learner = Learner(artifact if cfg.features == "ssl" else None, learner_cfg, seed=seed)
-                learner.fit(ds.X if artifact is not None else Z, labels, n_classes, features=Z)
-                pred = learner.predict(ds.X_test if artifact is not None else Zt, features=Zt)
-                acc = float((pred == ds.y_test).mean())
+                last = round_ + 1 == len(budgets)
+                key = (seed, hashlib.sha256(labels.tobytes()).digest())
+                if key in fits and (last or fits[key][3] is not None):
+                    acc, mode, fit_seconds, probs, mc_probs = fits[key]
+                else:
+                    t0 = time.perf_counter()
+                    learner = Learner(artifact if cfg.features == "ssl" else None, learner_cfg, seed=seed)
+                    learner.fit(ds.X if artifact is not None else Z, labels, n_classes, features=Z)
+                    pred = learner.predict(ds.X_test if artifact is not None else Zt, features=Zt)
+                    acc = float((pred == ds.y_test).mean())
+                    mode, fit_seconds = learner.mode_, round(time.perf_counter() - t0, 2)
+                    probs = mc_probs = None
+                    if not last:  # the next round's strategy may use them
+                        X_in = ds.X if artifact is not None else Z
+                        probs = learner.predict_proba(X_in, features=Z)
+                        mc_probs = learner.mc_proba(X_in, features=Z)
+                    fits[key] = (acc, mode, fit_seconds, probs, mc_probs)
                 records.append(
                     {
                         "features": feature_name,
@@ -206,14 +241,10 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                         "budget": int((labels >= 0).sum()),
                         "seed": seed,
                         "accuracy": acc,
-                        "learner": learner.mode_,
-                        "fit_seconds": round(time.perf_counter() - t0, 2),
+                        "learner": mode,
+                        "fit_seconds": fit_seconds,
                     }
                 )
-                if round_ + 1 < len(budgets):  # the next round's strategy may use them
-                    X_in = ds.X if artifact is not None else Z
-                    probs = learner.predict_proba(X_in, features=Z)
-                    mc_probs = learner.mc_proba(X_in, features=Z)
                 bar.update(1)
                 bar.set_postfix(strategy=strategy, seed=seed, budget=budget, acc=f"{acc:.3f}")
     bar.close()
@@ -286,7 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", required=True, help="fashion-mnist, digits, PATH.npz or an image folder")
-    p.add_argument("--strategies", default="random", help="comma-separated; registry names or 'balanced'")
+    p.add_argument(
+        "--strategies",
+        default="random",
+        help="comma-separated; registry names, 'balanced' (the class-balanced oracle) or auto@K[:WARM] "
+        "(auto switching at K labels per class, to WARM)",
+    )
     p.add_argument("--budgets", default="10,20,50,100,200,500", help="comma-separated label counts")
     p.add_argument("--seeds", type=int, default=5, help="campaigns per strategy and budget")
     p.add_argument(

@@ -22,28 +22,66 @@ batch over predicted classes; BADGE's embedding diversity measured 0.1-0.2 nAUC 
 
 from __future__ import annotations
 
-from models_zoo.selection.base import Selection, SelectionInput, get, register
+from models_zoo.selection.base import Selection, SelectionInput, Strategy, get, names, register
 
 SWITCH_LABELS_PER_CLASS = 10.0
 COLD = "typiclust"
 WARM = "balanced_margin"
 
 
-def phase(inp: SelectionInput) -> tuple[str, str]:
-    """The strategy ``auto`` delegates to, and why (a short human-readable clause)."""
+def phase(
+    inp: SelectionInput, switch: float | None = None, cold: str | None = None, warm: str | None = None
+) -> tuple[str, str]:
+    """The strategy ``auto`` delegates to, and why (a short human-readable clause). ``switch``,
+    ``cold`` and ``warm`` default to the module's settings (a variant's are given, see
+    :func:`variant`)."""
+    switch = SWITCH_LABELS_PER_CLASS if switch is None else switch
+    cold, warm = cold or COLD, warm or WARM
     c = inp.class_count()
     n_lab = int(inp.labelled_mask.sum())
     if inp.probs is None:
-        return COLD, f"{n_lab} labels, no model yet"
-    need = SWITCH_LABELS_PER_CLASS * c
+        return cold, f"{n_lab} labels, no model yet"
+    need = switch * c
     if n_lab < need:
-        return COLD, f"{n_lab} labels < {SWITCH_LABELS_PER_CLASS:g} per class x {c} classes"
-    return WARM, f"{n_lab} labels >= {SWITCH_LABELS_PER_CLASS:g} per class x {c} classes"
+        return cold, f"{n_lab} labels < {switch:g} per class x {c} classes"
+    return warm, f"{n_lab} labels >= {switch:g} per class x {c} classes"
 
 
 @register("auto")
 def auto(inp: SelectionInput) -> Selection:
     """Delegates to ``phase(inp)``; each reason is prefixed with the phase and why."""
-    name, why = phase(inp)
+    return _delegate(inp, "auto", SWITCH_LABELS_PER_CLASS, COLD, WARM)
+
+
+def _delegate(inp: SelectionInput, label: str, switch: float, cold: str, warm: str) -> Selection:
+    name, why = phase(inp, switch, cold, warm)
     sel = get(name)(inp)
-    return Selection(sel.indices, sel.scores, [f"auto: {name} ({why}): {r}" for r in sel.reasons])
+    return Selection(sel.indices, sel.scores, [f"{label}: {name} ({why}): {r}" for r in sel.reasons])
+
+
+def variant(spec: str) -> Strategy:
+    """``auto`` with another switch, for measuring the rule (the simulator and bench-select take
+    these names): ``"auto@K"`` switches at K labels per class (``inf``: never), ``"auto@K:WARM"``
+    to the registered strategy WARM instead of balanced margin. ``"auto"`` itself is ``auto``.
+    Raises ValueError with the accepted form for anything else."""
+    if spec == "auto":
+        return auto
+    form = "auto@K or auto@K:WARM (K labels per class >= 0, or inf; WARM a registered strategy)"
+    if not spec.startswith("auto@"):
+        raise ValueError(f"{spec!r} is not an auto variant; give {form}")
+    k_text, _, warm = spec[5:].partition(":")
+    try:
+        k = float(k_text)
+    except ValueError:
+        raise ValueError(f"{spec!r}: {k_text!r} is not a number; give {form}") from None
+    if not k >= 0:  # also refuses nan
+        raise ValueError(f"{spec!r}: K must be >= 0; give {form}")
+    warm = warm or WARM
+    if warm not in names() or warm.startswith("auto"):
+        raise ValueError(f"{spec!r}: unknown warm strategy {warm!r}; give {form}")
+
+    def strategy(inp: SelectionInput) -> Selection:
+        return _delegate(inp, spec, k, COLD, warm)
+
+    strategy.__name__ = f"auto_at_{k_text}"
+    return strategy

@@ -138,8 +138,9 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def select(name: str, **kwargs) -> Selection:
-    """Run strategy ``name`` on keyword arguments of :class:`SelectionInput`.
+def select(name: str | Strategy, **kwargs) -> Selection:
+    """Run strategy ``name`` (a registry name, or a strategy function such as an ``auto``
+    variant) on keyword arguments of :class:`SelectionInput`.
 
     Raises ``KeyError`` for an unknown name and ``ValueError`` for inputs the strategy
     cannot use (wrong shapes, missing ``probs``/``mc_probs``): both are the caller's error.
@@ -152,4 +153,4 @@ def select(name: str, **kwargs) -> Selection:
         raise ValueError(f"labelled_mask must have shape ({n},), got {inp.labelled_mask.shape}")
     if inp.batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    return get(name)(inp)
+    return (get(name) if isinstance(name, str) else name)(inp)

@@ -85,6 +85,7 @@ def test_simulator_end_to_end_on_digits(tmp_path):
     [
         (["--strategies", "random,nope"], "unknown strategies ['nope']"),
         (["--budgets", "10,x"], "give whole label counts"),
+        (["--strategies", "auto@x"], "'x' is not a number"),
         (["--budgets", "0"], "budgets are label counts >= 1"),
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--method", "nope"], "unknown SSL method 'nope'"),
@@ -106,3 +107,27 @@ def test_simulator_runs_consistency_training_when_asked(tmp_path):
     argv += ["--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--consistency-steps", "2"]
     assert simulate.main(argv) == 0
     assert [r["learner"] for r in json.loads(out.read_text())["records"]] == ["consistency"]
+
+
+def test_auto_variants_share_typiclusts_fits_up_to_their_switch(tmp_path):
+    # auto@K switches at K labels per class (10 classes): up to the switch its rounds are TypiClust's,
+    # and the simulator reuses those fits (same seed, same labels) instead of repeating them.
+    out = tmp_path / "r.json"
+    argv = ["--data", "digits", "--strategies", "typiclust,auto@2:margin,auto@inf", "--budgets", "10,20,40"]
+    argv += [
+        "--seeds",
+        "1",
+        "--pretrain-steps",
+        "5",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+    ]
+    assert simulate.main(argv) == 0
+    rows = {(r["strategy"], r["budget"]): r for r in json.loads(out.read_text())["records"]}
+    assert len(rows) == 9
+    for b in (10, 20):  # auto@2 switches once 20 labels are in: its selection for 40 differs
+        assert rows["auto@2:margin", b] == {**rows["typiclust", b], "strategy": "auto@2:margin"}
+    for b in (10, 20, 40):
+        assert rows["auto@inf", b] == {**rows["typiclust", b], "strategy": "auto@inf"}

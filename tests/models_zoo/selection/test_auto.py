@@ -52,3 +52,43 @@ def test_stays_cold_without_a_model():
 def test_class_count_falls_back_to_probs():
     sel = select("auto", batch_size=5, seed=0, **_pool(40, n_classes=None))  # C = probs.shape[1] = 4
     assert sel.reasons[0].startswith("auto: balanced_margin (40 labels >= 10 per class x 4 classes)")
+
+
+@pytest.mark.parametrize(
+    ("spec", "n_labelled", "expect"),
+    [
+        ("auto@20", 79, "typiclust"),
+        ("auto@20", 80, "balanced_margin"),  # 20 per class x 4
+        ("auto@2.5:margin", 10, "margin"),
+        ("auto@inf", 400, "typiclust"),  # never switches
+        ("auto@0:entropy", 0, "entropy"),  # warm as soon as there is a model
+    ],
+)
+def test_a_variant_switches_at_its_own_budget_per_class(spec, n_labelled, expect):
+    kw = _pool(n_labelled)
+    sel = select(auto_module.variant(spec), batch_size=5, seed=0, **kw)
+    assert all(r.startswith(f"{spec}: {expect} (") for r in sel.reasons)
+    np.testing.assert_array_equal(sel.indices, select(expect, batch_size=5, seed=0, **kw).indices)
+    assert auto_module.SWITCH_LABELS_PER_CLASS == 10 and auto_module.WARM == "balanced_margin"  # untouched
+
+
+def test_auto_itself_is_its_own_variant():
+    assert auto_module.variant("auto") is auto_module.auto
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("typiclust", "is not an auto variant"),
+        ("auto@", "is not a number"),
+        ("auto@ten", "is not a number"),
+        ("auto@-1", "K must be >= 0"),
+        ("auto@nan", "K must be >= 0"),
+        ("auto@10:nope", "unknown warm strategy 'nope'"),
+        ("auto@10:auto", "unknown warm strategy 'auto'"),
+    ],
+)
+def test_a_bad_variant_says_the_accepted_form(spec, message):
+    with pytest.raises(ValueError, match=message) as err:
+        auto_module.variant(spec)
+    assert "auto@K or auto@K:WARM" in str(err.value)
