@@ -175,15 +175,24 @@ def test_top_k_from_a_sampled_cut_matches_the_full_sort_on_large_pools(k, layout
 
 
 @pytest.mark.parametrize("b", [10, 1000])
-def test_margin_on_a_large_pool_picks_what_a_full_scoring_picks(b):
-    # 60,000 rows: the rows scored exactly start from a cut sampled off every 8th bound.
+@pytest.mark.parametrize("labelled_are", ["random", "the_least_confident", "most"])
+def test_margin_on_a_large_pool_picks_what_a_full_scoring_picks(b, labelled_are):
+    # 60,000 rows: the rows scored exactly start from a cut sampled off every 8th bound, taken over
+    # labelled rows too (they are dropped after it): where the labelled rows hold the lowest bounds
+    # (the least confident were labelled last round), too few unlabelled rows pass it.
     from models_zoo.selection.base import take_top
 
     rng = np.random.default_rng(b)
     probs = softmax(8 * rng.standard_normal((60_000, 10))).astype(np.float32)
-    labelled = rng.random(60_000) < 0.2
     top2 = np.sort(probs, axis=1)[:, -2:]
     gap = (top2[:, 1] - top2[:, 0]).astype(np.float32)
+    if labelled_are == "random":
+        labelled = rng.random(60_000) < 0.2
+    elif labelled_are == "the_least_confident":
+        labelled = np.zeros(60_000, bool)
+        labelled[np.argsort(top2[:, 1])[:3000]] = True
+    else:
+        labelled = rng.random(60_000) < 0.97
     unlabelled = np.flatnonzero(~labelled)
     expect = unlabelled[take_top(-gap[unlabelled], unlabelled, b)]
     sel = select("margin", **_inputs(probs, labelled), batch_size=b)
