@@ -7,8 +7,8 @@ Every measurement runs in its own subprocess (``--worker``), so its peak memory 
 own: ``peak_mb`` is that process's ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which
 includes the interpreter, the imported libraries and the input arrays (``input_mb``);
 ``seconds`` is the wall time of the selection call alone; a call under 1 s is repeated (at least
-5 calls, and on until 0.5 s went on repeats, at most 200) and the fastest kept (``calls``), the
-same rule for every implementation. Peers run in ``.venv-bench``
+5 calls, and on until 0.5 s went on repeats, at most 2,000) and the fastest kept (``calls``), the
+same rule for every implementation: each gets the same half second of repeats. Peers run in ``.venv-bench``
 (created on first use from ``bench/requirements-peers.txt``), under a wall-clock timeout
 and an address-space cap; a run that does not finish gets ``"seconds": null`` and a note.
 
@@ -121,13 +121,15 @@ def rss_mb() -> float:
 
 
 # ----------------------------------------------------------------------------- workers
-def best_time(call, *, repeat: int = 5, under: float = 1.0, spend: float = 0.5, most: int = 200):
+def best_time(call, *, repeat: int = 5, under: float = 1.0, spend: float = 0.5, most: int = 2000):
     """(result, seconds, calls): one timed call; a call under ``under`` seconds is repeated, at
     least ``repeat`` times in all and until ``spend`` seconds went on repeats (at most ``most``
     calls), and the fastest kept, as timeit does: first-call costs such as page faults on fresh
     buffers, caches and clocks warming up (a 0.5 ms call took 0.64 ms on the 2nd call, 0.49 ms
-    by the 12th) dwarf a millisecond-scale call. The same rule for every implementation;
-    strategies are pure, so a repeat does the same work."""
+    by the 12th) dwarf a millisecond-scale call. The same rule for every implementation: the same
+    half second of repeats (a cap of 200 calls gave a 0.3 ms call 60 ms of them and a 1.8 ms peer
+    360 ms, and the shorter window's minimum is the noisier); strategies are pure, so a repeat does
+    the same work."""
     t = time.perf_counter()
     result = call()
     best, calls, spent = time.perf_counter() - t, 1, 0.0
