@@ -435,7 +435,11 @@ class ConsistencyTuner(FineTuner):
 class LearnerConfig:
     """mode:                   ``auto`` (by :func:`choose_mode`), ``probe`` (labelled only),
                                ``propagate``, ``consistency`` or ``finetune``.
-    finetune_min_labels:      the rule's threshold: fine-tune from this many labels on.
+    finetune_min_labels:      the rule's threshold: fine-tune from this many labels on, where the
+                              second view cannot act (off, no images, or a pool over
+                              ``second_view_max_pool``).
+    finetune_min_labels_with_view: the threshold where it can: propagation with the view stays
+                              ahead of fine-tuning for longer (docs/models_zoo.md, crossover).
     knn:                      neighbours per image in the propagation graph.
     alpha:                    label spreading's propagation strength.
     pseudo_label_threshold:   minimum spread confidence for a pool image to join the probe.
@@ -461,6 +465,7 @@ class LearnerConfig:
 
     mode: str = "auto"
     finetune_min_labels: int = 1000
+    finetune_min_labels_with_view: int = 3000
     knn: int = 20
     alpha: float = 0.99
     pseudo_label_threshold: float = 0.0
@@ -481,15 +486,22 @@ class LearnerConfig:
 CONSISTENCY_STEPS_ON_GPU = 10_000  # ~100 s on an H100 at 28 px (docs/models_zoo.md)
 
 
-def choose_mode(n_labels: int, can_finetune: bool, config: LearnerConfig) -> str:
-    """The rule: propagate + probe below ``finetune_min_labels`` labels, followed by consistency
-    training where it runs (``consistency``, see :func:`consistency_steps`); fine-tune from there on
-    (measured crossover in docs/models_zoo.md)."""
+def choose_mode(n_labels: int, can_finetune: bool, config: LearnerConfig, pool_size: int = 0) -> str:
+    """The rule: propagate + probe below the fine-tune threshold, followed by consistency training
+    where it runs (``consistency``, see :func:`consistency_steps`); fine-tune from there on. The
+    threshold is ``finetune_min_labels_with_view`` where the second view can act on a pool of
+    ``pool_size`` images, else ``finetune_min_labels`` (measured crossovers in docs/models_zoo.md)."""
     if config.mode != "auto":
         return config.mode
-    if can_finetune and n_labels >= config.finetune_min_labels:
+    if can_finetune and n_labels >= finetune_threshold(can_finetune, config, pool_size):
         return "finetune"
     return "consistency" if can_finetune and consistency_steps(config) > 0 else "propagate"
+
+
+def finetune_threshold(can_finetune: bool, config: LearnerConfig, pool_size: int = 0) -> int:
+    """Labels from which :func:`choose_mode` fine-tunes (on a pool of ``pool_size`` images)."""
+    view = can_finetune and bool(config.second_view) and pool_size <= config.second_view_max_pool
+    return config.finetune_min_labels_with_view if view else config.finetune_min_labels
 
 
 def consistency_steps(config: LearnerConfig) -> int:
@@ -503,7 +515,7 @@ def uses_images(n_labels: int, can_finetune: bool, config: LearnerConfig, pool_s
     """Whether :meth:`Learner.fit` and its predictions need the pool's images, not only their
     embeddings (fine-tuning and consistency training do, and the second view below fine-tuning, from
     ``second_view_min_labels`` labels on a pool of at most ``second_view_max_pool`` images)."""
-    mode = choose_mode(n_labels, can_finetune, config)
+    mode = choose_mode(n_labels, can_finetune, config, pool_size)
     view = (
         can_finetune
         and bool(config.second_view)
@@ -596,7 +608,9 @@ class Learner:
             raise ValueError("need at least one label")
         self.n_classes_ = n_classes or int(labels.max()) + 1
         Z = features if features is not None else self._features(X)
-        self.mode_ = choose_mode(int(labelled.sum()), self.artifact is not None, cfg)
+        self.mode_ = choose_mode(
+            int(labelled.sum()), self.artifact is not None and X is not None, cfg, len(labels)
+        )
         if self.mode_ in ("finetune", "consistency") and (self.artifact is None or X is None):
             raise ValueError(f"{self.mode_} needs an encoder artifact and the images")
         self.view_weight_, self.view_probe_, self.view_cv_ = 0.0, None, None

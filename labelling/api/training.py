@@ -47,7 +47,8 @@ class TrainParams(SelectParams):
         required=False,
         min_value=0,
         max_value=1_000_000,
-        help_text="steps of consistency training on the whole pool below 1,000 labels (default: 10,000 "
+        help_text="steps of consistency training on the whole pool below the fine-tune threshold (3,000 "
+        "labels on pools up to 200,000 images, 1,000 above; default: 10,000 "
         "on a worker with CUDA, about two minutes there; 0 on a CPU)",
     )
 

@@ -4,7 +4,7 @@ import torch
 
 from models_zoo.export import export_learner
 from models_zoo.train import PretrainConfig, pretrain
-from models_zoo.transfer import Learner, LearnerConfig, LinearProbe, choose_mode, label_spreading
+from models_zoo.transfer import Learner, LearnerConfig, LinearProbe, choose_mode, label_spreading, uses_images
 
 
 def _two_moons_like(n=200, seed=0):
@@ -38,17 +38,29 @@ def test_linear_probe_handles_unseen_classes_and_folds_the_scaler():
 
 
 def test_rule_picks_finetune_only_with_many_labels_and_an_encoder():
-    cfg = LearnerConfig(finetune_min_labels=100, consistency_steps=0)
+    cfg = LearnerConfig(finetune_min_labels=100, second_view=None, consistency_steps=0)
     assert choose_mode(99, True, cfg) == "propagate"
     assert choose_mode(100, True, cfg) == "finetune"
     assert choose_mode(10_000, False, cfg) == "propagate"
     assert choose_mode(5, True, LearnerConfig(mode="probe")) == "probe"
 
 
-def test_rule_adds_consistency_training_below_the_finetune_threshold_where_it_runs():
-    from models_zoo.transfer import consistency_steps, uses_images
+def test_with_the_second_view_the_rule_fine_tunes_later():
+    # Propagation with the HOG view stays ahead of fine-tuning up to ~3,000 labels (measured); where
+    # the view cannot act (off, or a pool too large for its features) the threshold stays 1,000.
+    cfg = LearnerConfig(consistency_steps=0)
+    assert (cfg.finetune_min_labels, cfg.finetune_min_labels_with_view) == (1000, 3000)
+    assert choose_mode(2999, True, cfg, pool_size=20_000) == "propagate"
+    assert choose_mode(3000, True, cfg, pool_size=20_000) == "finetune"
+    assert choose_mode(1000, True, cfg, pool_size=300_000) == "finetune"  # over second_view_max_pool
+    assert choose_mode(1000, True, LearnerConfig(consistency_steps=0, second_view=None)) == "finetune"
+    assert uses_images(1500, True, cfg, pool_size=20_000)  # the view's HOG features, not fine-tuning
 
-    cfg = LearnerConfig(finetune_min_labels=100, consistency_steps=50)
+
+def test_rule_adds_consistency_training_below_the_finetune_threshold_where_it_runs():
+    from models_zoo.transfer import consistency_steps
+
+    cfg = LearnerConfig(finetune_min_labels=100, finetune_min_labels_with_view=100, consistency_steps=50)
     assert choose_mode(99, True, cfg) == "consistency" and uses_images(99, True, cfg)
     assert choose_mode(100, True, cfg) == "finetune"
     assert choose_mode(99, False, cfg) == "propagate" and not uses_images(99, False, cfg)
