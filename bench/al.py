@@ -9,6 +9,7 @@ mean ± std per budget and the normalised area under the curve, writes bench/res
 from __future__ import annotations
 
 import argparse
+import re
 
 from bench.common import RESULTS, write_results
 
@@ -19,12 +20,21 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="fashion-mnist")
-    p.add_argument("--strategies", default="all", help="comma-separated, or 'all'")
+    p.add_argument(
+        "--strategies",
+        default="all",
+        help="comma-separated, or 'all'; auto@K[:WARM] is auto switching at K labels per class (to WARM)",
+    )
     p.add_argument("--budgets", default="10,20,50,100,200,500")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--pretrain-minutes", type=float, default=5.0)
     p.add_argument("--cache-dir", default=".cache/models_zoo")
+    p.add_argument(
+        "--name", default="al", help="results go to bench/results/NAME.json and NAME.png (e.g. al_switch)"
+    )
     args = p.parse_args()
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", args.name):
+        p.error(f"--name {args.name!r}: letters, digits, '_' and '-' only (a file name under bench/results)")
 
     names = selection.names() + ["balanced"] if args.strategies == "all" else args.strategies.split(",")
     cfg = simulate.SimulationConfig(
@@ -47,10 +57,10 @@ def main() -> None:
             o = summary["balanced"]["budgets"].get(b, {}).get("mean")
             print(f"  {b:>4} labels: {100 * (cell['mean'] - r):+5.1f} / {100 * (cell['mean'] - o):+5.1f}")
     path = write_results(
-        "al", result["records"], pretrain=result["pretrain"], summary=summary, data=args.data
+        args.name, result["records"], pretrain=result["pretrain"], summary=summary, data=args.data
     )
-    simulate.plot(summary, RESULTS / "al.png", title=f"{args.data} ({features})")
-    print(f"wrote {path} and {RESULTS / 'al.png'}")
+    simulate.plot(summary, RESULTS / f"{args.name}.png", title=f"{args.data} ({features})")
+    print(f"wrote {path} and {RESULTS / f'{args.name}.png'}")
 
 
 if __name__ == "__main__":
