@@ -10,7 +10,7 @@ by name, :func:`names` to list them. One module per family:
 - ``badge``: k-means++ on factorised gradient embeddings;
 - ``typiclust``: densest point of each large uncovered cluster;
 - ``probcover``: greedy delta-ball coverage on a sparse kNN graph;
-- ``auto``: TypiClust at cold start, balanced margin from 10 labels per class.
+- ``auto``: TypiClust at cold start, balanced margin from 20 labels per class.
 """
 
 from models_zoo.selection import auto as _auto  # noqa: F401

@@ -30,13 +30,13 @@ def _pool(n_labelled: int, *, with_probs: bool = True, n_classes: int | None = 4
     ("n_labelled", "expect"),
     [
         (0, "typiclust"),
-        (39, "typiclust"),
-        (40, "balanced_margin"),
+        (79, "typiclust"),
+        (80, "balanced_margin"),
         (120, "balanced_margin"),
-    ],  # switch at 10 per class x 4
+    ],  # switch at 20 per class x 4
 )
-def test_switches_at_ten_labels_per_class(n_labelled, expect):
-    assert auto_module.SWITCH_LABELS_PER_CLASS == 10
+def test_switches_at_twenty_labels_per_class(n_labelled, expect):
+    assert auto_module.SWITCH_LABELS_PER_CLASS == 20
     kw = _pool(n_labelled)
     sel = select("auto", batch_size=5, seed=0, **kw)
     assert all(r.startswith(f"auto: {expect} (") for r in sel.reasons)
@@ -50,15 +50,15 @@ def test_stays_cold_without_a_model():
 
 
 def test_class_count_falls_back_to_probs():
-    sel = select("auto", batch_size=5, seed=0, **_pool(40, n_classes=None))  # C = probs.shape[1] = 4
-    assert sel.reasons[0].startswith("auto: balanced_margin (40 labels >= 10 per class x 4 classes)")
+    sel = select("auto", batch_size=5, seed=0, **_pool(80, n_classes=None))  # C = probs.shape[1] = 4
+    assert sel.reasons[0].startswith("auto: balanced_margin (80 labels >= 20 per class x 4 classes)")
 
 
 @pytest.mark.parametrize(
     ("spec", "n_labelled", "expect"),
     [
-        ("auto@20", 79, "typiclust"),
-        ("auto@20", 80, "balanced_margin"),  # 20 per class x 4
+        ("auto@10", 39, "typiclust"),
+        ("auto@10", 40, "balanced_margin"),  # 10 per class x 4
         ("auto@2.5:margin", 10, "margin"),
         ("auto@inf", 400, "typiclust"),  # never switches
         ("auto@0:entropy", 0, "entropy"),  # warm as soon as there is a model
@@ -69,7 +69,7 @@ def test_a_variant_switches_at_its_own_budget_per_class(spec, n_labelled, expect
     sel = select(auto_module.variant(spec), batch_size=5, seed=0, **kw)
     assert all(r.startswith(f"{spec}: {expect} (") for r in sel.reasons)
     np.testing.assert_array_equal(sel.indices, select(expect, batch_size=5, seed=0, **kw).indices)
-    assert auto_module.SWITCH_LABELS_PER_CLASS == 10 and auto_module.WARM == "balanced_margin"  # untouched
+    assert auto_module.SWITCH_LABELS_PER_CLASS == 20 and auto_module.WARM == "balanced_margin"  # untouched
 
 
 def test_auto_itself_is_its_own_variant():
