@@ -288,7 +288,7 @@ def campaign(
     which of its items were labelled."""
     from sklearn.linear_model import LogisticRegression
 
-    from models_zoo.selection import auto, select
+    from models_zoo.selection import resolve, select
 
     x, y, xte, yte = data
     c = int(y.max()) + 1
@@ -306,7 +306,7 @@ def campaign(
         else:
             name = "random" if strategy in NEEDS_PROBS and probs is None else strategy
             sel = select(
-                auto.variant(name) if name.startswith("auto@") else name,
+                resolve(name),
                 embeddings=x,
                 labelled_mask=labelled,
                 batch_size=need,

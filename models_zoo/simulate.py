@@ -31,7 +31,6 @@ import numpy as np
 
 from models_zoo import datasets, encoders, selection
 from models_zoo.artifact import EncoderArtifact, data_hash
-from models_zoo.selection import auto as auto_strategy
 from models_zoo.train import PretrainConfig, pretrain
 from models_zoo.transfer import Learner, LearnerConfig
 
@@ -84,11 +83,7 @@ def balanced_selection(y: np.ndarray, labelled_mask: np.ndarray, batch_size: int
 def resolve(name: str) -> selection.base.Strategy | None:
     """The strategy function for ``name``: a registry name or an ``auto@K[:WARM]`` variant
     (:func:`models_zoo.selection.auto.variant`); None for the oracle ``balanced``."""
-    if name in ORACLE_STRATEGIES:
-        return None
-    if name.startswith("auto@"):
-        return auto_strategy.variant(name)
-    return selection.get(name)
+    return None if name in ORACLE_STRATEGIES else selection.resolve(name)
 
 
 def check_strategies(names: list[str]) -> None:
@@ -101,7 +96,7 @@ def check_strategies(names: list[str]) -> None:
         )
     for n in names:
         if n.startswith("auto@"):
-            auto_strategy.variant(n)  # raises ValueError with the accepted form
+            selection.resolve(n)  # raises ValueError with the accepted form
 
 
 # ----------------------------------------------------------------------------- pretraining cache

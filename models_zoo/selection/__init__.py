@@ -23,4 +23,11 @@ from models_zoo.selection import typiclust as _typiclust  # noqa: F401
 from models_zoo.selection import uncertainty as _uncertainty  # noqa: F401
 from models_zoo.selection.base import NeedsModel, Selection, SelectionInput, get, names, register, select
 
-__all__ = ["NeedsModel", "Selection", "SelectionInput", "get", "names", "register", "select"]
+
+def resolve(name: str):
+    """The strategy function for a registry name or an ``auto@K[:WARM]`` variant
+    (:func:`models_zoo.selection.auto.variant`); KeyError / ValueError say what is known."""
+    return _auto.variant(name) if name.startswith("auto@") else get(name)
+
+
+__all__ = ["NeedsModel", "Selection", "SelectionInput", "get", "names", "register", "resolve", "select"]

@@ -53,19 +53,17 @@ def test_normalised_auc_of_a_flat_curve_is_its_height():
     assert simulate.normalised_auc([10, 20, 50], [0.5, 0.5, 0.5]) == pytest.approx(0.5)
 
 
+def _quick(tmp_path, out, *extra: str) -> list[str]:
+    """Simulator arguments for a quick digits run (5 pretraining steps, cached under tmp_path), the
+    results written to ``out``; ``extra`` adds or overrides (a later --seeds wins)."""
+    return ["--data", "digits", "--seeds", "1", "--pretrain-steps", "5", "--cache-dir", str(tmp_path / "cache"),
+            "--out", str(out), *extra]  # fmt: skip
+
+
 def test_simulator_end_to_end_on_digits(tmp_path):
     out, png = tmp_path / "r.json", tmp_path / "c.png"
-    argv = ["--data", "digits", "--strategies", "random,balanced", "--budgets", "10,30", "--seeds", "2"]
-    argv += [
-        "--pretrain-steps",
-        "5",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--out",
-        str(out),
-        "--plot",
-        str(png),
-    ]
+    argv = _quick(tmp_path, out, "--strategies", "random,balanced", "--budgets", "10,30", "--seeds", "2")
+    argv += ["--plot", str(png)]
     assert simulate.main(argv) == 0
     result = json.loads(out.read_text())
     assert set(result["pretrain"]) >= {"method", "seconds", "steps", "images_per_s"}
@@ -103,8 +101,7 @@ def test_simulator_rejects_bad_arguments_with_a_usage_error(extra, message, caps
 def test_simulator_runs_consistency_training_when_asked(tmp_path):
     # Off by default on a CPU; --consistency-steps turns it on (a GPU's default is 10,000 steps).
     out = tmp_path / "r.json"
-    argv = ["--data", "digits", "--budgets", "20", "--seeds", "1", "--pretrain-steps", "5"]
-    argv += ["--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--consistency-steps", "2"]
+    argv = _quick(tmp_path, out, "--budgets", "20", "--seeds", "1", "--consistency-steps", "2")
     assert simulate.main(argv) == 0
     assert [r["learner"] for r in json.loads(out.read_text())["records"]] == ["consistency"]
 
@@ -113,17 +110,7 @@ def test_auto_variants_share_typiclusts_fits_up_to_their_switch(tmp_path):
     # auto@K switches at K labels per class (10 classes): up to the switch its rounds are TypiClust's,
     # and the simulator reuses those fits (same seed, same labels) instead of repeating them.
     out = tmp_path / "r.json"
-    argv = ["--data", "digits", "--strategies", "typiclust,auto@2:margin,auto@inf", "--budgets", "10,20,40"]
-    argv += [
-        "--seeds",
-        "1",
-        "--pretrain-steps",
-        "5",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--out",
-        str(out),
-    ]
+    argv = _quick(tmp_path, out, "--strategies", "typiclust,auto@2:margin,auto@inf", "--budgets", "10,20,40")
     assert simulate.main(argv) == 0
     rows = {(r["strategy"], r["budget"]): r for r in json.loads(out.read_text())["records"]}
     assert len(rows) == 9
