@@ -500,8 +500,14 @@ def choose_mode(n_labels: int, can_finetune: bool, config: LearnerConfig, pool_s
 
 def finetune_threshold(can_finetune: bool, config: LearnerConfig, pool_size: int = 0) -> int:
     """Labels from which :func:`choose_mode` fine-tunes (on a pool of ``pool_size`` images)."""
-    view = can_finetune and bool(config.second_view) and pool_size <= config.second_view_max_pool
+    view = view_can_act(can_finetune, config, pool_size)
     return config.finetune_min_labels_with_view if view else config.finetune_min_labels
+
+
+def view_can_act(can_finetune: bool, config: LearnerConfig, pool_size: int = 0) -> bool:
+    """Whether the second view is on and possible on a pool of ``pool_size`` images (an encoder and
+    the images at hand), whatever the number of labels."""
+    return can_finetune and bool(config.second_view) and pool_size <= config.second_view_max_pool
 
 
 def consistency_steps(config: LearnerConfig) -> int:
@@ -516,12 +522,7 @@ def uses_images(n_labels: int, can_finetune: bool, config: LearnerConfig, pool_s
     embeddings (fine-tuning and consistency training do, and the second view below fine-tuning, from
     ``second_view_min_labels`` labels on a pool of at most ``second_view_max_pool`` images)."""
     mode = choose_mode(n_labels, can_finetune, config, pool_size)
-    view = (
-        can_finetune
-        and bool(config.second_view)
-        and n_labels >= config.second_view_min_labels
-        and pool_size <= config.second_view_max_pool
-    )
+    view = view_can_act(can_finetune, config, pool_size) and n_labels >= config.second_view_min_labels
     return mode in ("finetune", "consistency") or (mode == "propagate" and view)
 
 
