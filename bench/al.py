@@ -30,6 +30,13 @@ def main() -> None:
     p.add_argument("--pretrain-minutes", type=float, default=5.0)
     p.add_argument("--cache-dir", default=".cache/models_zoo")
     p.add_argument(
+        "--stop-set",
+        type=int,
+        default=0,
+        help="also judge the stop rule on this many pool items per seed (budgets in even rounds, e.g. "
+        "--budgets 10,20,50,$(seq -s, 100 100 3000) --stop-set 2000 --name stop_rule)",
+    )
+    p.add_argument(
         "--name", default="al", help="results go to bench/results/NAME.json and NAME.png (e.g. al_switch)"
     )
     args = p.parse_args()
@@ -42,6 +49,7 @@ def main() -> None:
         strategies=names,
         budgets=[int(b) for b in args.budgets.split(",")],
         seeds=args.seeds,
+        stop_set=args.stop_set,
         pretrain=PretrainConfig(max_minutes=args.pretrain_minutes),
         cache_dir=args.cache_dir,
     )
@@ -56,8 +64,12 @@ def main() -> None:
             r = summary["random"]["budgets"].get(b, {}).get("mean")
             o = summary["balanced"]["budgets"].get(b, {}).get("mean")
             print(f"  {b:>4} labels: {100 * (cell['mean'] - r):+5.1f} / {100 * (cell['mean'] - o):+5.1f}")
+    extra = {"stop_rule": result["stop_rule"]} if "stop_rule" in result else {}
+    if extra:
+        print("\nstop rule (kappa >= 0.99 over 3 rounds) against the plateau (1 point):")
+        print(simulate.format_stop_rule(result["stop_rule"]))
     path = write_results(
-        args.name, result["records"], pretrain=result["pretrain"], summary=summary, data=args.data
+        args.name, result["records"], pretrain=result["pretrain"], summary=summary, data=args.data, **extra
     )
     simulate.plot(summary, RESULTS / f"{args.name}.png", title=f"{args.data} ({features})")
     print(f"wrote {path} and {RESULTS / f'{args.name}.png'}")

@@ -334,12 +334,6 @@ def campaign(
     return accs, stop_preds, stop_labelled
 
 
-def plateau_round(accs: list[float], points: float = 0.01) -> int:
-    """The first round after which accuracy never gains more than ``points`` (1 point) over it."""
-    best_after = np.maximum.accumulate(np.asarray(accs)[::-1])[::-1]  # max over this round and later
-    return int(np.flatnonzero(best_after - np.asarray(accs) <= points + 1e-12)[0])
-
-
 def nauc(accs: list[float], budgets: list[int] = BUDGETS) -> float:
     """Area under accuracy vs log(labels), divided by the log-budget range: a mean accuracy."""
     lb = np.log(budgets)
@@ -368,7 +362,7 @@ def quality_variants() -> list[str]:
 def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | None = None) -> dict:
     """The label-efficiency harness. ``only``: run these variants and keep the other curves (and,
     unless ``auto`` is among them, the stop-rule campaign) from the results file."""
-    from models_zoo.forecast import fit_learning_curve, stop_rule_state
+    from models_zoo.forecast import fit_learning_curve, plateau_round, stop_rule_state
 
     known = variants = quality_variants()
     old: dict = {}

@@ -207,3 +207,14 @@ def stop_rule_state(
         "fired": mean is not None and mean >= threshold,
         "fired_at_round": fired_at,
     }
+
+
+def plateau_round(accuracies: list[float] | np.ndarray, gain: float = 0.01) -> int:
+    """Where a finished campaign's accuracy levelled off, to judge a stop rule against: the first
+    round after which accuracy never gains more than ``gain`` (0.01: one point) over that round's.
+    It needs the whole curve (an oracle's view), so it measures a rule, it is not one."""
+    acc = np.asarray(accuracies, dtype=float)
+    if acc.size == 0:
+        raise ValueError("a plateau needs at least one round")
+    best_after = np.maximum.accumulate(acc[::-1])[::-1]  # max over this round and later
+    return int(np.flatnonzero(best_after - acc <= gain + 1e-12)[0])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models_zoo import datasets, encoders, selection
+from models_zoo import datasets, encoders, forecast, selection
 from models_zoo.artifact import EncoderArtifact, data_hash
 from models_zoo.train import PretrainConfig, pretrain
 from models_zoo.transfer import Learner, LearnerConfig
@@ -45,6 +45,10 @@ class SimulationConfig:
     seeds:       campaigns per strategy (seed 0..seeds-1).
     features:    ``ssl`` (pretrained encoder + learner) or ``pixels`` (probe on raw pixels).
     pool_size:   truncate the pool (None: the loader's default; 20,000 for Fashion-MNIST).
+    stop_set:    when > 0, pool items (drawn once per seed) on which each round's predictions are
+                 kept, and every campaign also reports the stabilising-predictions stop rule
+                 (:func:`~models_zoo.forecast.stop_rule_state`, each kappa over the items not yet
+                 labelled): where it fires against where test accuracy levelled off.
     """
 
     data: str = "digits"
@@ -53,6 +57,7 @@ class SimulationConfig:
     seeds: int = 5
     features: str = "ssl"
     pool_size: int | None = None
+    stop_set: int = 0
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     cache_dir: str = ".cache/models_zoo"
@@ -132,7 +137,9 @@ def normalised_auc(budgets: list[int], accuracies: list[float]) -> float:
 
 
 def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict:
-    """Run every campaign; returns ``{"pretrain": {...}, "records": [...], "summary": {...}}``."""
+    """Run every campaign; returns ``{"pretrain": {...}, "records": [...], "summary": {...}}``, plus
+    ``"stop_rule": [...]`` (one entry per campaign, see :func:`stop_rule_report`) when
+    ``cfg.stop_set`` > 0."""
     from tqdm import tqdm
 
     check_strategies(cfg.strategies)
@@ -170,18 +177,26 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
 
     # Strategies see the encoder's learned part of the embedding (see encoders.learned_part).
     Z_select = encoders.learned_part(Z, artifact.config.input_view) if artifact is not None else Z
-    records = []
+    records, stop_rules = [], []
     # The learner is a function of (seed, labels): a campaign whose labelled set equals an earlier
     # campaign's at the same seed (auto and its variants share TypiClust's rounds up to their switch)
     # reuses that fit instead of repeating it.
-    fits: dict[tuple[int, bytes], tuple[float, str, float, np.ndarray | None, np.ndarray | None]] = {}
+    fits: dict[tuple[int, bytes], tuple] = {}
     bar = tqdm(total=len(cfg.strategies) * cfg.seeds * len(budgets), desc="campaigns", file=sys.stderr)
     for seed in range(cfg.seeds):
         fits.clear()  # shared fits are of one seed: hold one seed's at a time
+        stop_idx = None
+        if cfg.stop_set > 0:
+            stop_idx = np.sort(
+                np.random.default_rng([seed, 99]).choice(n_pool, min(cfg.stop_set, n_pool), replace=False)
+            )
         for strategy in cfg.strategies:
             fn = resolve(strategy)
             labels = np.full(n_pool, -1, dtype=np.int64)
             probs = mc_probs = None
+            accs: list[float] = []
+            stop_preds: list[np.ndarray] = []
+            stop_done: list[np.ndarray] = []
             for round_, budget in enumerate(budgets):
                 mask = labels >= 0
                 need = budget - int(mask.sum())
@@ -215,7 +230,7 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                 last = round_ + 1 == len(budgets)
                 key = (seed, hashlib.sha256(labels.tobytes()).digest())
                 if key in fits and (last or fits[key][3] is not None):
-                    acc, mode, fit_seconds, probs, mc_probs = fits[key]
+                    acc, mode, fit_seconds, probs, mc_probs, stop_pred = fits[key]
                 else:
                     t0 = time.perf_counter()
                     learner = Learner(artifact if cfg.features == "ssl" else None, learner_cfg, seed=seed)
@@ -223,12 +238,18 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                     pred = learner.predict(ds.X_test if artifact is not None else Zt, features=Zt)
                     acc = float((pred == ds.y_test).mean())
                     mode, fit_seconds = learner.mode_, round(time.perf_counter() - t0, 2)
-                    probs = mc_probs = None
+                    probs = mc_probs = stop_pred = None
+                    X_in = ds.X if artifact is not None else Z
                     if not last:  # the next round's strategy may use them
-                        X_in = ds.X if artifact is not None else Z
                         probs = learner.predict_proba(X_in, features=Z)
                         mc_probs = learner.mc_proba(X_in, features=Z)
-                    fits[key] = (acc, mode, fit_seconds, probs, mc_probs)
+                    if stop_idx is not None:
+                        stop_pred = learner.predict(X_in[stop_idx], features=Z[stop_idx])
+                    fits[key] = (acc, mode, fit_seconds, probs, mc_probs, stop_pred)
+                accs.append(acc)
+                if stop_idx is not None:
+                    stop_preds.append(stop_pred)
+                    stop_done.append(labels[stop_idx] >= 0)
                 records.append(
                     {
                         "features": feature_name,
@@ -242,8 +263,58 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                 )
                 bar.update(1)
                 bar.set_postfix(strategy=strategy, seed=seed, budget=budget, acc=f"{acc:.3f}")
+            if stop_idx is not None:
+                done_budgets = [r["budget"] for r in records[-len(budgets) :]]
+                stop_rules.append(
+                    {"strategy": strategy, "seed": seed, "stop_set": int(stop_idx.size)}
+                    | stop_rule_report(done_budgets, accs, stop_preds, stop_done)
+                )
     bar.close()
-    return {"pretrain": pretrain_info, "records": records, "summary": summarise(records)}
+    result = {"pretrain": pretrain_info, "records": records, "summary": summarise(records)}
+    if cfg.stop_set > 0:
+        result["stop_rule"] = stop_rules
+    return result
+
+
+def stop_rule_report(
+    budgets: list[int], accuracies: list[float], predictions: list[np.ndarray], labelled: list[np.ndarray]
+) -> dict:
+    """One campaign's stop rule, judged against its test accuracy: the kappas (round r against
+    r - 1, over the stop-set items not labelled at r), the labels at which the rule fires (None:
+    not within the campaign), the plateau (:func:`~models_zoo.forecast.plateau_round`, one point)
+    and how many rounds after it the rule fired (negative: before)."""
+    state = forecast.stop_rule_state(predictions, labelled_per_round=labelled)
+    plateau = forecast.plateau_round(accuracies)
+    fired = state["fired_at_round"]
+    return {
+        "budgets": budgets,
+        "accuracy": accuracies,
+        "kappas": state["kappas"],
+        "fired_labels": None if fired is None else budgets[fired],
+        "plateau_labels": budgets[plateau],
+        "rounds_after_plateau": None if fired is None else fired - plateau,
+        "accuracy_when_fired": None if fired is None else accuracies[fired],
+        "accuracy_at_plateau": accuracies[plateau],
+    }
+
+
+def format_stop_rule(reports: list[dict]) -> str:
+    """One line per campaign: where the stop rule fired against the plateau."""
+    lines = []
+    for r in reports:
+        fired = (
+            "not by the last round"
+            if r["fired_labels"] is None
+            else (
+                f"at {r['fired_labels']} labels ({100 * r['accuracy_when_fired']:.1f} %), "
+                f"{r['rounds_after_plateau']:+d} rounds from the plateau"
+            )
+        )
+        lines.append(
+            f"{r['strategy']:<14} seed {r['seed']}: plateau {r['plateau_labels']} labels "
+            f"({100 * r['accuracy_at_plateau']:.1f} %, last {100 * r['accuracy'][-1]:.1f} %); stop rule {fired}"
+        )
+    return "\n".join(lines)
 
 
 def summarise(records: list[dict]) -> dict:
@@ -331,6 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrain-steps", type=int, default=None, help="step budget (overrides minutes)")
     p.add_argument("--pool-size", type=int, default=None, help="use this many pool images (default: all)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--stop-set",
+        type=int,
+        default=0,
+        help="also report the stop rule (kappa between successive rounds on this many pool items) "
+        "against where test accuracy levelled off; give budgets in even rounds, e.g. every 100 labels",
+    )
     p.add_argument("--cache-dir", default=".cache/models_zoo", help="pretrained encoders, by data and config")
     p.add_argument("--out", default=None, help="write results JSON here")
     p.add_argument("--plot", default=None, help="write a PNG learning curve here")
@@ -355,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--strategies and --budgets need at least one entry; budgets are label counts >= 1")
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
+    if args.stop_set < 0:
+        p.error("--stop-set must be >= 0 (0: no stop rule)")
     if args.consistency_steps is not None and args.consistency_steps < 0:
         p.error("--consistency-steps must be >= 0")
     from models_zoo import ssl
@@ -377,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds=args.seeds,
         features=args.features,
         pool_size=args.pool_size,
+        stop_set=args.stop_set,
         pretrain=pre,
         cache_dir=args.cache_dir,
         learner=LearnerConfig(consistency_steps=args.consistency_steps),
@@ -385,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     features = result["records"][0]["features"] if result["records"] else ""
     print(f"pretrain: {result['pretrain']}")
     print(format_table(result["summary"], features))
+    if "stop_rule" in result:
+        print(format_stop_rule(result["stop_rule"]))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1))

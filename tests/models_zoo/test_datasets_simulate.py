@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from models_zoo import datasets, simulate
+from models_zoo.forecast import plateau_round
 
 
 def test_npz_with_and_without_test_split(tmp_path):
@@ -89,6 +90,7 @@ def test_simulator_end_to_end_on_digits(tmp_path):
         (["--method", "nope"], "unknown SSL method 'nope'"),
         (["--data", "/no/such.npz"], "no such file or folder"),
         (["--consistency-steps", "-1"], "--consistency-steps must be >= 0"),
+        (["--stop-set", "-5"], "--stop-set must be >= 0"),
     ],
 )
 def test_simulator_rejects_bad_arguments_with_a_usage_error(extra, message, capsys):
@@ -118,3 +120,30 @@ def test_auto_variants_share_typiclusts_fits_up_to_their_switch(tmp_path):
         assert rows["auto@2:margin", b] == {**rows["typiclust", b], "strategy": "auto@2:margin"}
     for b in (10, 20, 40):
         assert rows["auto@inf", b] == {**rows["typiclust", b], "strategy": "auto@inf"}
+
+
+def test_simulator_judges_the_stop_rule_against_the_plateau(tmp_path):
+    # --stop-set keeps each round's predictions on pool items and reports, per campaign, the kappas
+    # (over the items not yet labelled), where the rule fires and where test accuracy levelled off.
+    out = tmp_path / "r.json"
+    budgets = [10, 20, 30, 40, 50, 60, 70, 80]  # below 100 labels, where the second view starts
+    argv = _quick(tmp_path, out, "--strategies", "random,margin", "--budgets", ",".join(map(str, budgets)))
+    assert simulate.main(argv + ["--stop-set", "300"]) == 0
+    result = json.loads(out.read_text())
+    assert [(r["strategy"], r["seed"]) for r in result["stop_rule"]] == [("random", 0), ("margin", 0)]
+    for r in result["stop_rule"]:
+        assert r["stop_set"] == 300 and r["budgets"] == budgets and len(r["kappas"]) == len(budgets) - 1
+        curve = [x["accuracy"] for x in result["records"] if x["strategy"] == r["strategy"]]
+        assert r["accuracy"] == curve
+        assert r["plateau_labels"] == budgets[plateau_round(curve)]
+        assert all(-1 <= k <= 1 for k in r["kappas"])
+        means = [np.mean(r["kappas"][i - 3 : i]) for i in range(3, len(budgets))]  # mean at round i
+        if r["fired_labels"] is None:
+            assert r["rounds_after_plateau"] is None and max(means) < 0.99
+        else:
+            fired = budgets.index(r["fired_labels"])
+            assert means[fired - 3] >= 0.99 and all(m < 0.99 for m in means[: fired - 3])
+            assert r["rounds_after_plateau"] == fired - plateau_round(curve)
+    # without it the results have no stop-rule entry
+    assert simulate.main(_quick(tmp_path, out, "--budgets", "20")) == 0
+    assert "stop_rule" not in json.loads(out.read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models_zoo.forecast import cohen_kappa, fit_learning_curve, stop_rule_state
+from models_zoo.forecast import cohen_kappa, fit_learning_curve, plateau_round, stop_rule_state
 
 
 def _curve(n, a=0.9, b=0.8, c=0.5):
@@ -126,3 +126,13 @@ def test_stop_rule_compares_only_the_items_still_unlabelled():
     # every item labelled: the whole set is compared rather than none
     full = [np.ones(2000, bool)] * 6
     assert stop_rule_state(rounds, labelled_per_round=full)["kappas"] == plain["kappas"]
+
+
+def test_plateau_is_the_first_round_never_bettered_by_more_than_a_point():
+    assert plateau_round([0.5, 0.7, 0.805, 0.81, 0.812]) == 2  # 0.805: +0.7 points at most later
+    assert plateau_round([0.5, 0.7, 0.795, 0.805, 0.81, 0.812]) == 3  # 0.795 is bettered by 1.7
+    assert plateau_round([0.5, 0.9, 0.8, 0.85]) == 1  # a later dip does not move it
+    assert plateau_round([0.7]) == 0
+    assert plateau_round([0.5, 0.6, 0.65], gain=0.1) == 1
+    with pytest.raises(ValueError, match="at least one round"):
+        plateau_round([])
