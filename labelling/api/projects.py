@@ -40,7 +40,7 @@ class ProjectOutput(serializers.ModelSerializer):
         model = Project
         fields = [
             "id", "name", "description", "instructions", "labels", "label_budget", "cost_per_label", "currency",
-            "target_accuracy", "annotations_per_image", "audit_fraction", "selection_strategy",
+            "target_accuracy", "annotations_per_image", "audit_fraction", "selection_strategy", "stop_kappa",
             "labelling_paused", "cycle_every", "batch_size", "reservation_minutes", "created_at", "my_role",
             "image_count", "labelled_count",
         ]  # fmt: skip
@@ -69,6 +69,13 @@ class ProjectFields(serializers.Serializer):
     annotations_per_image = serializers.IntegerField(required=False, min_value=1, max_value=10)
     audit_fraction = serializers.FloatField(required=False, min_value=0.0, max_value=0.5)
     selection_strategy = serializers.ChoiceField(choices=STRATEGIES, required=False)
+    stop_kappa = serializers.FloatField(
+        required=False,
+        min_value=0.5,
+        max_value=1.0,
+        help_text="the stop rule fires once the mean kappa of the last 3 compared model versions reaches "
+        "this (default 0.99, Bloodgood & Vijay-Shanker); lower stops sooner at some accuracy",
+    )
     cycle_every = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
     batch_size = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
     reservation_minutes = serializers.IntegerField(required=False, min_value=1, max_value=24 * 60)

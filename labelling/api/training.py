@@ -295,8 +295,9 @@ class CurvePointOutput(serializers.Serializer):
 
 
 class StopRuleOutput(serializers.Serializer):
-    fired = serializers.BooleanField()
-    mean_kappa = serializers.FloatField(allow_null=True)
+    fired = serializers.BooleanField(help_text="mean_kappa has reached threshold")
+    threshold = serializers.FloatField(help_text="the project's stop_kappa")
+    mean_kappa = serializers.FloatField(allow_null=True, help_text="mean of the last 3 kappas")
     kappas = serializers.ListField(
         child=serializers.FloatField(),
         help_text="Cohen's kappa of each compared model version against the one before",

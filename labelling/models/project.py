@@ -34,6 +34,12 @@ class Project(models.Model):
         default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)]
     )
     selection_strategy = models.CharField(max_length=50, default="auto")
+    # The stop rule (Bloodgood & Vijay-Shanker 2009) says "stop" once the mean kappa between
+    # successive model versions' predictions over 3 rounds reaches this; lower stops sooner
+    # (docs/selection.md, "Stop rule", has the measured trade-off).
+    stop_kappa = models.FloatField(
+        default=0.99, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)], help_text="0.5..1"
+    )
     labelling_paused = models.BooleanField(default=False)
     # Active learning: a cycle (finetune -> predict -> select) is queued after every `cycle_every`
     # new training labels; each selection round queues `batch_size` images.

@@ -76,7 +76,9 @@ def forecast(project: Project) -> dict[str, Any]:
         "accuracy_at_budget": at_budget,
         "label_budget": project.label_budget,
         "stop_rule": {
-            "fired": bool(stop.get("fired")),
+            # Judged against the project's threshold now, so that changing it shows at once.
+            "fired": stop.get("mean_kappa") is not None and stop["mean_kappa"] >= project.stop_kappa,
+            "threshold": project.stop_kappa,
             "mean_kappa": stop.get("mean_kappa"),
             "kappas": stop.get("kappas", []),
             "labels": stop.get("labels", []),

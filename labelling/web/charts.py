@@ -108,7 +108,7 @@ def stop_rule_svg(
 ) -> SafeString:
     """Cohen's kappa of each compared model version against the one before, its mean over the last
     ``window`` (what the stop rule reads) and the threshold line; the ``last`` points only, on a
-    scale from 0.95 (or the lowest shown) to 1, where the decision is. ``labels``: the training
+    scale from 0.95 (or the lowest shown, or the threshold) to 1, where the decision is. ``labels``: the training
     labels of the later version of each kappa, marked on the x axis (forecasts stored before they
     were recorded have none: the versions are numbered instead)."""
     by_labels = labels is not None and len(labels) == len(kappas)
@@ -120,7 +120,7 @@ def stop_rule_svg(
     means = [sum(kappas[i + 1 - window : i + 1]) / window if i + 1 >= window else None for i in range(n)]
     first = max(0, n - last)  # kappas[i] compares version i + 1 with version i + 2 (1-based)
     shown = range(first, n)
-    lo = int(min(0.95, *(kappas[i] for i in shown)) * 100) / 100  # down to a whole hundredth
+    lo = int(min(0.95, threshold, *(kappas[i] for i in shown)) * 100) / 100  # down to a whole hundredth
     sx = _scale(first, max(n - 1, first + 1), PAD_L + 10, W - PAD_R - 10)
     sy = _scale(lo, 1.0, H - PAD_B, PAD_T)
     parts = [

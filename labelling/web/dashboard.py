@@ -60,7 +60,9 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "curve_svg": learning_curve_svg(data["learning_curve"], project.target_accuracy),
         "classes_svg": class_bars_svg(data["classes"]),
         "stop_svg": stop_rule_svg(
-            data["forecast"]["stop_rule"]["kappas"], data["forecast"]["stop_rule"]["labels"]
+            data["forecast"]["stop_rule"]["kappas"],
+            data["forecast"]["stop_rule"]["labels"],
+            threshold=project.stop_kappa,
         ),
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,

@@ -128,6 +128,38 @@ def test_dashboard_says_what_the_stop_rule_waits_for(users, project):
     assert 'data-fired="true"' in page and "κ 0.995" in page
 
 
+def test_stop_rule_verdict_follows_the_projects_threshold_at_once(users, project):
+    # The worker stores the kappas; the page and the API judge their mean against the project's
+    # stop_kappa now, so an admin who lowers it sees the verdict change without a retrain.
+    demo_state(project, users)
+    model = project.model_versions.order_by("id").last()
+    model.metrics["forecast"]["stop_rule"] = {
+        "fired": False,
+        "mean_kappa": 0.986,
+        "kappas": [0.98, 0.99, 0.988],
+    }
+    model.save(update_fields=["metrics"])
+    client = Client()
+    client.force_login(users["admin"])
+
+    def state():
+        page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+        return page, client.get(f"/api/projects/{project.id}/metrics").json()["forecast"]["stop_rule"]
+
+    page, api = state()
+    assert api["fired"] is False and api["threshold"] == 0.99 and "it fires at 0.990" in page
+    r = client.patch(f"/api/projects/{project.id}", {"stop_kappa": 0.985}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["stop_kappa"] == 0.985
+    page, api = state()
+    assert api["fired"] is True and api["threshold"] == 0.985
+    assert 'data-fired="true"' in page and 'data-threshold="0.985"' in page
+    for bad in (0.3, 1.5, "x", None):
+        r = client.patch(f"/api/projects/{project.id}", {"stop_kappa": bad}, content_type="application/json")
+        assert r.status_code == 400 and "stop_kappa" in str(r.json()["error"]), r.json()
+    project.refresh_from_db()
+    assert project.stop_kappa == 0.985
+
+
 def _forecast(project, users, **stored):
     """One model version whose stored forecast is ``stored``; the page, API and overview render it."""
     ev = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})

@@ -89,6 +89,27 @@ def test_stop_rule_compares_versions_a_fixed_number_of_labels_apart(project):
     assert state["fired"] is False
 
 
+def test_stop_rule_fires_at_the_projects_threshold(project):
+    # Four versions 100 labels apart, each changing 1 % of a 1,000-item stop set: kappa ~0.989,
+    # under the default 0.99 and over a project's 0.985.
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    ids, pred, versions = list(range(1000)), np.arange(1000) % 5, []
+    for r in range(4):
+        pred = pred.copy()
+        pred[10 * r : 10 * (r + 1)] = (pred[10 * r : 10 * (r + 1)] + 1) % 5
+        versions.append(
+            _version(project, encoder, {"ids": ids, "predictions": pred.tolist()}, labels=100 * r)
+        )
+    for threshold, fired in ((0.99, False), (0.985, True)):
+        project.stop_kappa = threshold
+        project.save()
+        _update_forecast(project, versions[-1])
+        versions[-1].refresh_from_db()
+        state = versions[-1].metrics["forecast"]["stop_rule"]
+        assert 0.985 < state["mean_kappa"] < 0.99 and state["threshold"] == threshold
+        assert state["fired"] is fired
+
+
 def test_forecast_counts_training_images_and_converts_the_budget(project):
     # A learning curve from audit accuracies at 100-400 training images. Two labels per image and a
     # 20 % audit slice: a budget of 1,000 labels buys 1000 * 0.8 / 2 = 400 training images, so the

@@ -568,12 +568,14 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
     if len(rounds) >= 2:
         state = stop_rule_state(
             [np.array(st["predictions"]) for _, st in rounds],
+            threshold=project.stop_kappa,
             labelled_per_round=[
                 np.array(st.get("labelled", [False] * len(st["ids"])), bool) for _, st in rounds
             ],
         )
     state["labels"] = [n for n, _ in rounds[1:]]  # training labels of the later version of each kappa
     state["spacing"] = STOP_RULE_SPACING
+    state["threshold"] = project.stop_kappa
     forecast["stop_rule"] = state
     model.metrics = {**model.metrics, "forecast": _jsonable(forecast)}  # stop_rule's numpy values too
     model.save(update_fields=["metrics"])
