@@ -35,7 +35,11 @@ from workers.runtime import cpu_threads
 log = logging.getLogger(__name__)
 
 EMBED_CHUNK = 4096
-STOP_SET_SIZE = 1000
+# Pool images whose predictions every model version stores for the stop rule: the size it was
+# measured at. Its kappa need not be labelled, so it can be large (Bloodgood & Grothendieck 2015):
+# over random stop sets of 1,000 / 2,000 / 5,000 the round it fires at spread by 1.7 / 1.1 / 0.8
+# rounds (docs/selection.md, "Stop rule"), at ~35 KB of metrics per version for 2,000.
+STOP_SET_SIZE = 2000
 # The stop rule compares model versions at least this many training labels apart, whatever the
 # retrain cadence: kappa between versions 20 labels apart (the default cycle) rose to 0.99 about
 # 500 labels before the accuracy plateau, 100 apart after it (docs/selection.md, "Stop rule").
