@@ -28,6 +28,12 @@ a 20k pool per seed, the 10k test set) and scikit-learn's digits (raw 8x8, 1,297
 the class-balanced oracle and ``auto`` with other switch points. It also checks the
 forecast (fit at <= 100 labels, predict 500) and the stop rule on a 3,000-label campaign.
 Writes ``bench/results/select_quality.json``.
+
+    python -m bench.select --stop-rule          # the stop rule over seeds, stop sets, thresholds
+
+``--stop-rule`` runs that campaign for ``auto`` on every seed with each round's predictions kept on
+the whole pool, and judges the stop rule against the plateau for stop sets of several sizes (random
+subsets) and thresholds: ``bench/results/stop_rule_seeds.json``.
 """
 
 from __future__ import annotations
@@ -425,6 +431,79 @@ def run_quality(seeds: int, datasets: list[str], out: Path, only: list[str] | No
     return result
 
 
+STOP_THRESHOLDS = (0.98, 0.985, 0.99, 0.995)
+
+
+def run_stop_study(seeds: int, datasets: list[str], draws: int = 30) -> list[dict]:
+    """The stop rule over seeds, stop-set sizes and thresholds, on the harness's ``auto`` campaign
+    (+100 labels a round from 100, to 3,000 or half the pool). Each round's predictions are kept on
+    the whole pool; a stop set of m items is ``draws`` random m-subsets of it (the whole pool once),
+    each kappa over the items not yet labelled. One record per dataset, seed, size and threshold:
+    rounds from the plateau (``plateau_round``, one point) to where the rule fires, mean and sd over
+    the draws. Writes bench/results/stop_rule_seeds.json."""
+    from bench.common import write_results
+    from models_zoo.forecast import plateau_round, stop_rule_state
+
+    rng = np.random.default_rng(0)
+    records = []
+    for ds in datasets:
+        for seed in range(seeds):
+            data = load_dataset(ds, seed)
+            n = len(data[0])
+            budgets = [10, 20, 50] + list(range(100, min(3001, n // 2), 100))
+            accs, preds, done = campaign("auto", data, budgets, seed, stop_set=np.arange(n))
+            preds, done = np.array(preds), np.array(done)
+            plateau = plateau_round(accs)
+            for m in sorted({min(size, n) for size in (1000, 2000, 5000)} | {n // 4, n}):
+                subsets = (
+                    [np.arange(n)]
+                    if m == n
+                    else [np.sort(rng.choice(n, m, replace=False)) for _ in range(draws)]
+                )
+                for t in STOP_THRESHOLDS:
+                    fired = [stop_rule_state(list(preds[:, sub]), threshold=t, labelled_per_round=list(done[:, sub]))["fired_at_round"] for sub in subsets]  # fmt: skip
+                    late = np.array([f - plateau for f in fired if f is not None])
+                    records.append({
+                        "dataset": ds, "strategy": "auto", "seed": seed, "stop_set": m, "threshold": t,
+                        "draws": len(subsets), "not_fired": sum(f is None for f in fired),
+                        "plateau_labels": budgets[plateau], "accuracy_at_plateau": accs[plateau],
+                        "accuracy_last_round": accs[-1],
+                        "rounds_after_plateau": float(late.mean()) if late.size else None,
+                        "rounds_after_plateau_sd": float(late.std()) if late.size else None,
+                        "within_one_round": float(np.sum(np.abs(late) <= 1)) / len(fired),
+                        "accuracy_when_fired": float(np.mean([accs[f] for f in fired if f is not None])) if late.size else None,
+                    })  # fmt: skip
+            print(f"{ds} seed {seed}: plateau {budgets[plateau]} labels", flush=True)
+    note = (
+        "bench.select --stop-rule: the quality harness's auto campaign (PCA-64 + logistic regression), "
+        f"seeds 0-{seeds - 1}, predictions kept on the whole pool; stop sets are random subsets ({draws} draws)"
+    )
+    write_results("stop_rule_seeds", records, note=note)
+    print_stop_study(records)
+    return records
+
+
+def print_stop_study(records: list[dict]) -> None:
+    print("\nstop rule: rounds from the plateau to where it fires (mean over seeds and draws; sd over draws")
+    print(
+        "within a seed; share of draws within one round; points below the last round's accuracy when fired)"
+    )
+    keys = sorted({(r["dataset"], r["stop_set"], r["threshold"]) for r in records})
+    for ds, m, t in keys:
+        rows = [r for r in records if (r["dataset"], r["stop_set"], r["threshold"]) == (ds, m, t)]
+        late = [r["rounds_after_plateau"] for r in rows if r["rounds_after_plateau"] is not None]
+        gap = [
+            100 * (r["accuracy_last_round"] - r["accuracy_when_fired"])
+            for r in rows
+            if r["accuracy_when_fired"] is not None
+        ]
+        sd = [r["rounds_after_plateau_sd"] for r in rows if r["rounds_after_plateau_sd"] is not None]
+        never = sum(r["not_fired"] for r in rows)
+        print(f"{ds:14s} stop set {m:6d} kappa >= {t:.3f}: {np.mean(late) if late else float('nan'):+5.1f} rounds "
+              f"(sd {np.mean(sd) if sd else float('nan'):.2f}), within one {np.mean([r['within_one_round'] for r in rows]):4.0%}, "
+              f"{np.mean(gap) if gap else float('nan'):.1f} points below the last{f', {never} never fired' if never else ''}")  # fmt: skip
+
+
 def print_quality(result: dict) -> None:
     for ds, by in result["summary"].items():
         print(f"\n{ds}: mean test accuracy (%) over {result['seeds']} seeds; nAUC over log-budget")
@@ -542,6 +621,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mem-gb", type=float, default=10.0, help="address-space cap per run")
     ap.add_argument("--out", default=None, help="results file (default bench/results/select[_quality].json)")
     ap.add_argument("--quality", action="store_true", help="label-efficiency harness instead of speed")
+    ap.add_argument(
+        "--stop-rule",
+        action="store_true",
+        help="the stop rule over seeds, stop-set sizes and thresholds (bench/results/stop_rule_seeds.json)",
+    )
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--datasets", default="fashion-mnist,digits")
     ap.add_argument(
@@ -551,6 +635,9 @@ def main(argv: list[str] | None = None) -> None:
         "campaign and recomputes the forecasts from the stored curves",
     )
     args = ap.parse_args(argv)
+    if args.stop_rule:
+        run_stop_study(args.seeds, args.datasets.split(","))
+        return
     if args.quality:
         only = None if not args.variants else [v for v in args.variants.split(",") if v != "none"]
         run_quality(args.seeds, args.datasets.split(","), Path(args.out or QUALITY_RESULTS), only)
