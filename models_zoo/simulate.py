@@ -362,7 +362,10 @@ def plot(summary: dict, path: str | Path, title: str = "") -> None:
         ax.fill_between(b, 100 * (m - sd), 100 * (m + sd), alpha=0.2)
         ticks.update(b)
     ax.set_xscale("log")
-    # The budgets themselves as plain numbers (10, 20, 50, ...), not powers of ten.
+    # The budgets themselves as plain numbers (10, 20, 50, ...), not powers of ten; many budgets
+    # (a stop-rule campaign's rounds) get the 1-2-5 values among them only, to stay readable.
+    if len(ticks) > 10:
+        ticks = {t for t in ticks if str(t).strip("0") in ("1", "2", "5")} or ticks
     ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("labels")
