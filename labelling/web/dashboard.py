@@ -62,7 +62,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "stop_svg": stop_rule_svg(
             data["forecast"]["stop_rule"]["kappas"],
             data["forecast"]["stop_rule"]["labels"],
-            threshold=project.stop_kappa,
+            threshold=data["forecast"]["stop_rule"]["threshold"],
         ),
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,
