@@ -21,7 +21,16 @@ from models_zoo.selection import probcover as _probcover  # noqa: F401
 from models_zoo.selection import random as _random  # noqa: F401
 from models_zoo.selection import typiclust as _typiclust  # noqa: F401
 from models_zoo.selection import uncertainty as _uncertainty  # noqa: F401
-from models_zoo.selection.base import NeedsModel, Selection, SelectionInput, get, names, register, select
+from models_zoo.selection.base import (
+    NeedsModel,
+    Selection,
+    SelectionInput,
+    get,
+    names,
+    register,
+    samples_pool,
+    select,
+)
 
 
 def resolve(name: str):
@@ -30,4 +39,14 @@ def resolve(name: str):
     return _auto.variant(name) if name.startswith("auto@") else get(name)
 
 
-__all__ = ["NeedsModel", "Selection", "SelectionInput", "get", "names", "register", "resolve", "select"]
+__all__ = [
+    "NeedsModel",
+    "Selection",
+    "SelectionInput",
+    "get",
+    "names",
+    "register",
+    "resolve",
+    "samples_pool",
+    "select",
+]

@@ -59,7 +59,7 @@ def auto(inp: SelectionInput) -> Selection:
 def _delegate(inp: SelectionInput, label: str, switch: float, cold: str, warm: str) -> Selection:
     name, why = phase(inp, switch, cold, warm)
     sel = get(name)(inp)
-    return Selection(sel.indices, sel.scores, [f"{label}: {name} ({why}): {r}" for r in sel.reasons])
+    return Selection(sel.indices, sel.scores, [f"{label}: {name} ({why}): {r}" for r in sel.reasons], name)
 
 
 def variant(spec: str) -> Strategy:

@@ -82,15 +82,23 @@ class SelectionInput:
 @dataclass
 class Selection:
     """The chosen batch: indices (B,) int64 into the pool, a score (B,) float32 and a short
-    human-readable reason per item ("margin 0.03", "densest point of cluster 17")."""
+    human-readable reason per item ("margin 0.03", "densest point of cluster 17"), and the
+    registered strategy that picked it (what ``auto`` delegated to; :func:`select` fills it)."""
 
     indices: np.ndarray
     scores: np.ndarray
     reasons: list[str] = field(default_factory=list)
+    strategy: str = ""
+
+    @property
+    def samples_pool(self) -> bool:
+        """Whether its picks sample the pool (:func:`samples_pool`)."""
+        return samples_pool(self.strategy)
 
 
 Strategy = Callable[[SelectionInput], Selection]
 _REGISTRY: dict[str, Strategy] = {}
+_SAMPLES_POOL: set[str] = set()
 
 
 def take_top(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
@@ -117,14 +125,25 @@ def take_top(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
     return part[order].astype(np.int64)
 
 
-def register(name: str) -> Callable[[Strategy], Strategy]:
+def register(name: str, samples_pool: bool = False) -> Callable[[Strategy], Strategy]:
+    """samples_pool: its picks spread over the pool like a sample of it (random, typical or
+    covering points), not over the class boundaries; the learner judges its second view on
+    such labels (``models_zoo.transfer.second_view_helps``)."""
+
     def deco(fn: Strategy) -> Strategy:
         if name in _REGISTRY:
             raise ValueError(f"strategy {name!r} registered twice")
         _REGISTRY[name] = fn
+        if samples_pool:
+            _SAMPLES_POOL.add(name)
         return fn
 
     return deco
+
+
+def samples_pool(name: str) -> bool:
+    """Whether registered strategy ``name`` picks a sample of the pool (see :func:`register`)."""
+    return name in _SAMPLES_POOL
 
 
 def get(name: str) -> Strategy:
@@ -153,4 +172,8 @@ def select(name: str | Strategy, **kwargs) -> Selection:
         raise ValueError(f"labelled_mask must have shape ({n},), got {inp.labelled_mask.shape}")
     if inp.batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    return (get(name) if isinstance(name, str) else name)(inp)
+    fn = get(name) if isinstance(name, str) else name
+    sel = fn(inp)
+    if not sel.strategy:
+        sel.strategy = next((n for n, f in _REGISTRY.items() if f is fn), "")
+    return sel

@@ -93,7 +93,7 @@ def greedy_cover(
     return picks, gains
 
 
-@register("probcover")
+@register("probcover", samples_pool=True)
 def probcover(inp: SelectionInput) -> Selection:
     """Score = number of newly covered points (0 for random picks after full coverage)."""
     with threads_for_load():  # one thread when the machine is busy

@@ -7,7 +7,7 @@ import numpy as np
 from models_zoo.selection.base import Selection, SelectionInput, register
 
 
-@register("random")
+@register("random", samples_pool=True)
 def random_strategy(inp: SelectionInput) -> Selection:
     pool = np.flatnonzero(~inp.labelled_mask)  # (U,)
     rng = np.random.default_rng(inp.seed)

@@ -54,7 +54,7 @@ def typicality(x: np.ndarray, k: int = K_NN) -> np.ndarray:
     return (1.0 / (np.sqrt(sqd).mean(axis=1) + 1e-5)).astype(np.float32)
 
 
-@register("typiclust")
+@register("typiclust", samples_pool=True)
 def typiclust(inp: SelectionInput) -> Selection:
     """Score = typicality of the chosen point within its cluster."""
     with threads_for_load():  # one thread when the machine is busy

@@ -40,6 +40,7 @@ def test_switches_at_twenty_labels_per_class(n_labelled, expect):
     kw = _pool(n_labelled)
     sel = select("auto", batch_size=5, seed=0, **kw)
     assert all(r.startswith(f"auto: {expect} (") for r in sel.reasons)
+    assert sel.strategy == expect and sel.samples_pool == (expect == "typiclust")
     direct = select(expect, batch_size=5, seed=0, **kw)
     np.testing.assert_array_equal(sel.indices, direct.indices)
 
@@ -67,7 +68,7 @@ def test_class_count_falls_back_to_probs():
 def test_a_variant_switches_at_its_own_budget_per_class(spec, n_labelled, expect):
     kw = _pool(n_labelled)
     sel = select(auto_module.variant(spec), batch_size=5, seed=0, **kw)
-    assert all(r.startswith(f"{spec}: {expect} (") for r in sel.reasons)
+    assert all(r.startswith(f"{spec}: {expect} (") for r in sel.reasons) and sel.strategy == expect
     np.testing.assert_array_equal(sel.indices, select(expect, batch_size=5, seed=0, **kw).indices)
     assert auto_module.SWITCH_LABELS_PER_CLASS == 20 and auto_module.WARM == "balanced_margin"  # untouched
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models_zoo.selection import names, select
+from models_zoo.selection import names, samples_pool, select
 
 ALL = [
     "auto",
@@ -35,6 +35,12 @@ def test_contract(pool, name):
     assert not pool["labelled_mask"][sel.indices].any()
     assert sel.scores.shape == (7,) and np.isfinite(sel.scores).all()
     assert len(sel.reasons) == 7 and all(isinstance(r, str) and r for r in sel.reasons)
+    assert sel.strategy == name or (name == "auto" and sel.strategy in ALL)
+
+
+def test_only_random_typical_and_covering_picks_sample_the_pool():
+    assert [n for n in ALL if samples_pool(n)] == ["probcover", "random", "typiclust"]
+    assert not samples_pool("auto") and not samples_pool("no such strategy")
 
 
 @pytest.mark.parametrize("name", ALL)
