@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from scipy.stats import binom
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
@@ -461,6 +462,8 @@ class LearnerConfig:
     second_view_min_labels:   fewer labels than this: no cross-validation, no second view.
     second_view_max_pool:     pools larger than this: no second view (its features take D floats
                               an image: 1,296 at 28 px, 5 GB for a million images).
+    second_view_p:            given the previous round's decision, cross-validation overturns it
+                              only at this one-sided sign-test level (:func:`second_view_helps`).
     """
 
     mode: str = "auto"
@@ -481,6 +484,7 @@ class LearnerConfig:
     second_view_folds: int = 5
     second_view_min_labels: int = 100
     second_view_max_pool: int = 200_000
+    second_view_p: float = 0.05
 
 
 CONSISTENCY_STEPS_ON_GPU = 10_000  # ~100 s on an H100 at 28 px (docs/models_zoo.md)
@@ -543,16 +547,39 @@ def _pseudo_labelled_probe(
 
 
 def second_view_helps(
-    Z: np.ndarray, H: np.ndarray, labels: np.ndarray, n_classes: int, cfg: LearnerConfig, seed: int
+    Z: np.ndarray,
+    H: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    cfg: LearnerConfig,
+    seed: int,
+    judge: np.ndarray | None = None,
+    incumbent: bool | None = None,
 ) -> tuple[bool, list[float]]:
     """Cross-validation on the labels: each fold's labels are held out, spread over Z's graph from
     the others, and a probe on H is fitted to the others; the held-out accuracy of the spread labels
     alone is compared with their mixture with the probe's probabilities at half and at the full
-    ``second_view_weight``. Returns (either mixture wins, [accuracy at weights 0, w/2, w])."""
-    idx = np.flatnonzero(labels >= 0)
+    ``second_view_weight``. Returns (the view helps, [accuracy at weights 0, w/2, w]).
+
+    judge: (N,) bool, the labelled items whose held-out accuracy counts: labels that sample the
+        pool (picked at random or for typicality). Labels an uncertainty strategy picked sit on
+        the class boundaries, and there cross-validation turns against a view that helps on the
+        pool (docs/models_zoo.md, known problems). Every label still trains every fold. None, or
+        fewer than ``second_view_min_labels`` such items: all labels are judged.
+    incumbent: the previous round's decision. None: the better held-out accuracy wins (the view
+        needs either mixture above the spread labels alone). Given: the decision changes only
+        where a one-sided sign test over the held-out items that the better mixture and the
+        spread labels alone get differently rejects it at ``second_view_p``, so noise in the
+        estimate does not switch the view on and off between rounds."""
+    labelled = labels >= 0
+    judged = labelled & judge if judge is not None else labelled
+    if np.count_nonzero(judged) < cfg.second_view_min_labels:
+        judged = labelled
+    idx = np.flatnonzero(judged)
     np.random.default_rng(seed).shuffle(idx)
     weights = (0.0, cfg.second_view_weight / 2, cfg.second_view_weight)
-    hits, seen = np.zeros(len(weights)), 0
+    right = np.zeros((len(weights), len(labels)), dtype=bool)
+    seen = np.zeros(len(labels), dtype=bool)
     for fold in range(cfg.second_view_folds):
         held = idx[fold :: cfg.second_view_folds]
         rest = labels.copy()
@@ -563,10 +590,26 @@ def second_view_helps(
         P = label_spreading(Z, rest, n_classes, k=cfg.knn, alpha=cfg.alpha)[held]
         ph = LinearProbe(C=cfg.C, seed=seed).fit(H[train], rest[train]).predict_proba(H[held], n_classes)
         for j, w in enumerate(weights):
-            hits[j] += np.count_nonzero(((1 - w) * P + w * ph).argmax(1) == labels[held])
-        seen += held.size
-    acc = (hits / max(seen, 1)).tolist()
-    return seen > 0 and max(acc[1:]) > acc[0], acc
+            right[j, held] = ((1 - w) * P + w * ph).argmax(1) == labels[held]
+        seen[held] = True
+    n = int(seen.sum())
+    acc = (right[:, seen].sum(1) / max(n, 1)).tolist()
+    if n == 0:
+        return False, acc
+    best = 1 + int(np.argmax(acc[1:]))
+    if incumbent is None:
+        return acc[best] > acc[0], acc
+    gains = int(np.count_nonzero(right[best] & ~right[0]))  # the mixture right, spread alone wrong
+    losses = int(np.count_nonzero(right[0] & ~right[best]))
+    against = losses if incumbent else gains  # the items that speak against the incumbent
+    if sign_test_p(against, gains + losses) < cfg.second_view_p:
+        return not incumbent, acc
+    return incumbent, acc
+
+
+def sign_test_p(k: int, n: int) -> float:
+    """One-sided sign test: the chance of k or more successes in n fair coin flips."""
+    return float(binom.sf(k - 1, n, 0.5)) if n > 0 else 1.0
 
 
 class Learner:
@@ -598,10 +641,15 @@ class Learner:
         features: np.ndarray | None = None,
         progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        judge: np.ndarray | None = None,
+        view_before: bool | None = None,
     ) -> Learner:
         """X: the whole pool (images or features); labels: (N,) int, -1 where unlabelled.
         features: precomputed pool embeddings (skips embedding ``X`` again).
-        progress, should_stop: passed to fine-tuning or consistency training, the long steps."""
+        progress, should_stop: passed to fine-tuning or consistency training, the long steps.
+        judge, view_before: for the second view's decision (:func:`second_view_helps`'s ``judge``
+        and ``incumbent``): which labels sample the pool, and whether the previous round's model
+        judged the view helpful (its ``view_decision``); None: all labels judge, no incumbent."""
         cfg = self.config or LearnerConfig()
         labels = np.asarray(labels, dtype=np.int64)
         labelled = labels >= 0
@@ -619,7 +667,9 @@ class Learner:
             P = label_spreading(Z, labels, self.n_classes_, k=cfg.knn, alpha=cfg.alpha)  # (N, C)
             H = self._second_view(X, labels, cfg)
             if H is not None:
-                helps, self.view_cv_ = second_view_helps(Z, H, labels, self.n_classes_, cfg, self.seed)
+                helps, self.view_cv_ = second_view_helps(
+                    Z, H, labels, self.n_classes_, cfg, self.seed, judge=judge, incumbent=view_before
+                )
                 if helps:
                     # Co-training's idea (Blum and Mitchell 1998): the HOG probe's view of the pool
                     # corrects the spread labels both probes then learn from.
@@ -655,6 +705,14 @@ class Learner:
                 should_stop=should_stop,
             )
         return self
+
+    @property
+    def view_decision(self) -> bool | None:
+        """Whether this fit judged the second view helpful, None where it did not judge it (too few
+        labels, fine-tuning, no images): what the next round passes as ``view_before``."""
+        if getattr(self, "view_cv_", None) is None:
+            return None
+        return bool(self.view_weight_)
 
     def _second_view(self, X: np.ndarray | None, labels: np.ndarray, cfg: LearnerConfig) -> np.ndarray | None:
         """HOG features (N, D) of the images when the second view may be used, else None."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models_zoo.transfer import Learner, LearnerConfig, second_view_helps
+from models_zoo.transfer import Learner, LearnerConfig, second_view_helps, sign_test_p
 from models_zoo.views import HOG, hog_cell, hog_features
 
 
@@ -51,6 +51,47 @@ def test_cross_validation_takes_the_view_only_where_it_helps():
     assert not helps and acc[0] > 0.95
 
 
+def test_cross_validation_judges_the_view_on_the_labels_given_as_a_sample_of_the_pool():
+    # Half the items (A) have a noise embedding and a telling view, the other half (B) a perfect
+    # embedding and a noise view: judged on A's labels the view helps, judged on B's it does not.
+    X, y = bars(400)
+    a = np.arange(400) % 2 == 0
+    rng = np.random.default_rng(1)
+    Z = np.where(a[:, None], rng.standard_normal((400, 16)), np.pad(3.0 * np.eye(3)[y], ((0, 0), (0, 13))))
+    H = hog_features(torch.from_numpy(X)[:, None])
+    H[~a] = rng.random((np.count_nonzero(~a), H.shape[1]))
+    labels = np.where(np.arange(400) < 300, y, -1)  # 150 labels in each half
+    cfg = LearnerConfig()
+    helps, acc = second_view_helps(Z.astype(np.float32), H, labels, 3, cfg, seed=0, judge=a)
+    assert helps and acc[2] > acc[0] + 0.3
+    helps, acc = second_view_helps(Z.astype(np.float32), H, labels, 3, cfg, seed=0, judge=~a)
+    assert not helps and acc[0] > 0.95
+    # Fewer judged labels than second_view_min_labels: all labels are judged, as with no judge.
+    few = a & (np.arange(400) < 100)
+    assert second_view_helps(Z.astype(np.float32), H, labels, 3, cfg, seed=0, judge=few) == second_view_helps(
+        Z.astype(np.float32), H, labels, 3, cfg, seed=0
+    )
+
+
+def test_the_previous_decision_stands_unless_the_evidence_against_it_is_significant():
+    assert sign_test_p(0, 0) == 1.0 and sign_test_p(5, 5) == 1 / 32 and sign_test_p(3, 5) == 0.5
+    assert sign_test_p(2000, 2000) == 0.0 and 0 < sign_test_p(530, 1000) < 0.05 < sign_test_p(520, 1000)
+    X, y = bars(400)
+    H = hog_features(torch.from_numpy(X)[:, None])
+    labels = np.where(np.arange(400) < 150, y, -1)
+    cfg = LearnerConfig()
+    noise = np.random.default_rng(1).standard_normal((400, 16)).astype(np.float32)
+    # Strong evidence for the view (the embedding knows nothing) overturns a "no".
+    assert second_view_helps(noise, H, labels, 3, cfg, seed=0, incumbent=False)[0]
+    # A view of noise beside a perfect embedding changes no held-out answer: no evidence against
+    # a "yes", which stands, while a fresh decision says no.
+    perfect = np.eye(3, dtype=np.float32)[y] + 0.01 * noise[:, :3]
+    flat = np.random.default_rng(2).random(H.shape).astype(np.float32)
+    assert second_view_helps(perfect, flat, labels, 3, cfg, seed=0, incumbent=True)[0]
+    assert not second_view_helps(perfect, flat, labels, 3, cfg, seed=0)[0]
+    assert not second_view_helps(perfect, flat, labels, 3, cfg, seed=0, incumbent=False)[0]
+
+
 class NoiseArtifact:  # all the learner needs of an artifact when given the embeddings: adapt
     def adapt(self, images):
         return torch.from_numpy(images)[:, None]
@@ -82,6 +123,12 @@ def test_learner_mixes_the_view_in_when_it_helps_and_predicts_with_it():
         X, labels, 3, features=noise
     )
     assert off.view_weight_ == 0 and (off.predict_proba(X, features=noise).argmax(1) == y)[120:].mean() < 0.6
+    assert learner.view_decision is True and off.view_decision is None  # off: not judged
+    # The next round passes the decision on; strong evidence keeps it.
+    again = Learner(NoiseArtifact(), LearnerConfig(mode="propagate")).fit(
+        X, labels, 3, features=noise, view_before=learner.view_decision, judge=np.arange(400) < 60
+    )
+    assert again.view_decision is True
     labels[99:] = -1  # 99 labels: below second_view_min_labels, the view is not even tried
     few = Learner(NoiseArtifact(), LearnerConfig(mode="propagate")).fit(X, labels, 3, features=noise)
-    assert few.view_weight_ == 0 and few.view_cv_ is None
+    assert few.view_weight_ == 0 and few.view_cv_ is None and few.view_decision is None
