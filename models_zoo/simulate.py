@@ -193,7 +193,8 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
         for strategy in cfg.strategies:
             fn = resolve(strategy)
             labels = np.full(n_pool, -1, dtype=np.int64)
-            probs = mc_probs = None
+            judge = np.zeros(n_pool, dtype=bool)
+            probs = mc_probs = view = None
             accs: list[float] = []
             stop_preds: list[np.ndarray] = []
             stop_done: list[np.ndarray] = []
@@ -203,10 +204,10 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                 if need > 0:
                     round_seed = seed * 1000 + round_
                     if fn is None:
-                        picked = balanced_selection(ds.y, mask, need, round_seed)
+                        picked, pool_sample = balanced_selection(ds.y, mask, need, round_seed), True
                     else:
                         try:
-                            picked = selection.select(
+                            sel = selection.select(
                                 fn,
                                 embeddings=Z_select,
                                 labelled_mask=mask,
@@ -216,25 +217,35 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                                 mc_probs=mc_probs,
                                 labels=labels.copy(),
                                 n_classes=n_classes,
-                            ).indices
+                            )
                         except selection.NeedsModel:
                             # A strategy that needs a model starts from a random first batch.
-                            picked = selection.select(
+                            sel = selection.select(
                                 "random",
                                 embeddings=Z_select,
                                 labelled_mask=mask,
                                 batch_size=need,
                                 seed=round_seed,
-                            ).indices
+                            )
+                        picked, pool_sample = sel.indices, sel.samples_pool
+                    judge[picked] = pool_sample  # as the service does: labels that sample the pool
                     labels[picked] = ds.y[picked]  # the oracle answers
                 last = round_ + 1 == len(budgets)
-                key = (seed, hashlib.sha256(labels.tobytes()).digest())
+                key = (seed, view, hashlib.sha256(labels.tobytes() + judge.tobytes()).digest())
                 if key in fits and (last or fits[key][3] is not None):
-                    acc, mode, fit_seconds, probs, mc_probs, stop_pred = fits[key]
+                    acc, mode, fit_seconds, probs, mc_probs, stop_pred, view = fits[key]
                 else:
                     t0 = time.perf_counter()
                     learner = Learner(artifact if cfg.features == "ssl" else None, learner_cfg, seed=seed)
-                    learner.fit(ds.X if artifact is not None else Z, labels, n_classes, features=Z)
+                    learner.fit(
+                        ds.X if artifact is not None else Z,
+                        labels,
+                        n_classes,
+                        features=Z,
+                        judge=judge,
+                        view_before=view,
+                    )
+                    view = learner.view_decision
                     pred = learner.predict(ds.X_test if artifact is not None else Zt, features=Zt)
                     acc = float((pred == ds.y_test).mean())
                     mode, fit_seconds = learner.mode_, round(time.perf_counter() - t0, 2)
@@ -245,7 +256,7 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                         mc_probs = learner.mc_proba(X_in, features=Z)
                     if stop_idx is not None:
                         stop_pred = learner.predict(X_in[stop_idx], features=Z[stop_idx])
-                    fits[key] = (acc, mode, fit_seconds, probs, mc_probs, stop_pred)
+                    fits[key] = (acc, mode, fit_seconds, probs, mc_probs, stop_pred, view)
                 accs.append(acc)
                 if stop_idx is not None:
                     stop_preds.append(stop_pred)
@@ -258,6 +269,7 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                         "seed": seed,
                         "accuracy": acc,
                         "learner": mode,
+                        "view": view,
                         "fit_seconds": fit_seconds,
                     }
                 )

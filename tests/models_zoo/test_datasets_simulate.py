@@ -122,6 +122,35 @@ def test_auto_variants_share_typiclusts_fits_up_to_their_switch(tmp_path):
         assert rows["auto@inf", b] == {**rows["typiclust", b], "strategy": "auto@inf"}
 
 
+def test_simulator_judges_the_second_view_on_pool_samples_and_carries_its_decision(tmp_path, monkeypatch):
+    # As the service does: the labels a random or typical pick brought in judge the second view,
+    # and each round's learner gets the previous round's decision.
+    calls = []
+
+    class Spy(simulate.Learner):
+        def fit(self, X, labels, *args, judge=None, view_before=None, **kwargs):
+            calls.append((labels.copy(), judge.copy(), view_before))
+            out = super().fit(X, labels, *args, judge=judge, view_before=view_before, **kwargs)
+            calls[-1] += (self.view_decision,)
+            return out
+
+    monkeypatch.setattr(simulate, "Learner", Spy)
+    out = tmp_path / "r.json"
+    argv = _quick(tmp_path, out, "--strategies", "typiclust,margin", "--budgets", "10,100,150")
+    assert simulate.main(argv) == 0
+    records = json.loads(out.read_text())["records"]
+    assert [r["view"] for r in records] == [c[3] for c in calls]
+    assert [c[3] is None for c in calls] == [True, False, False] * 2  # judged from 100 labels
+    typiclust, margin = calls[:3], calls[3:]
+    for labels, judge, _, _ in typiclust:
+        np.testing.assert_array_equal(judge, labels >= 0)
+    first = margin[0][0] >= 0  # margin's first batch is random: it judges; its own picks do not
+    for _, judge, _, _ in margin:
+        np.testing.assert_array_equal(judge, first)
+    for campaign in (typiclust, margin):
+        assert [c[2] for c in campaign] == [None] + [c[3] for c in campaign[:-1]]
+
+
 def test_simulator_judges_the_stop_rule_against_the_plateau(tmp_path):
     # --stop-set keeps each round's predictions on pool items and reports, per campaign, the kappas
     # (over the items not yet labelled), where the rule fires and where test accuracy levelled off.

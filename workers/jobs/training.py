@@ -21,7 +21,16 @@ from django.conf import settings
 from django.db import transaction
 
 from labelling.catalog import NEEDS_MODEL
-from labelling.models import Annotation, EncoderVersion, Image, Job, ModelVersion, Project, SelectionRound
+from labelling.models import (
+    Annotation,
+    EncoderVersion,
+    Image,
+    Job,
+    ModelVersion,
+    Project,
+    QueueItem,
+    SelectionRound,
+)
 from labelling.models.image import ImageStatus
 from labelling.models.job import JobKind, JobState
 from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress
@@ -361,6 +370,29 @@ def pool_labels(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return train, held_out
 
 
+def pool_sample_labels(project: Project, ids: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """(N,) bool: the training labels whose image a strategy that samples the pool queued (random,
+    typicality or coverage picks, ``auto``'s cold phase): the learner judges its second view on
+    these, not on the boundary items an uncertainty strategy picks (``Learner.fit``'s ``judge``)."""
+    from models_zoo.selection import samples_pool
+
+    position = {int(image_id): i for i, image_id in enumerate(ids)}
+    queued_by: dict[int, str] = {}  # the latest queue item of each image is the one it was labelled from
+    rows = (
+        QueueItem.objects.filter(project=project, round__isnull=False)
+        .order_by("id")
+        .values_list("image_id", "round__strategy")
+    )
+    for image_id, strategy in rows:
+        queued_by[image_id] = strategy
+    mask = np.zeros(len(ids), dtype=bool)
+    for image_id, strategy in queued_by.items():
+        i = position.get(image_id)
+        if i is not None:
+            mask[i] = samples_pool(strategy.removeprefix("auto:"))
+    return mask & (train >= 0)
+
+
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0
@@ -459,10 +491,23 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
     X = None
     if uses_images(n_labels, True, cfg, pool_size=len(ids)):  # fine-tuning, consistency, the HOG view
         X = images_for(project, ids)  # row for row with the embedding Z
+    # The second view's decision: judged on labels that sample the pool, and kept from the live
+    # model (of this encoder) unless the evidence against it is significant.
+    live = project.current_model
+    view_before = (
+        live.metrics.get("view") if live is not None and live.encoder_version_id == version.id else None
+    )
     started = time.monotonic()
     try:
         learner = Learner(artifact, cfg, seed=int(job.params.get("seed", 0))).fit(
-            X, train, n_classes, features=Z, progress=progress, should_stop=_stopper(job.id)
+            X,
+            train,
+            n_classes,
+            features=Z,
+            progress=progress,
+            should_stop=_stopper(job.id),
+            judge=pool_sample_labels(project, ids, train) if X is not None else None,
+            view_before=view_before,
         )
     except TrainingCancelled:
         raise JobCancelled() from None
@@ -484,6 +529,10 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
         "audit_interval": [low, high] if n_audit else None,
         "seconds": seconds,
         "class_counts": np.bincount(train[train >= 0], minlength=n_classes).tolist(),
+        # the second view: True / False as judged (held-out accuracy at weights 0, w/2, w), None
+        # where this fit did not judge it
+        "view": learner.view_decision,
+        "view_cv": learner.view_cv_,
     }
     rng = np.random.default_rng(project.id)
     stop_idx = np.sort(rng.choice(len(ids), size=min(STOP_SET_SIZE, len(ids)), replace=False))
@@ -665,9 +714,8 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc) -> Selection
         labels=np.where(train >= 0, train, -1),
         n_classes=project.label_classes.count(),
     )
-    if strategy == "auto" and chosen.reasons:
-        # Record what auto chose this round ("auto: typiclust (...): ...") for the dashboard.
-        strategy = "auto:" + chosen.reasons[0].split(":", 2)[1].strip().split(" ")[0]
+    if strategy == "auto":
+        strategy = "auto:" + chosen.strategy  # what auto chose this round, for the dashboard
     picks = [
         Pick(int(ids[i]), float(s), r)
         for i, s, r in zip(chosen.indices, chosen.scores, chosen.reasons, strict=True)
