@@ -40,3 +40,27 @@ def test_labels_from_random_and_typical_rounds_judge_those_from_uncertainty_roun
     train = np.array([0, 1, 1, 0, 1, 0, 1, -1][::-1])
     mask = pool_sample_labels(project, ids, train)
     assert mask[::-1].tolist() == [True, True, False, True, False, False, True, False]
+
+
+def test_the_next_fit_gets_the_live_models_view_decision_for_the_same_encoder(project):
+    from labelling.models import EncoderVersion, ModelVersion
+    from workers.jobs.training import live_view_decision
+
+    first = EncoderVersion.objects.create(project=project, artifact_key="e1", embeddings={"shards": ["s"]})
+    second = EncoderVersion.objects.create(project=project, artifact_key="e2", embeddings={"shards": ["s"]})
+    assert live_view_decision(project, first) is None  # no model yet
+
+    def live(metrics: dict) -> None:
+        model = ModelVersion.objects.create(
+            project=project, encoder_version=first, mode="propagate", artifact_key="m", metrics=metrics
+        )
+        project.current_model = model
+        project.save(update_fields=["current_model"])
+
+    live({"view": True})
+    assert live_view_decision(project, first) is True
+    assert live_view_decision(project, second) is None  # another encoder's embeddings: decide afresh
+    live({"view": False})
+    assert live_view_decision(project, first) is False
+    live({"audit_accuracy": 0.9})  # a model from before the metric
+    assert live_view_decision(project, first) is None

@@ -393,6 +393,16 @@ def pool_sample_labels(project: Project, ids: np.ndarray, train: np.ndarray) -> 
     return mask & (train >= 0)
 
 
+def live_view_decision(project: Project, version: EncoderVersion) -> bool | None:
+    """Whether the live model judged the second view helpful (its ``view`` metric), if it was
+    trained on encoder ``version``'s embeddings; None where it did not judge it, predates the
+    metric or read another encoder's embeddings (the next fit then decides afresh)."""
+    live = project.current_model
+    if live is None or live.encoder_version_id != version.id:
+        return None
+    return live.metrics.get("view")
+
+
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0
@@ -491,12 +501,6 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
     X = None
     if uses_images(n_labels, True, cfg, pool_size=len(ids)):  # fine-tuning, consistency, the HOG view
         X = images_for(project, ids)  # row for row with the embedding Z
-    # The second view's decision: judged on labels that sample the pool, and kept from the live
-    # model (of this encoder) unless the evidence against it is significant.
-    live = project.current_model
-    view_before = (
-        live.metrics.get("view") if live is not None and live.encoder_version_id == version.id else None
-    )
     started = time.monotonic()
     try:
         learner = Learner(artifact, cfg, seed=int(job.params.get("seed", 0))).fit(
@@ -506,8 +510,10 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
             features=Z,
             progress=progress,
             should_stop=_stopper(job.id),
+            # The second view: judged on the labels that sample the pool, and the live model's
+            # decision kept unless the evidence against it is significant.
             judge=pool_sample_labels(project, ids, train) if X is not None else None,
-            view_before=view_before,
+            view_before=live_view_decision(project, version),
         )
     except TrainingCancelled:
         raise JobCancelled() from None
