@@ -564,7 +564,7 @@ def second_view_helps(
     judge: (N,) bool, the labelled items whose held-out accuracy counts: labels that sample the
         pool (picked at random or for typicality). Labels an uncertainty strategy picked sit on
         the class boundaries, and there cross-validation turns against a view that helps on the
-        pool (docs/models_zoo.md, known problems). Every label still trains every fold. None, or
+        pool (docs/models_zoo.md, "Judged on a sample of the pool"). Every label still trains every fold. None, or
         fewer than ``second_view_min_labels`` such items: all labels are judged.
     incumbent: the previous round's decision. None: the better held-out accuracy wins (the view
         needs either mixture above the spread labels alone). Given: the decision changes only
