@@ -58,18 +58,19 @@ def test_cross_validation_judges_the_view_on_the_labels_given_as_a_sample_of_the
     a = np.arange(400) % 2 == 0
     rng = np.random.default_rng(1)
     Z = np.where(a[:, None], rng.standard_normal((400, 16)), np.pad(3.0 * np.eye(3)[y], ((0, 0), (0, 13))))
+    Z = Z.astype(np.float32)
     H = hog_features(torch.from_numpy(X)[:, None])
     H[~a] = rng.random((np.count_nonzero(~a), H.shape[1]))
     labels = np.where(np.arange(400) < 300, y, -1)  # 150 labels in each half
     cfg = LearnerConfig()
-    helps, acc = second_view_helps(Z.astype(np.float32), H, labels, 3, cfg, seed=0, judge=a)
+    helps, acc = second_view_helps(Z, H, labels, 3, cfg, seed=0, judge=a)
     assert helps and acc[2] > acc[0] + 0.3
-    helps, acc = second_view_helps(Z.astype(np.float32), H, labels, 3, cfg, seed=0, judge=~a)
+    helps, acc = second_view_helps(Z, H, labels, 3, cfg, seed=0, judge=~a)
     assert not helps and acc[0] > 0.95
     # Fewer judged labels than second_view_min_labels: all labels are judged, as with no judge.
     few = a & (np.arange(400) < 100)
-    assert second_view_helps(Z.astype(np.float32), H, labels, 3, cfg, seed=0, judge=few) == second_view_helps(
-        Z.astype(np.float32), H, labels, 3, cfg, seed=0
+    assert second_view_helps(Z, H, labels, 3, cfg, seed=0, judge=few) == second_view_helps(
+        Z, H, labels, 3, cfg, seed=0
     )
 
 
