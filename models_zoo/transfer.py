@@ -462,7 +462,7 @@ class LearnerConfig:
     second_view_min_labels:   fewer labels than this: no cross-validation, no second view.
     second_view_max_pool:     pools larger than this: no second view (its features take D floats
                               an image: 1,296 at 28 px, 5 GB for a million images).
-    second_view_p:            given the previous round's decision, cross-validation overturns it
+    second_view_p:            when the previous round took the view, cross-validation drops it
                               only at this one-sided sign-test level (:func:`second_view_helps`).
     """
 

@@ -510,8 +510,8 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
             features=Z,
             progress=progress,
             should_stop=_stopper(job.id),
-            # The second view: judged on the labels that sample the pool, and the live model's
-            # decision kept unless the evidence against it is significant.
+            # The second view: judged on the labels that sample the pool; if the live model took
+            # it, it stays unless the evidence against it is significant.
             judge=pool_sample_labels(project, ids, train) if X is not None else None,
             view_before=live_view_decision(project, version),
         )
