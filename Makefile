@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint format bench-ssl bench-select bench-al bench-loop bench-annotate bench-load bench-label-cpu clean
+.PHONY: install install-dev run test lint format bench-ssl bench-select bench-al bench-churn bench-loop bench-annotate bench-load bench-label-cpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench-select: $(DEV_STAMP)
 
 bench-al: $(DEV_STAMP)
 	$(PY) -m bench.al
+
+## bench-churn: how much each part of the learner moves between rounds (the stop rule's kappa), auto and random
+bench-churn: $(DEV_STAMP)
+	$(PY) -m bench.churn
 
 bench-loop: $(DEV_STAMP)
 	$(PY) -m bench.loop
