@@ -231,7 +231,8 @@ def run(cfg: SimulationConfig, log: Callable[[str], None] | None = None) -> dict
                     judge[picked] = pool_sample  # as the service does: labels that sample the pool
                     labels[picked] = ds.y[picked]  # the oracle answers
                 last = round_ + 1 == len(budgets)
-                key = (seed, view, hashlib.sha256(labels.tobytes() + judge.tobytes()).digest())
+                # A previous "no" and no previous decision give the same fit (only a "yes" is kept).
+                key = (seed, bool(view), hashlib.sha256(labels.tobytes() + judge.tobytes()).digest())
                 if key in fits and (last or fits[key][3] is not None):
                     acc, mode, fit_seconds, probs, mc_probs, stop_pred, view = fits[key]
                 else:
