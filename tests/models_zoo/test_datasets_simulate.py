@@ -5,6 +5,7 @@ import pytest
 
 from models_zoo import datasets, simulate
 from models_zoo.forecast import plateau_round
+from tests.conftest import require
 
 
 def test_npz_with_and_without_test_split(tmp_path):
@@ -34,8 +35,9 @@ def test_image_folder(tmp_path):
 def test_digits_and_fashion_mnist():
     d = datasets.load_digits()
     assert d.X.dtype == np.uint8 and d.X.shape[1:] == (8, 8) and d.X.max() == 255
-    if not (datasets.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    require(
+        (datasets.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists(), "Debian's dataset-fashion-mnist"
+    )
     f = datasets.load_fashion_mnist(pool_size=100)
     assert f.X.shape == (100, 28, 28) and f.X_test.shape == (10000, 28, 28) and f.n_classes == 10
 
