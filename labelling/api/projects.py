@@ -73,8 +73,8 @@ class ProjectFields(serializers.Serializer):
         required=False,
         min_value=0.5,
         max_value=1.0,
-        help_text="the stop rule fires once the mean kappa of the last 3 compared model versions reaches "
-        "this (default 0.99, Bloodgood & Vijay-Shanker); lower stops sooner at some accuracy",
+        help_text="the stop rule fires once the mean of the last 3 kappas between successive model versions "
+        "(at least 100 training labels apart) reaches this (default 0.99, Bloodgood & Vijay-Shanker); lower stops sooner at some accuracy",
     )
     cycle_every = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
     batch_size = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
