@@ -332,7 +332,8 @@ class ForecastOutput(serializers.Serializer):
         help_text="the same in budget labels: annotations_per_image per image, plus the audit slice's share",
     )
     reachable = serializers.BooleanField(
-        allow_null=True, help_text="false: the fitted curve never reaches the target; null: no fit yet"
+        allow_null=True,
+        help_text="false: the fitted curve never reaches the target, or only beyond the images the pool holds (see note); null: no fit yet",
     )
     accuracy_at_budget = serializers.ListField(
         child=serializers.FloatField(),

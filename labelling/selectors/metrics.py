@@ -58,7 +58,12 @@ def forecast(project: Project) -> dict[str, Any]:
         reach = reachable = None
         note = "the target changed since the last model version; the forecast follows the next one"
     more_images = more_labels = None
-    if reach:
+    if reach and reachable is False:  # the curve gets there only beyond the pool's images
+        note = (
+            f"the curve reaches the target only after about {round(reach[0]):,} training images; "
+            f"the pool holds {stored.get('pool_images', 0):,}"
+        )
+    elif reach:
         per_image = project.labels_per_training_image()
         more_images = [None if v is None else max(0, round(v - images)) for v in reach]
         more_labels = [None if v is None else math.ceil(v * per_image) for v in more_images]

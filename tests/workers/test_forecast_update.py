@@ -134,6 +134,38 @@ def test_forecast_counts_training_images_and_converts_the_budget(project):
     assert stored["accuracy_at_budget"] == pytest.approx(list(curve.accuracy_at(400)))
     assert stored["accuracy_at_budget"] != pytest.approx(list(curve.accuracy_at(1000)))
     reach = curve.labels_to_reach(0.8)
-    assert stored["reachable"] is (reach is not None)
+    assert stored["pool_images"] == 0  # no images stored here: a target beyond the pool is out of reach
+    assert stored["reachable"] is False and reach is not None
     if reach is not None:  # an infinite bound is stored as None (JSON has no inf)
         assert stored["labels_to_target"] == [v if np.isfinite(v) else None for v in reach]
+
+
+def test_a_target_the_curve_reaches_only_beyond_the_pool_is_out_of_reach(project, client_for, users):
+    # A curve that creeps up by a point per doubling reaches 85 % only after far more training images
+    # than the 60 the pool holds: not "reachable" with a count of hundreds of thousands, but out of
+    # reach, with the reason in the metrics' note. The same curve with a reachable target counts.
+    from tests import factories
+
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    factories.pool(project, 60)
+    for n, acc in zip([10, 20, 40], [0.70, 0.71, 0.72], strict=True):
+        last = ModelVersion.objects.create(
+            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
+            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 50},
+        )  # fmt: skip
+    api = client_for(users["admin"])
+    for target, reachable in ((0.85, False), (0.715, True)):
+        project.target_accuracy = target
+        project.save()
+        _update_forecast(project, last)
+        last.refresh_from_db()
+        stored = last.metrics["forecast"]
+        assert stored["pool_images"] == 60 and stored["reachable"] is reachable
+        shown = api.get(f"/api/projects/{project.id}/metrics").json()["forecast"]
+        assert shown["reachable"] is reachable
+        if reachable:
+            assert shown["more_labels_to_target"][0] is not None and shown["note"] == ""
+        else:
+            assert stored["labels_to_target"][0] > 60  # the curve's own figure is kept
+            assert shown["more_labels_to_target"] is None and shown["more_images_to_target"] is None
+            assert "the pool holds 60" in shown["note"]

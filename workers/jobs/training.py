@@ -607,7 +607,11 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
             target = project.target_accuracy
             reach = curve.labels_to_reach(target)
             forecast["target_accuracy"] = target
-            forecast["reachable"] = reach is not None
+            # A curve that reaches the target only after more training images than the pool holds
+            # is out of reach too (a flat curve can put it at hundreds of thousands of labels).
+            pool = project.images.filter(is_audit=False).exclude(status=ImageStatus.FLAGGED).count()
+            forecast["pool_images"] = pool
+            forecast["reachable"] = reach is not None and reach[0] <= pool
             forecast["labels_to_target"] = None if reach is None else [float(v) for v in reach]
             if project.label_budget:
                 images = project.label_budget / project.labels_per_training_image()
