@@ -54,6 +54,8 @@ class NextOutput(serializers.Serializer):
     empty_reason = serializers.ChoiceField(
         choices=["paused", "budget_exhausted", "waiting_for_model", "training_failed", "queue_empty"],
         allow_null=True,
+        help_text="why assignment is null: training_failed means the queue is empty for everyone and the "
+        "latest training job failed; queue_empty that nothing is free for this annotator now",
     )
     progress = ProgressOutput()
 

@@ -225,7 +225,9 @@ def _locking_budget(fn):
 
 def queue_empty_reason(*, project: Project) -> str:
     """Why there is nothing to label: paused, budget_exhausted, waiting_for_model, training_failed
-    (the project's latest training job failed, so no round comes by itself) or queue_empty."""
+    (the queue is empty for everyone and the project's latest training job failed, so no round
+    comes by itself) or queue_empty (for this annotator: the items left are held by others or were
+    skipped by them, or the next round is yet to be selected)."""
     if project.labelling_paused:
         return "paused"
     if project.label_budget is not None:
@@ -235,6 +237,8 @@ def queue_empty_reason(*, project: Project) -> str:
     training = project.jobs.filter(kind__in=TRAINING_KINDS)
     if training.filter(state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
         return "waiting_for_model"
+    if project.queue_items.filter(state=QueueState.OPEN).exists():
+        return "queue_empty"  # others hold the rest, or this annotator skipped it: labels still come
     if training.order_by("-id").values_list("state", flat=True).first() == JobState.FAILED:
         return "training_failed"
     return "queue_empty"

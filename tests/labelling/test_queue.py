@@ -324,6 +324,18 @@ def test_empty_queue_says_why(client_for, users, project):
     assert nxt(client, project)["empty_reason"] == "waiting_for_model"
     Job.objects.filter(pk=job.pk).update(state="failed")  # no round will come by itself
     assert nxt(client, project)["empty_reason"] == "training_failed"
+    # Unless the queue still holds items for others (this annotator skipped them): their labels
+    # bring the next retrain, so the failure is not why this annotator has nothing.
+    queue_round(project, pool(project, 2))
+    for _ in range(2):
+        body = nxt(client, project)["assignment"]
+        assert (
+            client.post(f"/api/assignments/{body['id']}/skip", {"reason": "x"}, format="json").status_code
+            == 204
+        )
+    assert nxt(client, project)["empty_reason"] == "queue_empty"
+    QueueItem.objects.filter(project=project).update(state="done")
+    assert nxt(client, project)["empty_reason"] == "training_failed"
     Job.objects.create(project=project, kind="cycle", state="succeeded")
     assert nxt(client, project)["empty_reason"] == "queue_empty"
     project.labelling_paused = True
