@@ -17,5 +17,7 @@ STRATEGIES = [
     "random",
     "typiclust",
 ]
+# Pretraining (and embedding an uploaded encoder) needs a pool of at least this many usable images.
+MIN_PRETRAIN_POOL = 16
 # Strategies that need a trained model's probabilities (a cold project falls back to `auto`).
 NEEDS_MODEL = {"badge", "bald", "balanced_margin", "entropy", "least_confidence", "margin"}

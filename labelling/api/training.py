@@ -16,9 +16,10 @@ from rest_framework.views import APIView
 
 from labelling.api.base import ListApi, paginated, strict
 from labelling.api.jobs import JobOutput, ProjectJobListApi
-from labelling.catalog import SSL_METHODS, STRATEGIES
+from labelling.catalog import MIN_PRETRAIN_POOL, SSL_METHODS, STRATEGIES
 from labelling.models import EncoderVersion, ModelVersion, Project, Role, SelectionRound
-from labelling.models.job import TRAINING_KINDS
+from labelling.models.image import ImageStatus
+from labelling.models.job import TRAINING_KINDS, JobKind, JobState
 from labelling.selectors.access import access_project
 from labelling.selectors.metrics import forecast, learning_curve
 from labelling.services.errors import InvalidInput, NotFound, PayloadTooLarge
@@ -67,6 +68,23 @@ PARAMS = {
 }
 
 
+def _check_pool_for_pretraining(project: Project) -> None:
+    """Refuse a pretrain now (400) when the pool is too small for it and no import is on its way,
+    instead of accepting a job that can only fail in the worker."""
+    usable = project.images.exclude(status=ImageStatus.FLAGGED).count()
+    if usable >= MIN_PRETRAIN_POOL:
+        return
+    importing = project.jobs.filter(
+        kind__in=(JobKind.IMPORT_ZIP, JobKind.IMPORT_DATASET), state__in=(JobState.QUEUED, JobState.RUNNING)
+    ).exists()
+    if not importing:
+        raise InvalidInput(
+            f"the pool has {usable} images; pretraining needs at least {MIN_PRETRAIN_POOL}: upload images first",
+            code="pool_too_small",
+            details={"images": usable, "needed": MIN_PRETRAIN_POOL},
+        )
+
+
 class JobCreateApi(APIView):
     """Start a training job (202). At most one runs per project: a second answers 409 naming it."""
 
@@ -91,6 +109,8 @@ class JobCreateApi(APIView):
             if source is None:
                 raise NotFound("no such encoder version")
             access_project(request.user, source.project_id, min_role=Role.ENGINEER)  # 404 unless yours
+        if kind == "pretrain":
+            _check_pool_for_pretraining(project)
         if kind == "embed":
             version_id = params.get("encoder_version") or project.current_encoder_id
             if not EncoderVersion.objects.filter(pk=version_id, project=project).exists():
@@ -179,6 +199,7 @@ class EncoderUploadApi(APIView):
         data = self.EncoderUploadInput(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
+        _check_pool_for_pretraining(project)  # the uploaded encoder embeds the pool in a pretrain job
         if upload.size > settings.UPLOAD_MAX_CHECKPOINT_BYTES:
             raise PayloadTooLarge(f"the checkpoint is over {settings.UPLOAD_MAX_CHECKPOINT_BYTES:,} bytes")
         head = upload.read(4)

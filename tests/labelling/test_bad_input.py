@@ -248,6 +248,8 @@ JSON = {
         "engineer", "post", "/api/projects/{p}/jobs", {"kind": "pretrain", "params": {"from_encoder": "{e}"}},
         404, "not_found",
     ),
+    "job: pretrain on a 3-image pool": ("engineer", "post", "/api/projects/{p}/jobs", {"kind": "pretrain"}, 400,
+                                        "pool_too_small"),
     "token: wrong password": ("anonymous", "post", "/api/auth/token", {"username": "alice-admin",
                                                                         "password": "nope"}, 400,
                               "bad_credentials"),

@@ -306,3 +306,30 @@ def test_a_models_images_match_its_embedding_rows_after_the_pool_changed(project
         [Image.objects.get(pk=int(i)) for i in ids], pooled.shape[1], 1 if pooled.ndim == 3 else 3
     )
     np.testing.assert_array_equal(X, expected)
+
+
+def test_pretraining_a_pool_too_small_is_refused_at_once_unless_an_import_is_on_its_way(
+    users, project, client_for, _media
+):
+    # The README's quick start with two images used to be accepted (202) and fail in the worker.
+    from labelling.models import Job
+    from tests.conftest import stored_files
+
+    pool(project, 3)
+    client = client_for(users["engineer"])
+    response = client.post(f"/api/projects/{project.id}/jobs", {"kind": "pretrain"}, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "pool_too_small" and error["details"] == {"images": 3, "needed": 16}
+    files = stored_files(_media)
+    upload = io.BytesIO(b"PK\x03\x04" + b"\0" * 100)
+    upload.name = "encoder.pt"
+    response = client.post(
+        f"/api/projects/{project.id}/encoders/upload", {"file": upload}, format="multipart"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "pool_too_small"
+    assert not Job.objects.exists() and stored_files(_media) == files
+    # A zip being unpacked will grow the pool: the worker checks again when the job runs.
+    Job.objects.create(project=project, kind="import_zip", state="queued")
+    response = client.post(f"/api/projects/{project.id}/jobs", {"kind": "pretrain"}, format="json")
+    assert response.status_code == 202, response.content

@@ -20,7 +20,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from labelling.catalog import NEEDS_MODEL
+from labelling.catalog import MIN_PRETRAIN_POOL, NEEDS_MODEL
 from labelling.models import (
     Annotation,
     EncoderVersion,
@@ -89,8 +89,8 @@ def pretrain(job: Job, progress) -> dict[str, Any]:
     params = job.params
     progress(0.0, "decoding the pool", force=True)
     ids, X = pool_array(project, progress=lambda f: progress(0.05 * f, "decoding the pool"))
-    if len(ids) < 16:
-        raise ValueError(f"the pool has {len(ids)} images; pretraining needs at least 16")
+    if len(ids) < MIN_PRETRAIN_POOL:
+        raise ValueError(f"the pool has {len(ids)} images; pretraining needs at least {MIN_PRETRAIN_POOL}")
     init = None
     parent = None
     if params.get("from_encoder"):
