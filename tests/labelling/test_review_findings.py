@@ -333,3 +333,25 @@ def test_pretraining_a_pool_too_small_is_refused_at_once_unless_an_import_is_on_
     Job.objects.create(project=project, kind="import_zip", state="queued")
     response = client.post(f"/api/projects/{project.id}/jobs", {"kind": "pretrain"}, format="json")
     assert response.status_code == 202, response.content
+
+
+def test_a_failed_job_tells_the_api_why_without_a_traceback_or_server_paths(
+    project, settings, client_for, users, caplog
+):
+    from labelling.models import Job
+    from workers.jobs.base import run_job
+
+    job = Job.objects.create(project=project, kind="pretrain")
+    missing = settings.MEDIA_ROOT / "uploads" / str(project.id) / "abc.pt"
+
+    def work(job, progress):
+        missing.read_bytes()  # FileNotFoundError naming the absolute path
+
+    run_job(job.id, work)
+    body = client_for(users["engineer"]).get(f"/api/jobs/{job.id}").json()
+    assert body["state"] == "failed"
+    assert (
+        body["error"]
+        == f"FileNotFoundError: [Errno 2] No such file or directory: '<media>/uploads/{project.id}/abc.pt'"
+    )
+    assert "Traceback" in caplog.text and str(missing) in caplog.text  # the worker's log keeps it all

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
+
+from django.conf import settings
 
 from labelling.models import Job
 from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress, job_start
@@ -43,6 +44,20 @@ class Progress:
 JobFunction = Callable[[Job, Progress], dict[str, Any]]
 
 
+def public_error(exc: BaseException) -> str:
+    """What a failed job tells API users: the exception's type and message, with the server's
+    folders (media, var, the code's) replaced by placeholders; no traceback."""
+    text = f"{type(exc).__name__}: {exc}"
+    roots = {
+        str(settings.MEDIA_ROOT): "<media>",
+        str(settings.VAR_DIR): "<var>",
+        str(settings.BASE_DIR): "<app>",
+    }
+    for root, name in sorted(roots.items(), key=lambda kv: -len(kv[0])):  # the deepest folder first
+        text = text.replace(root, name)
+    return text
+
+
 def run_job(job_id: int, fn: JobFunction) -> None:
     """Run ``fn`` for the job once; a redelivered task for a finished job does nothing."""
     job = job_start(job_id=job_id)
@@ -56,8 +71,8 @@ def run_job(job_id: int, fn: JobFunction) -> None:
         log.info("job %s cancelled", job_id)
         return
     except Exception as exc:  # a failed job records why; the worker keeps serving
-        log.exception("job %s failed", job_id)
-        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=5)}")
+        log.exception("job %s failed", job_id)  # the traceback goes to the worker's log only
+        job_fail(job_id=job_id, error=public_error(exc))
         return
     if result is PENDING:
         return
