@@ -1,0 +1,27 @@
+"""Swagger UI at /api/docs/ renders from our own static files, with every request off this server
+blocked (the service may run where no CDN is reachable)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.labelling.test_annotate_browser import page  # noqa: F401  (the fixture)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_swagger_ui_renders_offline(live_server, page):  # noqa: F811
+    outside = []
+
+    def only_this_server(route):
+        if route.request.url.startswith(live_server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(live_server.url + "/api/docs/")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)  # the schema's operations drawn
+    assert page.locator(".swagger-ui .opblock").count() >= 30
+    assert outside == []
