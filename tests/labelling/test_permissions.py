@@ -7,7 +7,7 @@ objects and on another project's:
 - non-members get 404 (the project does not exist for them) and never see it in lists;
 - members whose role is too low get 403; everyone else gets past the permission check;
 - an assignment answers only the annotator holding it (anyone else: 404);
-- anonymous callers get 401/403 from the API and a redirect to the login page from the web UI;
+- anonymous callers get 401 from the API and a redirect to the login page from the web UI;
 - unsafe session-authenticated requests without a CSRF token get 403, on every unsafe route.
 
 Each call runs in a savepoint that is rolled back, so destructive ones (project delete) leave the
@@ -173,7 +173,7 @@ def _expected(role: str, who: str, target: str, is_api: bool) -> set[int] | None
     if who == "public":
         return None
     if role == "anonymous":
-        return {401, 403} if is_api else {302}
+        return {401} if is_api else {302}  # 401 with WWW-Authenticate: Token
     if who == "user":
         return None
     if target == "other" or role == "outsider":
