@@ -81,7 +81,10 @@ class QueueNextApi(APIView):
     )
     def get(self, request, project_id: int):
         project = access_project(request.user, project_id)
-        lookahead = request.query_params.get("lookahead") in ("1", "true")
+        raw = request.query_params.get("lookahead", "0").lower()
+        if raw not in ("0", "1", "true", "false"):
+            raise InvalidInput("lookahead must be 1, 0, true or false", code="invalid")
+        lookahead = raw in ("1", "true")
         return Response(_next_body(project, request.user, lookahead))
 
 

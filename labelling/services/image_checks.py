@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -110,7 +111,8 @@ def image_bytes_check(data: bytes, *, name: str = "") -> CheckedImage:
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
         raise ImageRejected(f"decompression bomb: {exc}", code="too_many_pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"the image cannot be decoded ({exc})", code="corrupt_image") from None
+        why = re.sub(r" <[^<>]* object at 0x[0-9a-f]+>", "", str(exc))  # Pillow names its BytesIO
+        raise ImageRejected(f"the image cannot be decoded ({why})", code="corrupt_image") from None
     return CheckedImage(
         data=data, sha256=hashlib.sha256(data).hexdigest(), format=fmt, width=width, height=height
     )

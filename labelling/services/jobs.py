@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from labelling.models import Job, Project
 from labelling.models.job import FINISHED_STATES, JobState
-from labelling.services.errors import Unavailable
+from labelling.services.errors import Conflict, Unavailable
 
 
 def task_name_for(kind: str) -> str:
@@ -99,11 +99,19 @@ def job_fail(*, job_id: int, error: str) -> None:
 
 
 def job_cancel(*, job: Job) -> Job:
-    """Ask a job to stop: a queued one never starts, a running one stops at its next progress check."""
+    """Ask a job to stop: a queued one never starts, a running one stops at its next progress check.
+    A job that already succeeded or failed cannot be cancelled (Conflict); cancelling a cancelled
+    one again is a no-op."""
     Job.objects.filter(pk=job.pk).exclude(state__in=FINISHED_STATES).update(
         state=JobState.CANCELLED, message="cancelled", finished_at=timezone.now()
     )
     job.refresh_from_db()
+    if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+        raise Conflict(
+            f"the job already {job.state}; nothing to cancel",
+            code="job_finished",
+            details={"state": job.state},
+        )
     return job
 
 

@@ -27,6 +27,7 @@ def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
             name, hotkey = entry, ""
         elif isinstance(entry, dict):
             name, hotkey = entry.get("name", ""), entry.get("hotkey") or ""
+            hotkey = hotkey.lower() if isinstance(hotkey, str) else hotkey  # "A" is the a key
         else:
             raise InvalidInput("each label is a name or an object {name, hotkey}", code="invalid_labels")
         if not isinstance(name, str) or not name.strip():

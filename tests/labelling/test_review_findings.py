@@ -355,3 +355,38 @@ def test_a_failed_job_tells_the_api_why_without_a_traceback_or_server_paths(
         == f"FileNotFoundError: [Errno 2] No such file or directory: '<media>/uploads/{project.id}/abc.pt'"
     )
     assert "Traceback" in caplog.text and str(missing) in caplog.text  # the worker's log keeps it all
+
+
+def test_small_api_answers_a_review_found_unclear(project, client_for, users):
+    from labelling.models import Job
+    from tests.factories import image_bytes
+
+    eng = client_for(users["engineer"])
+    # Cancelling a job that already finished says so (409), instead of a 200 that changed nothing;
+    # a queued job is cancelled, and cancelling it again is harmless.
+    done = Job.objects.create(project=project, kind="import_zip", state="succeeded")
+    response = eng.post(f"/api/jobs/{done.id}/cancel")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "job_finished"
+    queued = Job.objects.create(project=project, kind="import_zip", state="queued")
+    for _ in range(2):
+        response = eng.post(f"/api/jobs/{queued.id}/cancel")
+        assert response.status_code == 200 and response.json()["state"] == "cancelled"
+    # lookahead must be a boolean, not anything at all.
+    annotator = client_for(users["annotator"])
+    assert annotator.get(f"/api/projects/{project.id}/queue/next?lookahead=banana").status_code == 400
+    assert annotator.get(f"/api/projects/{project.id}/queue/next?lookahead=true").status_code == 200
+    # A corrupt image's reason names what is wrong, not Pillow's buffer object.
+    bad = io.BytesIO(b"\x89PNG\r\n\x1a\n" + image_bytes(seed=1)[8:40])
+    bad.name = "cut.png"
+    body = eng.post(f"/api/projects/{project.id}/images", {"files": [bad]}, format="multipart").json()
+    (result,) = body["results"]
+    assert result["code"] == "corrupt_image" and "object at 0x" not in result["reason"], result
+    # An upper-case hotkey is the same key.
+    admin = client_for(users["admin"])
+    response = admin.post(
+        "/api/projects",
+        {"name": "Keys", "labels": [{"name": "ant", "hotkey": "A"}, {"name": "bee", "hotkey": "b"}]},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert [label["hotkey"] for label in response.json()["labels"]] == ["a", "b"]
