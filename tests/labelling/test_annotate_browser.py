@@ -266,3 +266,60 @@ def test_twenty_labels_a_double_click_the_flag_window_and_a_lost_session(live_se
     page.wait_for_selector("#annotate[data-pending='0']:not([data-state='logged-out'])", timeout=20_000)
     assert stored()[image] == labels[15].id
     assert len(stored()) == 3 and page.errors == []
+
+
+def log_in(page, live_server, user) -> None:
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "pw-for-tests")
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(live_server.url + "/")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_keys_in_the_flag_and_skip_windows_answer_the_window_not_a_label(
+    live_server, settings, page, users, project
+):
+    # The flag window's 1/2/3 and the skip window's 1/2 are also label hotkeys (cat, dog, bird):
+    # the key must flag or skip the image, never label it (nor the next one).
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    project.audit_fraction = 0.0
+    project.save()
+    images = pool(project, 8)
+    queue_round(project, images)
+    annotator = users["annotator"]
+    log_in(page, live_server, annotator)
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+
+    assignment = ""
+    flagged, skipped = {}, {}
+    for key, reason in [("1", "broken"), ("2", "ambiguous"), ("3", "other")]:
+        assignment, image = shown(page, not_assignment=str(assignment))
+        page.keyboard.press("f")
+        page.wait_for_selector("#dlg-flag[open]")
+        page.keyboard.press(key)
+        flagged[image] = reason
+    for keys, reason in [
+        ("1", "not sure which label"),
+        ("2", "cannot see it well"),
+        ("why not\n", "why not"),
+    ]:
+        assignment, image = shown(page, not_assignment=str(assignment))
+        page.keyboard.press("s")
+        page.wait_for_selector("#dlg-skip[open]")
+        for key in keys:
+            page.keyboard.press("Enter" if key == "\n" else key)
+        skipped[image] = reason
+    shown(page, not_assignment=str(assignment))
+    page.wait_for_selector("#annotate[data-pending='0']")
+    page.wait_for_timeout(300)  # a stray label would be on its way now
+
+    assert not Annotation.objects.filter(annotator=annotator).exists()
+    answers = Assignment.objects.filter(annotator=annotator)
+    flags = answers.filter(state=AssignmentState.FLAGGED)
+    assert {f.item.image_id: f.skip_reason for f in flags} == flagged
+    assert all(Image.objects.get(pk=i).status == "flagged" for i in flagged)
+    skips = answers.filter(state=AssignmentState.SKIPPED)
+    assert {s.item.image_id: s.skip_reason for s in skips} == skipped
+    assert page.errors == []

@@ -472,14 +472,18 @@
     input.focus();
   }
 
+  // A key that closes a window is used up here: by the time it bubbles to the page-wide handler
+  // no window is open any more, and `1`-`3` would be taken for label hotkeys.
   $("skip-reason").addEventListener("keydown", (e) => {
     const presets = { 1: "not sure which label", 2: "cannot see it well" };
     if (!e.target.value && presets[e.key]) {
       e.preventDefault();
+      e.stopPropagation();
       e.target.value = presets[e.key];
       $("dlg-skip").close("skip");
     } else if (e.key === "Enter") {
       e.preventDefault();
+      e.stopPropagation();
       $("dlg-skip").close("skip");
     }
   });
@@ -499,6 +503,7 @@
     const reasons = { 1: "broken", 2: "ambiguous", 3: "other" };
     if (reasons[e.key]) {
       e.preventDefault();
+      e.stopPropagation(); // see the skip window
       $("dlg-flag").close(reasons[e.key]);
     }
   });
@@ -575,6 +580,8 @@
       }
       return;
     }
+    // A key typed in a window that it just closed belongs to the window, not to the page.
+    if (e.target.closest("dialog")) return;
     if (e.target.matches("input, textarea, select") || e.altKey || e.metaKey || e.repeat) return;
     // A focused button answers Enter and Space itself (keyboard users may Tab to one).
     if (e.target.matches("button, a") && (e.key === "Enter" || e.key === " ")) return;
