@@ -323,3 +323,42 @@ def test_keys_in_the_flag_and_skip_windows_answer_the_window_not_a_label(
     skips = answers.filter(state=AssignmentState.SKIPPED)
     assert {s.item.image_id: s.skip_reason for s in skips} == skipped
     assert page.errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_enter_after_a_skip_or_flag_window_closed_with_esc_accepts_the_suggestion(
+    live_server, settings, page, users, project
+):
+    # Skip and Flag opened with the mouse, then cancelled with Esc: Enter accepts the model's
+    # suggestion, as after a label button or Undo, instead of opening the window again.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    project.audit_fraction = 0.0
+    project.save()
+    images = pool(project, 4)
+    queue_round(project, images)
+    dog = project.label_classes.get(name="dog")
+    Image.objects.filter(pk__in=[i.pk for i in images]).update(predicted_label=dog, confidence=0.9)
+    annotator = users["annotator"]
+    log_in(page, live_server, annotator)
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+
+    assignment, image = shown(page)
+    accepted = []
+    for button, dialog in [("#btn-skip", "#dlg-skip"), ("#btn-flag", "#dlg-flag")]:
+        page.click(button)
+        page.wait_for_selector(f"{dialog}[open]")
+        page.keyboard.press("Escape")
+        page.wait_for_selector(dialog, state="hidden")
+        page.keyboard.press("Enter")
+        accepted.append(image)
+        assignment, image = shown(page, not_assignment=str(assignment))  # the next image is up
+        assert page.eval_on_selector_all("dialog[open]", "els => els.length") == 0, button
+    page.wait_for_selector("#annotate[data-pending='0']")
+
+    stored = Annotation.objects.filter(annotator=annotator)
+    assert {a.image_id: a.label_id for a in stored} == {image: dog.id for image in accepted}
+    assert not Assignment.objects.filter(
+        annotator=annotator, state__in=[AssignmentState.SKIPPED, AssignmentState.FLAGGED]
+    ).exists()
+    assert page.errors == []

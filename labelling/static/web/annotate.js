@@ -619,8 +619,16 @@
     button.blur(); // so Enter afterwards accepts the suggestion instead of repeating this click
     chooseLabel(labelById.get(Number(button.dataset.label)));
   });
-  $("btn-skip").addEventListener("click", skip);
-  $("btn-flag").addEventListener("click", flag);
+  // These buttons let go of the focus when clicked, like the label buttons: a window closed with
+  // Esc gives the focus back to what had it, and Enter would then press the button again.
+  $("btn-skip").addEventListener("click", (e) => {
+    e.currentTarget.blur();
+    skip();
+  });
+  $("btn-flag").addEventListener("click", (e) => {
+    e.currentTarget.blur();
+    flag();
+  });
   $("btn-undo").addEventListener("click", (e) => {
     e.currentTarget.blur();
     undo();
