@@ -480,11 +480,11 @@
       e.preventDefault();
       e.stopPropagation();
       e.target.value = presets[e.key];
-      $("dlg-skip").close("skip");
+      closeDialog($("dlg-skip"), "skip");
     } else if (e.key === "Enter") {
       e.preventDefault();
       e.stopPropagation();
-      $("dlg-skip").close("skip");
+      closeDialog($("dlg-skip"), "skip");
     }
   });
 
@@ -504,7 +504,7 @@
     if (reasons[e.key]) {
       e.preventDefault();
       e.stopPropagation(); // see the skip window
-      $("dlg-flag").close(reasons[e.key]);
+      closeDialog($("dlg-flag"), reasons[e.key]);
     }
   });
 
@@ -557,9 +557,29 @@
 
   function toggleDialog(id) {
     const dialog = $(id);
-    if (dialog.open) dialog.close();
+    if (dialog.open) closeDialog(dialog);
     else dialog.showModal();
   }
+
+  // A closed window keeps the focus on its own, now hidden, button until the browser's next
+  // rendering step, and a key pressed in between (Enter right after Esc) would go to that button
+  // and be lost. So the focus is let go of as a window closes, however it closes.
+  function releaseFocus(dialog) {
+    if (dialog.contains(document.activeElement)) document.activeElement.blur();
+  }
+
+  function closeDialog(dialog, value) {
+    releaseFocus(dialog);
+    dialog.close(value);
+  }
+
+  document.querySelectorAll("dialog").forEach((dialog) => {
+    dialog.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") releaseFocus(dialog);
+    });
+    dialog.addEventListener("cancel", () => releaseFocus(dialog));
+    dialog.addEventListener("submit", () => releaseFocus(dialog)); // its buttons (form method="dialog")
+  });
 
   // --- keys and buttons --------------------------------------------------------------------------
 
@@ -576,7 +596,7 @@
       // Help and instructions close with the key that opened them, too.
       if ((open.id === "dlg-help" && e.key === "?") || (open.id === "dlg-instructions" && e.key.toLowerCase() === "i")) {
         e.preventDefault();
-        open.close();
+        closeDialog(open);
       }
       return;
     }
@@ -619,8 +639,8 @@
     button.blur(); // so Enter afterwards accepts the suggestion instead of repeating this click
     chooseLabel(labelById.get(Number(button.dataset.label)));
   });
-  // These buttons let go of the focus when clicked, like the label buttons: a window closed with
-  // Esc gives the focus back to what had it, and Enter would then press the button again.
+  // Buttons let go of the focus when clicked: a window closed with Esc gives the focus back to what
+  // had it, and Enter would then press the button again instead of accepting the suggestion.
   $("btn-skip").addEventListener("click", (e) => {
     e.currentTarget.blur();
     skip();
@@ -633,8 +653,14 @@
     e.currentTarget.blur();
     undo();
   });
-  $("btn-help").addEventListener("click", () => toggleDialog("dlg-help"));
-  $("btn-instructions").addEventListener("click", () => toggleDialog("dlg-instructions"));
+  $("btn-help").addEventListener("click", (e) => {
+    e.currentTarget.blur();
+    toggleDialog("dlg-help");
+  });
+  $("btn-instructions").addEventListener("click", (e) => {
+    e.currentTarget.blur();
+    toggleDialog("dlg-instructions");
+  });
   $("banner-retry").addEventListener("click", retryNow);
   $("stage-retry").addEventListener("click", retryNow);
 
