@@ -362,3 +362,80 @@ def test_enter_after_a_skip_or_flag_window_closed_with_esc_accepts_the_suggestio
         annotator=annotator, state__in=[AssignmentState.SKIPPED, AssignmentState.FLAGGED]
     ).exists()
     assert page.errors == []
+
+
+FASHION = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+
+# Each label button's box, the box of the list they scroll in, and the window's height.
+BUTTON_BOXES = """() => {
+  const list = document.getElementById('labels').getBoundingClientRect();
+  const boxes = [...document.querySelectorAll('#labels button')].map(b => {
+    const r = b.getBoundingClientRect();
+    return {name: b.innerText, top: r.top, bottom: r.bottom, left: r.left, right: r.right};
+  });
+  return {list: {top: list.top, bottom: list.bottom}, boxes, height: innerHeight};
+}"""
+
+
+def open_labelling(page, live_server, users, labels: list[str]) -> None:
+    from tests.factories import project_with_members
+
+    project = project_with_members(
+        admin=users["admin"], annotator=users["annotator"], labels=labels, name="Fashion", audit_fraction=0.0
+    )
+    images = pool(project, 3)
+    queue_round(project, images)
+    first = project.label_classes.get(name=labels[0])
+    Image.objects.filter(pk=images[0].pk).update(
+        predicted_label=first, confidence=0.9
+    )  # the suggestion box too
+    log_in(page, live_server, users["annotator"])
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+    shown(page)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_all_ten_label_buttons_are_on_screen_at_1280_by_800(live_server, settings, page, users):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    open_labelling(page, live_server, users, FASHION)
+    assert page.is_visible("#suggestion")
+    found = page.evaluate(BUTTON_BOXES)
+    assert [b["name"].split("\n")[-1] for b in found["boxes"]] == FASHION
+    for box in found["boxes"]:
+        # Whole, not cut by the list's scroll box nor by the bottom of the window.
+        assert found["list"]["top"] - 1 <= box["top"] and box["bottom"] <= found["list"]["bottom"] + 1, box
+        assert box["bottom"] <= found["height"], box
+    page.screenshot(path=str(ARTIFACTS / "annotate-browser-1280x800.png"))
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_labelling_page_on_a_phone_stacks_image_first_at_full_width(live_server, settings, page, users):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_labelling(page, live_server, users, FASHION)
+    stage = page.eval_on_selector("#stage", "e => e.getBoundingClientRect().toJSON()")
+    image = page.eval_on_selector("#image", "e => e.getBoundingClientRect().toJSON()")
+    labels = page.eval_on_selector("#labels", "e => e.getBoundingClientRect().toJSON()")
+    assert stage["width"] >= 340 and image["width"] >= 300, (stage, image)
+    assert labels["top"] >= stage["bottom"]  # the image first, the buttons below it
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
+    # Every label can be reached: scrolled to, each button is whole on screen.
+    for button in page.query_selector_all("#labels button"):
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        assert box["y"] >= -1 and box["y"] + box["height"] <= 845, box  # a pixel for rounding
+    page.screenshot(path=str(ARTIFACTS / "annotate-browser-390x844.png"), full_page=True)
