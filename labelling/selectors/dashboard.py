@@ -167,6 +167,12 @@ def recent_rounds(project: Project, limit: int = 3, strip: int = 12) -> list[dic
     return rounds
 
 
+def model_version_label_counts(project: Project) -> list[int]:
+    """The training labels of each model version, oldest first (the stop rule's chart says from
+    them why it has no kappa yet)."""
+    return list(project.model_versions.order_by("id").values_list("train_label_count", flat=True))
+
+
 def project_dashboard(project: Project) -> dict[str, Any]:
     return {
         "budget": budget_state(project),

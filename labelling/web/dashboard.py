@@ -18,6 +18,7 @@ from labelling.selectors.access import access_project, projects_for_user, role_i
 from labelling.selectors.dashboard import (
     flagged_images,
     jobs_summary,
+    model_version_label_counts,
     overview_row,
     project_dashboard,
     recent_rounds,
@@ -63,6 +64,8 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             data["forecast"]["stop_rule"]["kappas"],
             data["forecast"]["stop_rule"]["labels"],
             threshold=data["forecast"]["stop_rule"]["threshold"],
+            version_labels=model_version_label_counts(project),
+            spacing=data["forecast"]["stop_rule"]["spacing"],
         ),
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,

@@ -231,3 +231,43 @@ def test_more_labels_count_every_annotation_and_the_audit_share(users, project):
                           target_accuracy=project.target_accuracy)  # fmt: skip
     assert api["training_labels"] == 3 and api["more_images_to_target"] == [100, 50, 200]
     assert api["more_labels_to_target"] == [250, 125, 500]
+
+
+def test_stop_rule_chart_marks_the_mean_points_so_a_single_one_shows():
+    from labelling.web.charts import stop_rule_svg
+
+    # Three kappas: the mean of 3 exists at the last one only, a one-point line nobody sees.
+    svg = str(stop_rule_svg([0.95, 0.97, 0.99], [200, 300, 400], threshold=0.99))
+    assert svg.count('class="mean-point"') == 1 and 'data-mean="0.9700"' in svg
+    svg = str(stop_rule_svg([0.95, 0.97, 0.99, 0.995], [200, 300, 400, 500], threshold=0.99))
+    assert svg.count('class="mean-point"') == 2
+    assert "400 labels: mean of 3 κ 0.970" in svg
+    assert 'class="mean-point"' not in str(stop_rule_svg([0.95, 0.97], [200, 300]))
+
+
+def test_stop_rule_chart_says_why_there_is_no_kappa_yet():
+    from labelling.web.charts import stop_rule_svg
+
+    none = str(stop_rule_svg([], [], version_labels=[], spacing=100))
+    assert "two model versions at least 100 training labels apart" in none and "none so far" in none
+    # Versions exist, but closer together than the rule's spacing: not "from the second version on".
+    close = str(stop_rule_svg([], [], version_labels=[20, 40, 60], spacing=100))
+    assert "second model version" not in close
+    assert "at least 100 training labels apart" in close and "3 model versions so far span 20 to 60" in close
+    assert "from 120 training labels on" in close
+    # Far enough apart, yet no pair (each scored another stop set, the pool having grown).
+    apart = str(stop_rule_svg([], [], version_labels=[20, 200], spacing=100))
+    assert "same stop set" in apart and "span" not in apart
+    assert "No agreement measured yet" in str(stop_rule_svg([], []))  # stored before the spacing was
+
+
+def test_dashboard_says_the_versions_are_too_close_for_the_stop_rule(users, project):
+    demo_state(project, users)  # two versions, at 20 and 40 training labels
+    model = project.model_versions.order_by("id").last()
+    model.metrics["forecast"]["stop_rule"] = {"fired": False, "kappas": [], "labels": [], "spacing": 100}
+    model.save(update_fields=["metrics"])
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "2 model versions so far span 20 to 40 training labels" in page
+    assert "from the second model version on" not in page
