@@ -210,7 +210,7 @@ def test_forecast_numbers_wait_for_a_changed_target_or_budget(users, project):
     project.save()
     page, api = _forecast(project, users, **stored)
     assert api["accuracy_at_budget"] is None and "86.0 %" not in page
-    assert "budget of 2000 labels: with the next model version" in page
+    assert "budget of 2,000 labels: with the next model version" in page
     project.target_accuracy = 0.95
     project.save()
     page, api = _forecast(project, users, **stored)
@@ -271,3 +271,23 @@ def test_dashboard_says_the_versions_are_too_close_for_the_stop_rule(users, proj
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
     assert "2 model versions so far span 20 to 40 training labels" in page
     assert "from the second model version on" not in page
+
+
+def test_forecast_and_budget_numbers_have_thousands_separators(users, project):
+    project.label_budget = 250000
+    project.save()
+    page, api = _forecast(project, users, labels_to_target=[12345.0, 10000.0, 23456.0], reachable=True,
+                          target_accuracy=project.target_accuracy)  # fmt: skip
+    more = api["more_labels_to_target"]
+    assert min(more) >= 10000
+    assert f"<strong>{more[0]:,}</strong> more labels" in page
+    assert f"between {more[1]:,} and {more[2]:,}" in page
+    assert "of 250,000 labels" in page
+    assert f'data-point="{more[0]}"' in page  # what scripts and tests read stays a plain number
+    overview = Client()
+    overview.force_login(users["admin"])
+    assert f"≈ {more[0]:,} more labels" in overview.get("/overview/").content.decode()
+    ModelVersion.objects.all().delete()
+    page, api = _forecast(project, users, labels_to_target=[12345.0, 10000.0, None], reachable=True,
+                          target_accuracy=project.target_accuracy)  # fmt: skip
+    assert f"{api['more_labels_to_target'][1]:,} or more" in page

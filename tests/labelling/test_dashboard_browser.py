@@ -41,7 +41,7 @@ def test_admin_sees_curve_forecast_and_numbers(live_server, settings, page, user
     assert f"{more[0]} more labels" in text and f"between {more[1]} and {more[2]}" in text
     assert "86.0 %" in page.inner_text("#accuracy-at-budget")
     assert page.inner_text("#budget .big").startswith(str(expected["budget"]["labels_used"]))
-    assert int(page.inner_text("#progress dd[data-k='pool']")) == expected["progress"]["pool"]
+    assert int(page.get_attribute("#progress dd[data-k='pool']", "data-n")) == expected["progress"]["pool"]
     assert page.eval_on_selector_all("#class-bars rect.labelled[data-count]", "els => els.length") == 3
     assert "ann-annotator" in page.inner_text("#annotators")
     assert not page.errors
