@@ -41,6 +41,15 @@ def _admin_project(request: HttpRequest, project_id: int):
         raise Http404("project not found") from None
 
 
+def _hours(hours: float | None) -> str:
+    """0.1 -> '6 min', 2.336 -> '2.3 hours'."""
+    if hours is None:
+        return ""
+    if hours < 1:
+        return f"{max(1, round(hours * 60))} min"
+    return f"{hours:,.1f} hours"
+
+
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
     projects = [
@@ -71,6 +80,8 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "strategies": STRATEGIES,
         "flagged": flagged_images(project=project),
         "label_budget_max": LABEL_BUDGET_MAX,
+        "active_text": _hours(data["budget"]["active_hours"]),
+        "hours_left_text": _hours(data["budget"]["labelling_hours_left"]),
     }
     return render(request, "web/dashboard.html", context)
 

@@ -291,3 +291,65 @@ def test_forecast_and_budget_numbers_have_thousands_separators(users, project):
     page, api = _forecast(project, users, labels_to_target=[12345.0, 10000.0, None], reachable=True,
                           target_accuracy=project.target_accuracy)  # fmt: skip
     assert f"{api['more_labels_to_target'][1]:,} or more" in page
+
+
+def test_labelling_rate_is_over_the_time_spent_labelling_and_agrees_with_the_annotators_table(users, project):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labelling.selectors.dashboard import annotator_stats, budget_state
+
+    now = timezone.now()
+    images = pool(project, 42)
+    label = project.label_classes.first()
+
+    def labelled(image, at, seconds):
+        a = Annotation.objects.create(
+            image=image, annotator=users["annotator"], label=label, seconds_spent=seconds
+        )
+        Annotation.objects.filter(pk=a.pk).update(created_at=at)
+
+    # 10 days ago, outside the 7-day window: one label.
+    labelled(images[0], now - timedelta(days=10), 8.0)
+    # 3 days ago: 31 labels 10 s apart (the first took 10 s) = 310 s of labelling.
+    start = now - timedelta(days=3)
+    for i in range(31):
+        labelled(images[1 + i], start + timedelta(seconds=10 * i), 10.0)
+    # 1 day ago, after a long break: 10 labels 5 s apart (the first took 5 s) = 50 s.
+    start = now - timedelta(days=1)
+    for i in range(10):
+        labelled(images[32 + i], start + timedelta(seconds=5 * i), 5.0)
+    project.label_budget = 1000
+    project.save()
+
+    budget = budget_state(project)
+    # 41 labels in the window over 360 s spent labelling (not over the 3 days since the first one).
+    assert budget["labels_last_7_days"] == 41
+    assert budget["active_hours"] == pytest.approx(360 / 3600)
+    assert budget["labels_per_hour"] == pytest.approx(41 / (360 / 3600), abs=0.01)  # 410 labels/hour
+    assert budget["labelling_hours_left"] == pytest.approx((1000 - 42) / 410, abs=0.01)
+    # The annotators table counts the same way, over all of this annotator's labels (8 s more).
+    (row,) = annotator_stats(project)
+    assert row["labels_per_hour"] == pytest.approx(42 / (368 / 3600), abs=0.1)
+
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "41 labels in the last 7 days, in 6 min of labelling: 410.0 labels/hour" in page
+    assert "958 labels left take about 2.3 hours of labelling" in page
+    assert "over the last 7 days;" not in page
+
+
+def test_labelling_rate_of_a_single_label_counts_at_least_a_minute(users, project):
+    from labelling.selectors.dashboard import budget_state
+
+    Annotation.objects.create(
+        image=pool(project, 1)[0],
+        annotator=users["annotator"],
+        label=project.label_classes.first(),
+        seconds_spent=None,
+    )
+    budget = budget_state(project)
+    assert budget["labels_last_7_days"] == 1 and budget["active_hours"] == pytest.approx(1 / 60)
+    assert budget["labels_per_hour"] == 60.0
