@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,21 +21,46 @@ from labelling.models.queue import AssignmentState, QueueState
 from labelling.selectors.metrics import forecast, learning_curve
 
 BURN_WINDOW = timedelta(days=7)
+# A gap between two labels longer than this is a break, not labelling: the label after it counts
+# only its own seconds_spent.
+LABELLING_BREAK = timedelta(minutes=10)
+# Labelling time is at least this, so a single label does not make an absurd rate.
+LABELLING_MIN = timedelta(minutes=1)
+
+
+def labelling_time(labels: list[tuple[datetime, float | None]]) -> timedelta:
+    """Time spent labelling, from labels as (created_at, seconds_spent) sorted by time: the gap since
+    the label before, or the label's own seconds_spent after a break (longer than LABELLING_BREAK)
+    and for the first; at least LABELLING_MIN. The budget card and the annotators table both use
+    it, so their labels per hour agree."""
+    total = timedelta()
+    previous = None
+    for at, seconds in labels:
+        gap = None if previous is None else at - previous
+        if gap is not None and gap <= LABELLING_BREAK:
+            total += gap
+        else:
+            total += timedelta(seconds=seconds or 0)
+        previous = at
+    return max(total, LABELLING_MIN)
 
 
 def budget_state(project: Project) -> dict[str, Any]:
-    """Labels and money used of the limits, burn rate over the last 7 days, projected run-out."""
+    """Labels and money used of the limits; the labelling rate of the last 7 days, per hour spent
+    labelling (all annotators together, breaks left out), and how many hours of labelling at that
+    rate the budget has left."""
     now = timezone.now()
     labels = Annotation.objects.filter(image__project=project)
     used = labels.count()
-    recent = labels.filter(created_at__gte=now - BURN_WINDOW)
-    first = recent.order_by("created_at").values_list("created_at", flat=True).first()
-    hours = max((now - first).total_seconds() / 3600, 1.0) if first else None
-    per_hour = recent.count() / hours if hours else 0.0
+    recent = list(
+        labels.filter(created_at__gte=now - BURN_WINDOW)
+        .order_by("created_at")
+        .values_list("created_at", "seconds_spent")
+    )
+    active = labelling_time(recent) if recent else None
+    per_hour = len(recent) / (active.total_seconds() / 3600) if active else 0.0
     left = None if project.label_budget is None else max(0, project.label_budget - used)
-    runs_out = None
-    if left is not None and per_hour > 0:
-        runs_out = now + timedelta(hours=left / per_hour)
+    hours_left = left / per_hour if left is not None and per_hour > 0 else None
     cost = project.cost_per_label
     return {
         "labels_used": used,
@@ -48,8 +73,10 @@ def budget_state(project: Project) -> dict[str, Any]:
         "money_budget": str((cost * project.label_budget).quantize(Decimal("0.01")))
         if cost is not None and project.label_budget
         else None,
+        "labels_last_7_days": len(recent),
+        "active_hours": active.total_seconds() / 3600 if active else 0.0,
         "labels_per_hour": round(per_hour, 2),
-        "runs_out_at": runs_out,
+        "labelling_hours_left": hours_left,
         "paused": project.labelling_paused,
     }
 
@@ -100,8 +127,9 @@ def class_distribution(project: Project) -> list[dict[str, Any]]:
 
 
 def annotator_stats(project: Project) -> list[dict[str, Any]]:
-    """Labels, labels per hour (active hours), median seconds per label, agreement with other
-    annotators on overlap images and with the hidden reference on audit images."""
+    """Labels, labels per hour spent labelling (``labelling_time``, all of the annotator's labels),
+    median seconds per label, agreement with other annotators on overlap images and with the hidden
+    reference on audit images."""
     rows = list(
         Annotation.objects.filter(image__project=project)
         .values_list("annotator__username", "image_id", "label_id", "seconds_spent", "created_at",
@@ -115,8 +143,7 @@ def annotator_stats(project: Project) -> list[dict[str, Any]]:
     for user in sorted({r[0] for r in rows}):
         mine = [r for r in rows if r[0] == user]
         seconds = [r[3] for r in mine if r[3] is not None]
-        times = [r[4] for r in mine]
-        span_h = max((times[-1] - times[0]).total_seconds() / 3600, sum(seconds) / 3600, 1 / 60)
+        span_h = labelling_time([(r[4], r[3]) for r in mine]).total_seconds() / 3600
         agree = total = 0
         for _, image_id, label_id, *_ in mine:
             others = [lab for u, lab in by_image[image_id] if u != user]
@@ -165,6 +192,12 @@ def recent_rounds(project: Project, limit: int = 3, strip: int = 12) -> list[dic
         )
         rounds.append({"round": rnd, "items": items})
     return rounds
+
+
+def model_version_label_counts(project: Project) -> list[int]:
+    """The training labels of each model version, oldest first (the stop rule's chart says from
+    them why it has no kappa yet)."""
+    return list(project.model_versions.order_by("id").values_list("train_label_count", flat=True))
 
 
 def project_dashboard(project: Project) -> dict[str, Any]:

@@ -99,23 +99,50 @@ def class_bars_svg(classes: list[dict]) -> SafeString:
     return mark_safe("".join(parts))
 
 
+def _no_kappa_yet(version_labels: list[int] | None, spacing: int | None) -> str:
+    """Why there is no kappa: too few model versions, versions closer than the rule's spacing, or
+    no pair that scored the same stop set (the worker draws a new one when the pool grows)."""
+    apart = (
+        f"at least {spacing:,} training labels apart" if spacing else "far enough apart in training labels"
+    )
+    counts = version_labels or []
+    if len(counts) < 2:
+        so_far = f"one so far, at {counts[0]:,} training labels" if counts else "none so far"
+        why = f"it needs two model versions {apart}; {so_far}."
+    elif spacing and max(counts) - min(counts) < spacing:
+        why = (
+            f"the stop rule compares model versions {apart}, and the {len(counts)} model versions so far "
+            f"span {min(counts):,} to {max(counts):,} training labels; the first κ can come with a "
+            f"version from {min(counts) + spacing:,} training labels on."
+        )
+    else:
+        why = (
+            f"the stop rule compares model versions {apart} that scored the same stop set, and the "
+            "versions so far make no such pair yet (the stop set is drawn anew when the pool grows)."
+        )
+    return f'<p class="empty" id="stop-rule-empty">No agreement measured yet: {escape(why)}</p>'
+
+
 def stop_rule_svg(
     kappas: list[float],
     labels: list[int] | None = None,
     threshold: float = 0.99,
     window: int = 3,
     last: int = 15,
+    *,
+    version_labels: list[int] | None = None,
+    spacing: int | None = None,
 ) -> SafeString:
     """Cohen's kappa of each compared model version against the one before, its mean over the last
     ``window`` (what the stop rule reads) and the threshold line; the ``last`` points only, on a
     scale from 0.95 (or the lowest shown, or the threshold) to 1, where the decision is. ``labels``: the training
     labels of the later version of each kappa, marked on the x axis (forecasts stored before they
-    were recorded have none: the versions are numbered instead)."""
+    were recorded have none: the versions are numbered instead). Without kappas, a sentence says
+    why, from ``version_labels`` (the training labels of every model version) and ``spacing`` (the
+    fewest training labels between two compared versions)."""
     by_labels = labels is not None and len(labels) == len(kappas)
     if not kappas:
-        return mark_safe(
-            '<p class="empty">No agreement measured yet: it appears from the second model version on.</p>'
-        )
+        return mark_safe(_no_kappa_yet(version_labels, spacing))
     n = len(kappas)
     means = [sum(kappas[i + 1 - window : i + 1]) / window if i + 1 >= window else None for i in range(n)]
     first = max(0, n - last)  # kappas[i] compares version i + 1 with version i + 2 (1-based)
@@ -162,5 +189,14 @@ def stop_rule_svg(
             f'<circle class="point" cx="{sx(i):.1f}" cy="{sy(kappas[i]):.1f}" r="4" data-kappa="{kappas[i]:.4f}">'
             f"<title>{f'{labels[i]:,} labels' if by_labels else f'version {i + 2}'}: κ {kappas[i]:.3f}{mean}</title></circle>"
         )
+    # The mean's points are marked too (over the kappa's, where they coincide): with few kappas the
+    # mean is a single point, and a one-point line draws nothing.
+    for i in shown:
+        if means[i] is not None:
+            where = f"{labels[i]:,} labels" if by_labels else f"version {i + 2}"
+            parts.append(
+                f'<circle class="mean-point" cx="{sx(i):.1f}" cy="{sy(means[i]):.1f}" r="3.5" '
+                f'data-mean="{means[i]:.4f}"><title>{where}: mean of {window} κ {means[i]:.3f}</title></circle>'
+            )
     parts.append("</svg>")
     return mark_safe("".join(parts))

@@ -18,6 +18,7 @@ from labelling.selectors.access import access_project, projects_for_user, role_i
 from labelling.selectors.dashboard import (
     flagged_images,
     jobs_summary,
+    model_version_label_counts,
     overview_row,
     project_dashboard,
     recent_rounds,
@@ -38,6 +39,15 @@ def _admin_project(request: HttpRequest, project_id: int):
 
             raise PermissionDenied(exc.message) from None
         raise Http404("project not found") from None
+
+
+def _hours(hours: float | None) -> str:
+    """0.1 -> '6 min', 2.336 -> '2.3 hours'."""
+    if hours is None:
+        return ""
+    if hours < 1:
+        return f"{max(1, round(hours * 60))} min"
+    return f"{hours:,.1f} hours"
 
 
 @login_required
@@ -63,11 +73,15 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             data["forecast"]["stop_rule"]["kappas"],
             data["forecast"]["stop_rule"]["labels"],
             threshold=data["forecast"]["stop_rule"]["threshold"],
+            version_labels=model_version_label_counts(project),
+            spacing=data["forecast"]["stop_rule"]["spacing"],
         ),
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,
         "flagged": flagged_images(project=project),
         "label_budget_max": LABEL_BUDGET_MAX,
+        "active_text": _hours(data["budget"]["active_hours"]),
+        "hours_left_text": _hours(data["budget"]["labelling_hours_left"]),
     }
     return render(request, "web/dashboard.html", context)
 

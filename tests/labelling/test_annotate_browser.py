@@ -266,3 +266,176 @@ def test_twenty_labels_a_double_click_the_flag_window_and_a_lost_session(live_se
     page.wait_for_selector("#annotate[data-pending='0']:not([data-state='logged-out'])", timeout=20_000)
     assert stored()[image] == labels[15].id
     assert len(stored()) == 3 and page.errors == []
+
+
+def log_in(page, live_server, user) -> None:
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "pw-for-tests")
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(live_server.url + "/")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_keys_in_the_flag_and_skip_windows_answer_the_window_not_a_label(
+    live_server, settings, page, users, project
+):
+    # The flag window's 1/2/3 and the skip window's 1/2 are also label hotkeys (cat, dog, bird):
+    # the key must flag or skip the image, never label it (nor the next one).
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    project.audit_fraction = 0.0
+    project.save()
+    images = pool(project, 8)
+    queue_round(project, images)
+    annotator = users["annotator"]
+    log_in(page, live_server, annotator)
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+
+    assignment = ""
+    flagged, skipped = {}, {}
+    for key, reason in [("1", "broken"), ("2", "ambiguous"), ("3", "other")]:
+        assignment, image = shown(page, not_assignment=str(assignment))
+        page.keyboard.press("f")
+        page.wait_for_selector("#dlg-flag[open]")
+        page.keyboard.press(key)
+        flagged[image] = reason
+    for keys, reason in [
+        ("1", "not sure which label"),
+        ("2", "cannot see it well"),
+        ("why not\n", "why not"),
+    ]:
+        assignment, image = shown(page, not_assignment=str(assignment))
+        page.keyboard.press("s")
+        page.wait_for_selector("#dlg-skip[open]")
+        for key in keys:
+            page.keyboard.press("Enter" if key == "\n" else key)
+        skipped[image] = reason
+    shown(page, not_assignment=str(assignment))
+    page.wait_for_selector("#annotate[data-pending='0']")
+    page.wait_for_timeout(300)  # a stray label would be on its way now
+
+    assert not Annotation.objects.filter(annotator=annotator).exists()
+    answers = Assignment.objects.filter(annotator=annotator)
+    flags = answers.filter(state=AssignmentState.FLAGGED)
+    assert {f.item.image_id: f.skip_reason for f in flags} == flagged
+    assert all(Image.objects.get(pk=i).status == "flagged" for i in flagged)
+    skips = answers.filter(state=AssignmentState.SKIPPED)
+    assert {s.item.image_id: s.skip_reason for s in skips} == skipped
+    assert page.errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_enter_after_a_skip_or_flag_window_closed_with_esc_accepts_the_suggestion(
+    live_server, settings, page, users, project
+):
+    # Skip and Flag opened with the mouse, then cancelled with Esc: Enter accepts the model's
+    # suggestion, as after a label button or Undo, instead of opening the window again.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    project.audit_fraction = 0.0
+    project.save()
+    images = pool(project, 4)
+    queue_round(project, images)
+    dog = project.label_classes.get(name="dog")
+    Image.objects.filter(pk__in=[i.pk for i in images]).update(predicted_label=dog, confidence=0.9)
+    annotator = users["annotator"]
+    log_in(page, live_server, annotator)
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+
+    assignment, image = shown(page)
+    accepted = []
+    for button, dialog in [("#btn-skip", "#dlg-skip"), ("#btn-flag", "#dlg-flag")]:
+        page.click(button)
+        page.wait_for_selector(f"{dialog}[open]")
+        page.keyboard.press("Escape")
+        page.wait_for_selector(dialog, state="hidden")
+        page.keyboard.press("Enter")
+        accepted.append(image)
+        assignment, image = shown(page, not_assignment=str(assignment))  # the next image is up
+        assert page.eval_on_selector_all("dialog[open]", "els => els.length") == 0, button
+    page.wait_for_selector("#annotate[data-pending='0']")
+
+    stored = Annotation.objects.filter(annotator=annotator)
+    assert {a.image_id: a.label_id for a in stored} == {image: dog.id for image in accepted}
+    assert not Assignment.objects.filter(
+        annotator=annotator, state__in=[AssignmentState.SKIPPED, AssignmentState.FLAGGED]
+    ).exists()
+    assert page.errors == []
+
+
+FASHION = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+
+# Each label button's box, the box of the list they scroll in, and the window's height.
+BUTTON_BOXES = """() => {
+  const list = document.getElementById('labels').getBoundingClientRect();
+  const boxes = [...document.querySelectorAll('#labels button')].map(b => {
+    const r = b.getBoundingClientRect();
+    return {name: b.innerText, top: r.top, bottom: r.bottom, left: r.left, right: r.right};
+  });
+  return {list: {top: list.top, bottom: list.bottom}, boxes, height: innerHeight};
+}"""
+
+
+def open_labelling(page, live_server, users, labels: list[str]) -> None:
+    from tests.factories import project_with_members
+
+    project = project_with_members(
+        admin=users["admin"], annotator=users["annotator"], labels=labels, name="Fashion", audit_fraction=0.0
+    )
+    images = pool(project, 3)
+    queue_round(project, images)
+    first = project.label_classes.get(name=labels[0])
+    Image.objects.filter(pk=images[0].pk).update(
+        predicted_label=first, confidence=0.9
+    )  # the suggestion box too
+    log_in(page, live_server, users["annotator"])
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+    shown(page)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_all_ten_label_buttons_are_on_screen_at_1280_by_800(live_server, settings, page, users):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    open_labelling(page, live_server, users, FASHION)
+    assert page.is_visible("#suggestion")
+    found = page.evaluate(BUTTON_BOXES)
+    assert [b["name"].split("\n")[-1] for b in found["boxes"]] == FASHION
+    for box in found["boxes"]:
+        # Whole, not cut by the list's scroll box nor by the bottom of the window.
+        assert found["list"]["top"] - 1 <= box["top"] and box["bottom"] <= found["list"]["bottom"] + 1, box
+        assert box["bottom"] <= found["height"], box
+    page.screenshot(path=str(ARTIFACTS / "annotate-browser-1280x800.png"))
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_labelling_page_on_a_phone_stacks_image_first_at_full_width(live_server, settings, page, users):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_labelling(page, live_server, users, FASHION)
+    stage = page.eval_on_selector("#stage", "e => e.getBoundingClientRect().toJSON()")
+    image = page.eval_on_selector("#image", "e => e.getBoundingClientRect().toJSON()")
+    labels = page.eval_on_selector("#labels", "e => e.getBoundingClientRect().toJSON()")
+    assert stage["width"] >= 340 and image["width"] >= 300, (stage, image)
+    assert labels["top"] >= stage["bottom"]  # the image first, the buttons below it
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
+    # Every label can be reached: scrolled to, each button is whole on screen.
+    for button in page.query_selector_all("#labels button"):
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        assert box["y"] >= -1 and box["y"] + box["height"] <= 845, box  # a pixel for rounding
+    page.screenshot(path=str(ARTIFACTS / "annotate-browser-390x844.png"), full_page=True)

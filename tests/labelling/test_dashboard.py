@@ -210,7 +210,7 @@ def test_forecast_numbers_wait_for_a_changed_target_or_budget(users, project):
     project.save()
     page, api = _forecast(project, users, **stored)
     assert api["accuracy_at_budget"] is None and "86.0 %" not in page
-    assert "budget of 2000 labels: with the next model version" in page
+    assert "budget of 2,000 labels: with the next model version" in page
     project.target_accuracy = 0.95
     project.save()
     page, api = _forecast(project, users, **stored)
@@ -231,3 +231,125 @@ def test_more_labels_count_every_annotation_and_the_audit_share(users, project):
                           target_accuracy=project.target_accuracy)  # fmt: skip
     assert api["training_labels"] == 3 and api["more_images_to_target"] == [100, 50, 200]
     assert api["more_labels_to_target"] == [250, 125, 500]
+
+
+def test_stop_rule_chart_marks_the_mean_points_so_a_single_one_shows():
+    from labelling.web.charts import stop_rule_svg
+
+    # Three kappas: the mean of 3 exists at the last one only, a one-point line nobody sees.
+    svg = str(stop_rule_svg([0.95, 0.97, 0.99], [200, 300, 400], threshold=0.99))
+    assert svg.count('class="mean-point"') == 1 and 'data-mean="0.9700"' in svg
+    svg = str(stop_rule_svg([0.95, 0.97, 0.99, 0.995], [200, 300, 400, 500], threshold=0.99))
+    assert svg.count('class="mean-point"') == 2
+    assert "400 labels: mean of 3 κ 0.970" in svg
+    assert 'class="mean-point"' not in str(stop_rule_svg([0.95, 0.97], [200, 300]))
+
+
+def test_stop_rule_chart_says_why_there_is_no_kappa_yet():
+    from labelling.web.charts import stop_rule_svg
+
+    none = str(stop_rule_svg([], [], version_labels=[], spacing=100))
+    assert "two model versions at least 100 training labels apart" in none and "none so far" in none
+    # Versions exist, but closer together than the rule's spacing: not "from the second version on".
+    close = str(stop_rule_svg([], [], version_labels=[20, 40, 60], spacing=100))
+    assert "second model version" not in close
+    assert "at least 100 training labels apart" in close and "3 model versions so far span 20 to 60" in close
+    assert "from 120 training labels on" in close
+    # Far enough apart, yet no pair (each scored another stop set, the pool having grown).
+    apart = str(stop_rule_svg([], [], version_labels=[20, 200], spacing=100))
+    assert "same stop set" in apart and "span" not in apart
+    assert "No agreement measured yet" in str(stop_rule_svg([], []))  # stored before the spacing was
+
+
+def test_dashboard_says_the_versions_are_too_close_for_the_stop_rule(users, project):
+    demo_state(project, users)  # two versions, at 20 and 40 training labels
+    model = project.model_versions.order_by("id").last()
+    model.metrics["forecast"]["stop_rule"] = {"fired": False, "kappas": [], "labels": [], "spacing": 100}
+    model.save(update_fields=["metrics"])
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "2 model versions so far span 20 to 40 training labels" in page
+    assert "from the second model version on" not in page
+
+
+def test_forecast_and_budget_numbers_have_thousands_separators(users, project):
+    project.label_budget = 250000
+    project.save()
+    page, api = _forecast(project, users, labels_to_target=[12345.0, 10000.0, 23456.0], reachable=True,
+                          target_accuracy=project.target_accuracy)  # fmt: skip
+    more = api["more_labels_to_target"]
+    assert min(more) >= 10000
+    assert f"<strong>{more[0]:,}</strong> more labels" in page
+    assert f"between {more[1]:,} and {more[2]:,}" in page
+    assert "of 250,000 labels" in page
+    assert f'data-point="{more[0]}"' in page  # what scripts and tests read stays a plain number
+    overview = Client()
+    overview.force_login(users["admin"])
+    assert f"≈ {more[0]:,} more labels" in overview.get("/overview/").content.decode()
+    ModelVersion.objects.all().delete()
+    page, api = _forecast(project, users, labels_to_target=[12345.0, 10000.0, None], reachable=True,
+                          target_accuracy=project.target_accuracy)  # fmt: skip
+    assert f"{api['more_labels_to_target'][1]:,} or more" in page
+
+
+def test_labelling_rate_is_over_the_time_spent_labelling_and_agrees_with_the_annotators_table(users, project):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labelling.selectors.dashboard import annotator_stats, budget_state
+
+    now = timezone.now()
+    images = pool(project, 42)
+    label = project.label_classes.first()
+
+    def labelled(image, at, seconds):
+        a = Annotation.objects.create(
+            image=image, annotator=users["annotator"], label=label, seconds_spent=seconds
+        )
+        Annotation.objects.filter(pk=a.pk).update(created_at=at)
+
+    # 10 days ago, outside the 7-day window: one label.
+    labelled(images[0], now - timedelta(days=10), 8.0)
+    # 3 days ago: 31 labels 10 s apart (the first took 10 s) = 310 s of labelling.
+    start = now - timedelta(days=3)
+    for i in range(31):
+        labelled(images[1 + i], start + timedelta(seconds=10 * i), 10.0)
+    # 1 day ago, after a long break: 10 labels 5 s apart (the first took 5 s) = 50 s.
+    start = now - timedelta(days=1)
+    for i in range(10):
+        labelled(images[32 + i], start + timedelta(seconds=5 * i), 5.0)
+    project.label_budget = 1000
+    project.save()
+
+    budget = budget_state(project)
+    # 41 labels in the window over 360 s spent labelling (not over the 3 days since the first one).
+    assert budget["labels_last_7_days"] == 41
+    assert budget["active_hours"] == pytest.approx(360 / 3600)
+    assert budget["labels_per_hour"] == pytest.approx(41 / (360 / 3600), abs=0.01)  # 410 labels/hour
+    assert budget["labelling_hours_left"] == pytest.approx((1000 - 42) / 410, abs=0.01)
+    # The annotators table counts the same way, over all of this annotator's labels (8 s more).
+    (row,) = annotator_stats(project)
+    assert row["labels_per_hour"] == pytest.approx(42 / (368 / 3600), abs=0.1)
+
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "41 labels in the last 7 days, in 6 min of labelling: 410.0 labels/hour" in page
+    assert "958 labels left take about 2.3 hours of labelling" in page
+    assert "over the last 7 days;" not in page
+
+
+def test_labelling_rate_of_a_single_label_counts_at_least_a_minute(users, project):
+    from labelling.selectors.dashboard import budget_state
+
+    Annotation.objects.create(
+        image=pool(project, 1)[0],
+        annotator=users["annotator"],
+        label=project.label_classes.first(),
+        seconds_spent=None,
+    )
+    budget = budget_state(project)
+    assert budget["labels_last_7_days"] == 1 and budget["active_hours"] == pytest.approx(1 / 60)
+    assert budget["labels_per_hour"] == 60.0

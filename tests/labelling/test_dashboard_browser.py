@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from labelling.selectors.dashboard import project_dashboard
-from tests.labelling.test_annotate_browser import ARTIFACTS, page  # noqa: F401  (the fixture)
+from tests.labelling.test_annotate_browser import ARTIFACTS, log_in, page  # noqa: F401  (the fixture)
 from tests.labelling.test_dashboard import demo_state
 
 
@@ -41,9 +41,36 @@ def test_admin_sees_curve_forecast_and_numbers(live_server, settings, page, user
     assert f"{more[0]} more labels" in text and f"between {more[1]} and {more[2]}" in text
     assert "86.0 %" in page.inner_text("#accuracy-at-budget")
     assert page.inner_text("#budget .big").startswith(str(expected["budget"]["labels_used"]))
-    assert int(page.inner_text("#progress dd[data-k='pool']")) == expected["progress"]["pool"]
+    assert int(page.get_attribute("#progress dd[data-k='pool']", "data-n")) == expected["progress"]["pool"]
     assert page.eval_on_selector_all("#class-bars rect.labelled[data-count]", "els => els.length") == 3
     assert "ann-annotator" in page.inner_text("#annotators")
     assert not page.errors
     page.set_viewport_size({"width": 1280, "height": 1500})
     page.screenshot(path=str(ARTIFACTS / "dashboard-browser.png"), full_page=True)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_dashboard_on_a_phone_scrolls_wide_tables_in_their_own_box(
+    live_server,
+    settings,
+    page,  # noqa: F811
+    users,
+    project,
+):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    demo_state(project, users)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, users["admin"])
+    page.goto(f"{live_server.url}/projects/{project.id}/dashboard/")
+
+    # The page itself does not scroll sideways; the annotators table, wider than the screen, scrolls
+    # inside its own box.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.eval_on_selector(
+        "#annotators table",
+        "t => { const b = t.parentElement; return [b.scrollWidth, b.clientWidth, getComputedStyle(b).overflowX]; }",
+    )
+    assert box[0] > box[1] and box[2] == "auto", box
+    assert page.eval_on_selector("#annotators", "e => e.getBoundingClientRect().right") <= 390
+    page.screenshot(path=str(ARTIFACTS / "dashboard-browser-390x844.png"), full_page=True)

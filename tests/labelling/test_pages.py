@@ -39,3 +39,24 @@ def test_api_404_is_json(users, client_for):
     response = client_for(users["admin"]).get("/api/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_project_page_has_start_labelling_for_every_member(users, project):
+    client = Client()
+    for role in ("annotator", "engineer", "admin"):
+        client.force_login(users[role])
+        page = client.get(f"/projects/{project.id}/").content.decode()
+        assert f'<a class="button" href="/projects/{project.id}/label/">Start labelling</a>' in page, role
+
+
+def test_overview_link_only_for_admins_of_a_project(users, project):
+    client = Client()
+    client.force_login(users["admin"])
+    assert 'href="/overview/"' in client.get("/").content.decode()
+    for role in ("annotator", "engineer"):  # admin of no project: the overview would be empty
+        client.force_login(users[role])
+        for url in ("/", f"/projects/{project.id}/", f"/projects/{project.id}/label/"):
+            assert 'href="/overview/"' not in client.get(url).content.decode(), (role, url)
+        # Typed in anyway, it says where their projects are.
+        page = client.get("/overview/").content.decode()
+        assert "You are admin of no project" in page and 'under <a href="/">My projects</a>' in page

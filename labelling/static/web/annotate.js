@@ -472,15 +472,19 @@
     input.focus();
   }
 
+  // A key that closes a window is used up here: by the time it bubbles to the page-wide handler
+  // no window is open any more, and `1`-`3` would be taken for label hotkeys.
   $("skip-reason").addEventListener("keydown", (e) => {
     const presets = { 1: "not sure which label", 2: "cannot see it well" };
     if (!e.target.value && presets[e.key]) {
       e.preventDefault();
+      e.stopPropagation();
       e.target.value = presets[e.key];
-      $("dlg-skip").close("skip");
+      closeDialog($("dlg-skip"), "skip");
     } else if (e.key === "Enter") {
       e.preventDefault();
-      $("dlg-skip").close("skip");
+      e.stopPropagation();
+      closeDialog($("dlg-skip"), "skip");
     }
   });
 
@@ -499,7 +503,8 @@
     const reasons = { 1: "broken", 2: "ambiguous", 3: "other" };
     if (reasons[e.key]) {
       e.preventDefault();
-      $("dlg-flag").close(reasons[e.key]);
+      e.stopPropagation(); // see the skip window
+      closeDialog($("dlg-flag"), reasons[e.key]);
     }
   });
 
@@ -552,9 +557,29 @@
 
   function toggleDialog(id) {
     const dialog = $(id);
-    if (dialog.open) dialog.close();
+    if (dialog.open) closeDialog(dialog);
     else dialog.showModal();
   }
+
+  // A closed window keeps the focus on its own, now hidden, button until the browser's next
+  // rendering step, and a key pressed in between (Enter right after Esc) would go to that button
+  // and be lost. So the focus is let go of as a window closes, however it closes.
+  function releaseFocus(dialog) {
+    if (dialog.contains(document.activeElement)) document.activeElement.blur();
+  }
+
+  function closeDialog(dialog, value) {
+    releaseFocus(dialog);
+    dialog.close(value);
+  }
+
+  document.querySelectorAll("dialog").forEach((dialog) => {
+    dialog.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") releaseFocus(dialog);
+    });
+    dialog.addEventListener("cancel", () => releaseFocus(dialog));
+    dialog.addEventListener("submit", () => releaseFocus(dialog)); // its buttons (form method="dialog")
+  });
 
   // --- keys and buttons --------------------------------------------------------------------------
 
@@ -571,10 +596,12 @@
       // Help and instructions close with the key that opened them, too.
       if ((open.id === "dlg-help" && e.key === "?") || (open.id === "dlg-instructions" && e.key.toLowerCase() === "i")) {
         e.preventDefault();
-        open.close();
+        closeDialog(open);
       }
       return;
     }
+    // A key typed in a window that it just closed belongs to the window, not to the page.
+    if (e.target.closest("dialog")) return;
     if (e.target.matches("input, textarea, select") || e.altKey || e.metaKey || e.repeat) return;
     // A focused button answers Enter and Space itself (keyboard users may Tab to one).
     if (e.target.matches("button, a") && (e.key === "Enter" || e.key === " ")) return;
@@ -612,14 +639,28 @@
     button.blur(); // so Enter afterwards accepts the suggestion instead of repeating this click
     chooseLabel(labelById.get(Number(button.dataset.label)));
   });
-  $("btn-skip").addEventListener("click", skip);
-  $("btn-flag").addEventListener("click", flag);
+  // Buttons let go of the focus when clicked: a window closed with Esc gives the focus back to what
+  // had it, and Enter would then press the button again instead of accepting the suggestion.
+  $("btn-skip").addEventListener("click", (e) => {
+    e.currentTarget.blur();
+    skip();
+  });
+  $("btn-flag").addEventListener("click", (e) => {
+    e.currentTarget.blur();
+    flag();
+  });
   $("btn-undo").addEventListener("click", (e) => {
     e.currentTarget.blur();
     undo();
   });
-  $("btn-help").addEventListener("click", () => toggleDialog("dlg-help"));
-  $("btn-instructions").addEventListener("click", () => toggleDialog("dlg-instructions"));
+  $("btn-help").addEventListener("click", (e) => {
+    e.currentTarget.blur();
+    toggleDialog("dlg-help");
+  });
+  $("btn-instructions").addEventListener("click", (e) => {
+    e.currentTarget.blur();
+    toggleDialog("dlg-instructions");
+  });
   $("banner-retry").addEventListener("click", retryNow);
   $("stage-retry").addEventListener("click", retryNow);
 
