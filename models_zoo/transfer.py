@@ -555,6 +555,7 @@ def second_view_helps(
     seed: int,
     judge: np.ndarray | None = None,
     incumbent: bool | None = None,
+    on_fold: Callable[[int, int], None] | None = None,
 ) -> tuple[bool, list[float]]:
     """Cross-validation on the labels: each fold's labels are held out, spread over Z's graph from
     the others, and a probe on H is fitted to the others; the held-out accuracy of the spread labels
@@ -571,7 +572,8 @@ def second_view_helps(
         a one-sided sign test over the held-out items that the better mixture and the spread
         labels alone get differently rejects it at ``second_view_p``, so noise in the estimate
         does not switch the view on and off between rounds. Only a "yes" is protected: a "no"
-        made early on few held-out items would otherwise stick (docs/models_zoo.md)."""
+        made early on few held-out items would otherwise stick (docs/models_zoo.md).
+    on_fold: called as ``on_fold(k, folds)`` before fold k (0-based): progress, or a cancel."""
     labelled = labels >= 0
     judged = labelled & judge if judge is not None else labelled
     if np.count_nonzero(judged) < cfg.second_view_min_labels:
@@ -582,6 +584,8 @@ def second_view_helps(
     right = np.zeros((len(weights), len(labels)), dtype=bool)
     seen = np.zeros(len(labels), dtype=bool)
     for fold in range(cfg.second_view_folds):
+        if on_fold is not None:
+            on_fold(fold, cfg.second_view_folds)
         held = idx[fold :: cfg.second_view_folds]
         rest = labels.copy()
         rest[held] = -1
@@ -661,13 +665,29 @@ class Learner:
         if self.mode_ in ("finetune", "consistency") and (self.artifact is None or X is None):
             raise ValueError(f"{self.mode_} needs an encoder artifact and the images")
         self.view_weight_, self.view_probe_, self.view_cv_ = 0.0, None, None
+        # Before fine-tuning or consistency training (the steps that report their own progress)
+        # there are a few steps of seconds to minutes each on a large pool: said as they start, and
+        # a cancel is honoured between them. In a propagate fit they span the whole of [0, 1].
+        share = 1.0 if self.mode_ == "propagate" else 0.1
+
+        def stage(fraction: float, what: str) -> None:
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(f"stopped before {what}")
+            if progress is not None:
+                progress(share * fraction, what)
+
         if self.mode_ in ("propagate", "consistency") and not labelled.all():
+            stage(0.0, f"spreading {int(labelled.sum()):,} labels over the pool")
             P = label_spreading(Z, labels, self.n_classes_, k=cfg.knn, alpha=cfg.alpha)  # (N, C)
-            H = self._second_view(X, labels, cfg)
+            H = None
+            if self._second_view_wanted(X, labels, cfg):
+                stage(0.1, "HOG features of the pool (the second view)")
+                H = self._second_view(X, labels, cfg)
             if H is not None:
                 helps, self.view_cv_ = second_view_helps(
-                    Z, H, labels, self.n_classes_, cfg, self.seed, judge=judge, incumbent=view_before
-                )
+                    Z, H, labels, self.n_classes_, cfg, self.seed, judge=judge, incumbent=view_before,
+                    on_fold=lambda k, n: stage(0.2 + 0.4 * k / n, f"judging the second view: fold {k + 1} of {n}"),
+                )  # fmt: skip
                 if helps:
                     # Co-training's idea (Blum and Mitchell 1998): the HOG probe's view of the pool
                     # corrects the spread labels both probes then learn from.
@@ -675,12 +695,16 @@ class Learner:
                     ph = LinearProbe(C=cfg.C, seed=self.seed).fit(H[labelled], labels[labelled])
                     P = (1 - w) * P + w * ph.predict_proba(H, self.n_classes_)
                     P[labelled] = np.eye(self.n_classes_)[labels[labelled]]
+                    stage(0.65, "fitting the HOG probe to the spread labels")
                     self.view_probe_ = _pseudo_labelled_probe(H, labels, P, cfg, self.seed)
+            stage(0.85, "fitting the embedding's probe to the spread labels")
             self.probe_ = _pseudo_labelled_probe(Z, labels, P, cfg, self.seed)
             self.pool_proba_ = P
         else:
+            stage(0.0, f"fitting the probe to {int(labelled.sum()):,} labels")
             self.probe_ = LinearProbe(C=cfg.C, seed=self.seed).fit(Z[labelled], labels[labelled])
         self.finetuner_ = None
+        after_stages = None if progress is None else (lambda f, what: progress(share + (1 - share) * f, what))
         if self.mode_ == "finetune":
             opts = {"dropout": cfg.dropout, "seed": self.seed, **(cfg.finetune or {})}
             x = self.artifact.adapt(X[labelled])
@@ -689,7 +713,7 @@ class Learner:
                 labels[labelled],
                 self.n_classes_,
                 head_init=self.probe_.linear_weights_full(self.n_classes_),
-                progress=progress,
+                progress=after_stages,
                 should_stop=should_stop,
             )
         elif self.mode_ == "consistency":
@@ -699,7 +723,7 @@ class Learner:
                 labels,
                 self.n_classes_,
                 head_init=self.probe_.linear_weights_full(self.n_classes_),
-                progress=progress,
+                progress=after_stages,
                 should_stop=should_stop,
             )
         return self
@@ -712,15 +736,18 @@ class Learner:
             return None
         return bool(self.view_weight_)
 
-    def _second_view(self, X: np.ndarray | None, labels: np.ndarray, cfg: LearnerConfig) -> np.ndarray | None:
-        """HOG features (N, D) of the images when the second view may be used, else None."""
-        if (
+    def _second_view_wanted(self, X: np.ndarray | None, labels: np.ndarray, cfg: LearnerConfig) -> bool:
+        return not (
             cfg.second_view != "hog"
             or self.artifact is None
             or X is None
             or len(X) > cfg.second_view_max_pool
             or np.count_nonzero(labels >= 0) < cfg.second_view_min_labels
-        ):
+        )
+
+    def _second_view(self, X: np.ndarray | None, labels: np.ndarray, cfg: LearnerConfig) -> np.ndarray | None:
+        """HOG features (N, D) of the images when the second view may be used, else None."""
+        if not self._second_view_wanted(X, labels, cfg):
             return None
         return hog_features(self.artifact.adapt(X))
 

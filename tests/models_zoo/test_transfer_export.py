@@ -229,3 +229,38 @@ def test_fine_tuning_reports_progress_and_stops_when_asked(tiny_artifact):
     assert calls == [(0.5, "fine-tuning: step 100 of 200"), (1.0, "fine-tuning: step 200 of 200")]
     with pytest.raises(TrainingCancelled, match="fine-tuning stopped at step 100"):
         FineTuner(art, **opts).fit(art.adapt(X), y, 3, should_stop=lambda: True)
+
+
+@pytest.mark.parametrize("mode", ["propagate", "consistency"])
+def test_a_learner_says_which_step_it_is_on_and_stops_between_steps(tiny_artifact, mode):
+    # A propagate fit on a large pool takes minutes with nothing to count steps of: it reports each
+    # step as it starts (the second view's folds one by one), over [0, 1], and a cancel is honoured
+    # before the next. Consistency training's own steps come after, in the same [0, 1].
+    from models_zoo.train import TrainingCancelled
+
+    X, y, art = tiny_artifact
+    labels = np.where(np.arange(len(y)) % 4 == 0, y, -1)
+    cfg = LearnerConfig(
+        mode=mode, second_view="hog", second_view_min_labels=1, consistency_steps=100,
+        consistency={"batch_size": 8, "unlabelled_ratio": 2},
+    )  # fmt: skip
+    calls = []
+    Learner(art, cfg).fit(X, labels, n_classes=3, progress=lambda f, what: calls.append((f, what)))
+    fractions, steps = [f for f, _ in calls], [what for _, what in calls]
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] <= 1
+    assert steps[0] == f"spreading {np.count_nonzero(labels >= 0)} labels over the pool"
+    assert [s for s in steps if s.startswith("judging")] == [
+        f"judging the second view: fold {k} of 5" for k in range(1, 6)
+    ]
+    assert "fitting the embedding's probe to the spread labels" in steps
+    if mode == "consistency":
+        assert steps[-1] == "consistency training: step 100 of 100" and fractions[-1] == 1.0
+        assert max(f for f, s in calls if not s.startswith("consistency")) <= 0.1
+    asked = []
+
+    def stop_at_the_third_fold() -> bool:
+        asked.append(1)
+        return len(asked) > 4  # spreading, HOG, folds 1 and 2 go ahead
+
+    with pytest.raises(TrainingCancelled, match="stopped before judging the second view: fold 3 of 5"):
+        Learner(art, cfg).fit(X, labels, n_classes=3, should_stop=stop_at_the_third_fold)
