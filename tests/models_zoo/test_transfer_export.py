@@ -247,7 +247,7 @@ def test_a_learner_says_which_step_it_is_on_and_stops_between_steps(tiny_artifac
     calls = []
     Learner(art, cfg).fit(X, labels, n_classes=3, progress=lambda f, what: calls.append((f, what)))
     fractions, steps = [f for f, _ in calls], [what for _, what in calls]
-    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] <= 1
+    assert fractions == sorted(fractions) and fractions[0] >= 0 and fractions[-1] <= 1
     assert steps[0] == f"spreading {np.count_nonzero(labels >= 0)} labels over the pool"
     assert [s for s in steps if s.startswith("judging")] == [
         f"judging the second view: fold {k} of 5" for k in range(1, 6)
