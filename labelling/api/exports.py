@@ -16,6 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
 from labelling.models import Annotation, Image, Role
+from labelling.models.image import ImageStatus
 from labelling.selectors.access import access_project
 from labelling.services.errors import NotFound
 from labelling.services.image_checks import EXTENSIONS
@@ -28,12 +29,25 @@ class _Echo:
         return value
 
 
+def _cell(value):
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ (or a tab or carriage
+    return) gets a leading apostrophe (OWASP's advice against formula injection); numbers pass."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
 def consensus_labels(project) -> dict[int, tuple[str, int, int, bool]]:
-    """image id -> (majority label name, votes for it, all votes, is_audit)."""
+    """image id -> (majority label name, votes for it, all votes, is_audit). Flagged images are left
+    out, as training leaves them out: an annotator said the image is broken or ambiguous."""
     votes: dict[int, Counter] = defaultdict(Counter)
     audit: dict[int, bool] = {}
     rows = (
         Annotation.objects.filter(image__project=project)
+        .exclude(image__status=ImageStatus.FLAGGED)
         .order_by("id")
         .values_list("image_id", "label__name", "image__is_audit")
     )
@@ -112,9 +126,11 @@ class ExportApi(APIView):
             )
             for im in images.iterator():
                 name, n, total, is_audit = labels[im.id]
-                yield writer.writerow([im.id, im.sha256, im.original_name, name, n, total, int(is_audit)])
+                yield writer.writerow(
+                    [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, int(is_audit)]
+                )
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response = StreamingHttpResponse(rows(), content_type=CSV_TYPE)
         response["Content-Disposition"] = f'attachment; filename="project-{project.id}-labels.csv"'
         return response
 
@@ -133,8 +149,8 @@ class ExportApi(APIView):
                 ["image", "original_name", "predicted_label", "confidence", "uncertainty", "model_version"]
             )
             for row in qs.iterator():
-                yield writer.writerow(row)
+                yield writer.writerow([_cell(v) for v in row])
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response = StreamingHttpResponse(rows(), content_type=CSV_TYPE)
         response["Content-Disposition"] = f'attachment; filename="project-{project.id}-predictions.csv"'
         return response

@@ -163,15 +163,21 @@ class MemberListApi(ListApi):
         qs = project.memberships.select_related("user").order_by("id")
         return paginated(request=request, view=self, queryset=qs, serializer_class=MembershipOutput)
 
-    @extend_schema(request=MemberSetInput, responses={201: MembershipOutput}, operation_id="members_set")
+    @extend_schema(
+        request=MemberSetInput,
+        responses={201: MembershipOutput, 200: MembershipOutput},
+        operation_id="members_set",
+    )
     def post(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ADMIN)
         data = strict(self.MemberSetInput, request.data)
         user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
         if user is None:
             raise NotFound("no user with that username", code="unknown_user")
+        added = not project.memberships.filter(user=user).exists()
         membership = membership_set(project=project, user=user, role=data.validated_data["role"])
-        return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_201_CREATED if added else status.HTTP_200_OK  # 200: a member's role changed
+        return Response(MembershipOutput(membership).data, status=code)
 
 
 class MemberDetailApi(APIView):

@@ -108,7 +108,10 @@ class JobCreateApi(APIView):
             source = EncoderVersion.objects.filter(pk=params["from_encoder"]).first()
             if source is None:
                 raise NotFound("no such encoder version")
-            access_project(request.user, source.project_id, min_role=Role.ENGINEER)  # 404 unless yours
+            try:  # 404 unless yours, naming the encoder (not the project, which the caller may not see)
+                access_project(request.user, source.project_id, min_role=Role.ENGINEER)
+            except NotFound:
+                raise NotFound("no such encoder version") from None
         if kind == "pretrain":
             _check_pool_for_pretraining(project)
         if kind == "embed":

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from labelling.models import LabelClass, Membership, Project, Role
 from labelling.services.errors import Conflict, InvalidInput, NotFound
@@ -113,6 +114,14 @@ def membership_remove(*, project: Project, user_id: int) -> None:
         raise NotFound("no such member")
     _keep_an_admin(project=project, leaving=membership)
     membership.delete()
+    # The items they held go back to the queue at once, not when the reservations expire: until
+    # then they would count against the budget and keep others from finishing those images.
+    from labelling.models import Assignment
+    from labelling.models.queue import AssignmentState
+
+    Assignment.objects.filter(project=project, annotator_id=user_id, state=AssignmentState.ACTIVE).update(
+        state=AssignmentState.RELEASED, finished_at=timezone.now()
+    )
 
 
 def project_delete(*, project: Project, confirm: bool) -> None:

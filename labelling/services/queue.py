@@ -257,6 +257,9 @@ def assignments_reserve(*, project: Project, annotator: AbstractBaseUser, count:
     """
     now = timezone.now()
 
+    if project.labelling_paused:
+        return []  # paused: not even the items already held (they stay reserved until they expire)
+
     def reserve(*, exclusive: bool) -> list[Assignment]:
         with transaction.atomic():
             held = _held(project=project, annotator=annotator, now=now, count=count)

@@ -390,3 +390,59 @@ def test_small_api_answers_a_review_found_unclear(project, client_for, users):
     )
     assert response.status_code == 201, response.content
     assert [label["hotkey"] for label in response.json()["labels"]] == ["a", "b"]
+
+
+def test_team_changes_and_exports_a_second_review_found_wrong(users, project, client_for, _media):
+    import csv as csvlib
+
+    from labelling.models import Assignment, Image, LabelClass, QueueItem
+    from labelling.services.queue import assignment_flag, assignments_reserve
+    from tests.factories import queue_round
+
+    admin, eng = client_for(users["admin"]), client_for(users["engineer"])
+    annotator = users["annotator"]
+    images = pool(project, 4)
+    queue_round(project, images)
+
+    # Removing a member gives back the items they held at once (they counted against the budget).
+    held = assignments_reserve(project=project, annotator=annotator, count=2)
+    assert len(held) == 2
+    assert admin.delete(f"/api/projects/{project.id}/members/{annotator.id}").status_code == 204
+    assert not Assignment.objects.filter(annotator=annotator, state="active").exists()
+    # Adding them back answers 201; changing their role 200.
+    body = {"username": annotator.username, "role": "annotator"}
+    assert admin.post(f"/api/projects/{project.id}/members", body, format="json").status_code == 201
+    body["role"] = "engineer"
+    assert admin.post(f"/api/projects/{project.id}/members", body, format="json").status_code == 200
+    body["role"] = "annotator"
+    admin.post(f"/api/projects/{project.id}/members", body, format="json")
+
+    # Paused: not even the items already held are handed out.
+    held = assignments_reserve(project=project, annotator=annotator, count=1)
+    assert len(held) == 1
+    project.labelling_paused = True
+    project.save()
+    body = client_for(annotator).get(f"/api/projects/{project.id}/queue/next").json()
+    assert body["assignment"] is None and body["empty_reason"] == "paused"
+    project.labelling_paused = False
+    project.save()
+
+    # A flagged image is not in the exports (training leaves it out), whatever labels it had; text
+    # cells a spreadsheet would run as a formula are quoted; the CSV says its charset.
+    label = LabelClass.objects.create(project=project, name="=HYPERLINK(1)", order=99)
+    first, second = images[0], images[1]
+    Image.objects.filter(pk=second.pk).update(original_name="@sum.png")
+    Annotation.objects.create(image=first, annotator=users["admin"], label=label, seconds_spent=1.0)
+    Annotation.objects.create(image=second, annotator=users["admin"], label=label, seconds_spent=1.0)
+    mine = assignments_reserve(project=project, annotator=annotator, count=4)
+    flagged = next(a for a in mine if a.item.image_id == first.id)
+    assignment_flag(assignment_id=flagged.id, annotator=annotator, reason="broken")
+    assert Image.objects.get(pk=first.pk).status == "flagged"
+    response = eng.get(f"/api/projects/{project.id}/export/labels.csv")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csvlib.DictReader(b"".join(response.streaming_content).decode().splitlines()))
+    assert [int(r["image"]) for r in rows] == [second.id]
+    assert rows[0]["label"] == "'=HYPERLINK(1)" and rows[0]["original_name"] == "'@sum.png"
+    exported = eng.get(f"/api/projects/{project.id}/export/labels.json").json()
+    assert [r["image"] for r in exported] == [second.id]
+    assert QueueItem.objects.filter(image=first, state="removed").exists()
