@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zipfile
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -66,6 +67,32 @@ PARAMS = {
     "select": SelectParams,
     "cycle": TrainParams,
 }
+
+
+def _check_checkpoint_archive(upload) -> None:
+    """What can be told of an encoder checkpoint without loading it (the web process has no torch):
+    torch.save writes a zip with a data.pkl; a TorchScript file (what a model download is) has its
+    code beside that. Anything else is refused now rather than failing in a worker."""
+    head = upload.read(4)
+    upload.seek(0)
+    names: list[str] = []
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(upload) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            names = []
+        upload.seek(0)
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        raise InvalidInput(
+            "not a torch checkpoint (expected the zip format torch.save writes)", code="not_a_checkpoint"
+        )
+    if any("/code/" in n or n.endswith("/constants.pkl") for n in names):
+        raise InvalidInput(
+            "this is a TorchScript model (what GET /api/models/{id}/download gives), not an encoder "
+            "checkpoint: upload an encoder saved by models_zoo (EncoderArtifact.save)",
+            code="torchscript_not_encoder",
+        )
 
 
 def _check_pool_for_pretraining(project: Project) -> None:
@@ -205,12 +232,7 @@ class EncoderUploadApi(APIView):
         _check_pool_for_pretraining(project)  # the uploaded encoder embeds the pool in a pretrain job
         if upload.size > settings.UPLOAD_MAX_CHECKPOINT_BYTES:
             raise PayloadTooLarge(f"the checkpoint is over {settings.UPLOAD_MAX_CHECKPOINT_BYTES:,} bytes")
-        head = upload.read(4)
-        upload.seek(0)
-        if head != b"PK\x03\x04":  # torch.save writes a zip archive
-            raise InvalidInput(
-                "not a torch checkpoint (expected the zip format torch.save writes)", code="not_a_checkpoint"
-            )
+        _check_checkpoint_archive(upload)
         key = default_storage.save(f"uploads/{project.id}/{uuid.uuid4().hex}.pt", upload)
         params = {"upload_key": key}
         if data.validated_data.get("max_minutes"):

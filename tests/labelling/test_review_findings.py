@@ -446,3 +446,52 @@ def test_team_changes_and_exports_a_second_review_found_wrong(users, project, cl
     exported = eng.get(f"/api/projects/{project.id}/export/labels.json").json()
     assert [r["image"] for r in exported] == [second.id]
     assert QueueItem.objects.filter(image=first, state="removed").exists()
+
+
+def test_an_encoder_upload_is_checked_for_what_it_is_before_a_worker_gets_it(
+    users, project, client_for, _media
+):
+    # A model download (TorchScript) uploaded as an encoder used to fail in the worker with torch's
+    # hint about weights_only; a zip that torch.save did not write, too.
+    import torch
+
+    from labelling.models import Job
+    from tests.conftest import stored_files
+
+    pool(project, 16)
+    eng = client_for(users["engineer"])
+    files = stored_files(_media)
+
+    def upload(data: bytes):
+        f = io.BytesIO(data)
+        f.name = "encoder.pt"
+        return eng.post(f"/api/projects/{project.id}/encoders/upload", {"file": f}, format="multipart")
+
+    script = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), script)
+    response = upload(script.getvalue())
+    assert response.status_code == 400 and response.json()["error"]["code"] == "torchscript_not_encoder"
+    other = io.BytesIO()
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("readme.txt", "not a checkpoint")
+    response = upload(other.getvalue())
+    assert response.status_code == 400 and response.json()["error"]["code"] == "not_a_checkpoint"
+    assert not Job.objects.exists() and stored_files(_media) == files
+    saved = io.BytesIO()
+    torch.save({"state_dict": {}}, saved)
+    assert upload(saved.getvalue()).status_code == 202  # what torch.save writes goes to the worker
+
+
+def test_an_uploaded_encoder_is_not_reported_as_trained(project):
+    from labelling.models import EncoderVersion, Job
+    from workers.jobs.training import _after_pretrain
+
+    job = Job.objects.create(project=project, kind="pretrain", state="running")
+    version = EncoderVersion.objects.create(
+        project=project, artifact_key="e", job=job, source="upload", metadata={"steps": 589}
+    )
+    message = _after_pretrain(job, version)["_message"]
+    assert (
+        message
+        == f"encoder version {version.id} taken from the uploaded checkpoint as it is; embedding the pool next"
+    )

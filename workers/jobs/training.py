@@ -220,11 +220,16 @@ def _after_pretrain(job: Job, version: EncoderVersion) -> dict[str, Any]:
         if not Job.objects.filter(params__after_job=job.id, kind=JobKind.EMBED).exists():
             job_follow_up(job=job, kind=JobKind.EMBED, params={"encoder_version": version.id})
     meta = version.metadata
+    done = (
+        "taken from the uploaded checkpoint as it is"  # an upload without further training
+        if version.source == "upload"
+        else f"trained ({meta.get('steps')} steps)"
+    )
     return {
         "encoder_version": version.id,
         "steps": meta.get("steps"),
         "images_per_s": meta.get("images_per_s"),
-        "_message": f"encoder version {version.id} trained ({meta.get('steps')} steps); embedding the pool next",
+        "_message": f"encoder version {version.id} {done}; embedding the pool next",
     }
 
 
