@@ -66,8 +66,20 @@ class ProjectFields(serializers.Serializer):
     )
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, allow_blank=True)
     target_accuracy = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
-    annotations_per_image = serializers.IntegerField(required=False, min_value=1, max_value=10)
-    audit_fraction = serializers.FloatField(required=False, min_value=0.0, max_value=0.5)
+    annotations_per_image = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=10,
+        help_text="labels each image gets from different annotators (default 1); a change applies at once "
+        "to the images still queued, finished ones keep theirs",
+    )
+    audit_fraction = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=0.5,
+        help_text="share of each selection round drawn at random to measure accuracy (default 0.05; 0: no "
+        "accuracy, forecast or learning curve); a change applies from the next round",
+    )
     selection_strategy = serializers.ChoiceField(choices=STRATEGIES, required=False)
     stop_kappa = serializers.FloatField(
         required=False,

@@ -70,9 +70,16 @@ def project_create(
 
 
 @transaction.atomic
+@transaction.atomic
 def project_update(*, project: Project, **fields: Any) -> Project:
     """Set ``fields`` and save; a value the model rejects (out of range for the database, say) is
-    an ``InvalidInput`` naming the field, and nothing is saved."""
+    an ``InvalidInput`` naming the field, and nothing is saved.
+
+    A new ``annotations_per_image`` applies at once to the images still in the queue (those that
+    now have enough labels are done); images already finished keep the labels they have. A new
+    ``audit_fraction`` applies from the next selection round (it decides which images are audit
+    images when they are queued)."""
+    before = project.annotations_per_image
     for key, value in fields.items():
         setattr(project, key, value)
     try:
@@ -81,6 +88,14 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
         raise InvalidInput(problems, code="invalid_project") from None
     project.save()
+    if project.annotations_per_image != before:
+        from labelling.models import QueueItem
+        from labelling.models.queue import QueueState
+
+        k = project.annotations_per_image
+        open_items = QueueItem.objects.filter(project=project, state=QueueState.OPEN)
+        open_items.filter(annotations_done__gte=k).update(annotations_needed=k, state=QueueState.DONE)
+        open_items.update(annotations_needed=k)
     return project
 
 

@@ -495,3 +495,33 @@ def test_an_uploaded_encoder_is_not_reported_as_trained(project):
         message
         == f"encoder version {version.id} taken from the uploaded checkpoint as it is; embedding the pool next"
     )
+
+
+def test_a_new_annotations_per_image_applies_to_the_images_still_queued(users, project, client_for):
+    from django.contrib.auth import get_user_model
+
+    from labelling.models import Membership, QueueItem
+    from labelling.services.queue import assignment_submit, assignments_reserve
+    from tests.factories import queue_round
+
+    project.annotations_per_image = 2
+    project.save()
+    images = pool(project, 3)
+    queue_round(project, images)
+    label = project.label_classes.first()
+    (first,) = assignments_reserve(project=project, annotator=users["annotator"], count=1)
+    assignment_submit(assignment_id=first.id, annotator=users["annotator"], label_id=label.id)
+    admin = client_for(users["admin"])
+    response = admin.patch(f"/api/projects/{project.id}", {"annotations_per_image": 1}, format="json")
+    assert response.status_code == 200
+    done = QueueItem.objects.get(pk=first.item_id)
+    assert done.state == "done" and done.annotations_needed == 1  # one label is now enough
+    assert set(QueueItem.objects.filter(state="open").values_list("annotations_needed", flat=True)) == {1}
+    # A second annotator is not handed that image for a second label the budget would pay for.
+    other = get_user_model().objects.create_user("ann2", password="x")
+    Membership.objects.create(project=project, user=other, role="annotator")
+    taken = assignments_reserve(project=project, annotator=other, count=3)
+    assert first.item_id not in {a.item_id for a in taken} and len(taken) == 2
+    admin.patch(f"/api/projects/{project.id}", {"annotations_per_image": 3}, format="json")
+    assert set(QueueItem.objects.filter(state="open").values_list("annotations_needed", flat=True)) == {3}
+    assert QueueItem.objects.get(pk=first.item_id).state == "done"  # a finished image stays finished
