@@ -96,10 +96,14 @@ def tiny_artifact():
     return X, y, pretrain(X, cfg)
 
 
-@pytest.mark.parametrize("mode", ["propagate", "propagate+hog", "finetune", "consistency"])
+@pytest.mark.parametrize(
+    "mode", ["propagate", "propagate+hog", "propagate+hog+rgb", "finetune", "consistency"]
+)
 def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode, monkeypatch):
     X, y, art = tiny_artifact
-    hog = mode == "propagate+hog"
+    hog = mode.startswith("propagate+hog")
+    if mode.endswith("+rgb"):  # colour images at twice the side, for the grey encoder (a transfer)
+        X = np.stack([X, (X * 0.8).astype(np.uint8), (255 - X) // 3], -1).repeat(2, 1).repeat(2, 2)
     if hog:  # the HOG view joins whatever cross-validation says: it is exported too
         import models_zoo.transfer
 
@@ -125,7 +129,8 @@ def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode, m
     path = tmp_path / "model.pt"
     export_learner(learner, path)
     scripted = torch.jit.load(str(path))  # plain torch: no models_zoo code needed
-    x = torch.from_numpy(X[:7]).float().unsqueeze(1) / 255  # (N, 1, H, W) in [0, 1]
+    x = torch.from_numpy(X[:7]).float()
+    x = (x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)) / 255  # (N, C, H, W) in [0, 1]
     got = scripted(x).detach().numpy()
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
