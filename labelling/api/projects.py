@@ -16,6 +16,9 @@ from labelling.models.project import LABEL_BUDGET_MAX
 from labelling.selectors.access import access_project, projects_for_user, role_in
 from labelling.services.errors import NotFound
 from labelling.services.projects import (
+    label_add,
+    label_delete,
+    label_update,
     membership_remove,
     membership_set,
     project_create,
@@ -152,6 +155,59 @@ class ProjectDetailApi(APIView):
     def delete(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ADMIN)
         project_delete(project=project, confirm=request.query_params.get("confirm") in ("true", "1", "yes"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _label(request, project_id: int, label_id: int) -> LabelClass:
+    project = access_project(request.user, project_id, min_role=Role.ADMIN)
+    label = LabelClass.objects.select_related("project").filter(pk=label_id, project=project).first()
+    if label is None:
+        raise NotFound("no such label in this project")
+    return label
+
+
+class LabelListApi(APIView):
+    """The project's label set can grow after labelling started: a new label goes at the end."""
+
+    class LabelAddInput(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+        hotkey = serializers.CharField(
+            max_length=1, required=False, allow_blank=True, help_text="0-9 or a-z; left out: a free one"
+        )
+
+    @extend_schema(request=LabelAddInput, responses={201: LabelClassOutput}, operation_id="labels_create")
+    def post(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        data = strict(self.LabelAddInput, request.data)
+        label = label_add(
+            project=project, name=data.validated_data["name"], hotkey=data.validated_data.get("hotkey")
+        )
+        return Response(LabelClassOutput(label).data, status=status.HTTP_201_CREATED)
+
+
+class LabelDetailApi(APIView):
+    class LabelUpdateInput(serializers.Serializer):
+        name = serializers.CharField(max_length=100, required=False)
+        hotkey = serializers.CharField(
+            max_length=1, required=False, allow_blank=True, help_text='"" for none'
+        )
+
+    @extend_schema(request=LabelUpdateInput, responses=LabelClassOutput, operation_id="labels_update")
+    def patch(self, request, project_id: int, label_id: int):
+        label = _label(request, project_id, label_id)
+        data = strict(self.LabelUpdateInput, request.data, partial=True)
+        label = label_update(
+            label=label, name=data.validated_data.get("name"), hotkey=data.validated_data.get("hotkey")
+        )
+        return Response(LabelClassOutput(label).data)
+
+    @extend_schema(
+        responses={204: None},
+        operation_id="labels_destroy",
+        description="Only a label no image has and before any model was trained (409 label_in_use).",
+    )
+    def delete(self, request, project_id: int, label_id: int):
+        label_delete(label=_label(request, project_id, label_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

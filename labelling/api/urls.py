@@ -11,6 +11,12 @@ urlpatterns = [
     path("me", auth.MeApi.as_view(), name="api-me"),
     path("projects", projects.ProjectListApi.as_view(), name="api-projects"),
     path("projects/<id:project_id>", projects.ProjectDetailApi.as_view(), name="api-project"),
+    path("projects/<id:project_id>/labels", projects.LabelListApi.as_view(), name="api-labels"),
+    path(
+        "projects/<id:project_id>/labels/<id:label_id>",
+        projects.LabelDetailApi.as_view(),
+        name="api-label",
+    ),
     path("projects/<id:project_id>/members", projects.MemberListApi.as_view(), name="api-members"),
     path(
         "projects/<id:project_id>/members/<id:user_id>",

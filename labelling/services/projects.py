@@ -99,6 +99,73 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     return project
 
 
+def _check_label(
+    project: Project, name: Any, hotkey: Any, *, other_than: int | None = None
+) -> tuple[str, str]:
+    """A label's (name, hotkey) by the rules of a new project's labels, checked against the
+    project's other labels. ``hotkey`` None: a free one is given; "": none."""
+    ((name, key),) = _label_rows([{"name": name, "hotkey": hotkey or ""}])
+    others = project.label_classes.exclude(pk=other_than)
+    if others.filter(name=name).exists():
+        raise InvalidInput(f"the project already has a label {name!r}", code="invalid_labels")
+    if not hotkey:
+        used = set(others.values_list("hotkey", flat=True))
+        key = "" if hotkey == "" else next((k for k in _DEFAULT_HOTKEYS if k not in used), "")
+    elif others.filter(hotkey=key).exists():
+        raise InvalidInput(f"hotkey {key!r} is taken by another label", code="invalid_labels")
+    return name, key
+
+
+@transaction.atomic
+def label_add(*, project: Project, name: Any, hotkey: Any = None) -> LabelClass:
+    """Add a label at the end of the set (the classes' order, and so a model's class indices, stay
+    as they are; the next retrain learns the new class)."""
+    Project.objects.select_for_update().get(pk=project.pk)
+    if project.label_classes.count() >= 1000:
+        raise InvalidInput("a project has at most 1000 labels", code="invalid_labels")
+    name, key = _check_label(project, name, hotkey)
+    last = project.label_classes.order_by("-order").values_list("order", flat=True).first()
+    return LabelClass.objects.create(project=project, name=name, hotkey=key, order=(last or 0) + 1)
+
+
+@transaction.atomic
+def label_update(*, label: LabelClass, name: Any = None, hotkey: Any = None) -> LabelClass:
+    """Rename a label or change its hotkey; its labels and the models' predictions follow (they
+    refer to it, not to its name)."""
+    Project.objects.select_for_update().get(pk=label.project_id)
+    new_name, key = _check_label(
+        label.project,
+        label.name if name is None else name,
+        label.hotkey if hotkey is None else hotkey,
+        other_than=label.pk,
+    )
+    label.name, label.hotkey = new_name, key
+    label.save(update_fields=["name", "hotkey"])
+    return label
+
+
+@transaction.atomic
+def label_delete(*, label: LabelClass) -> None:
+    """Remove a label nobody used, before any model was trained (a model's classes are the labels
+    in order: removing one would shift them)."""
+    from labelling.models import Annotation, ModelVersion
+
+    project = Project.objects.select_for_update().get(pk=label.project_id)
+    if Annotation.objects.filter(label=label).exists():
+        raise Conflict(
+            f"images are labelled {label.name!r}: rename it instead, or keep it", code="label_in_use"
+        )
+    if ModelVersion.objects.filter(project=project).exists():
+        raise Conflict(
+            "the project has trained models whose classes are these labels in order: rename the label "
+            "instead of removing it",
+            code="label_in_use",
+        )
+    if project.label_classes.count() <= 2:
+        raise InvalidInput("a project needs at least two labels", code="invalid_labels")
+    label.delete()
+
+
 @transaction.atomic
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
     """Add a member or change their role; a project always keeps at least one admin."""

@@ -55,6 +55,9 @@ RULES = {
     ("GET", "api/projects/<id:project_id>"): ("annotator", None, None),
     ("PATCH", "api/projects/<id:project_id>"): ("admin", lambda w: {"description": "x"}, "json"),
     ("DELETE", "api/projects/<id:project_id>"): ("admin", None, None),
+    ("POST", "api/projects/<id:project_id>/labels"): ("admin", lambda w: {"name": "new label"}, "json"),
+    ("PATCH", "api/projects/<id:project_id>/labels/<id:label_id>"): ("admin", lambda w: {"name": "renamed"}, "json"),
+    ("DELETE", "api/projects/<id:project_id>/labels/<id:label_id>"): ("admin", None, None),
     ("GET", "api/projects/<id:project_id>/members"): ("admin", None, None),
     ("POST", "api/projects/<id:project_id>/members"): (
         "admin", lambda w: {"username": "oscar-outsider", "role": "annotator"}, "json"),

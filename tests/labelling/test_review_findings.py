@@ -525,3 +525,55 @@ def test_a_new_annotations_per_image_applies_to_the_images_still_queued(users, p
     admin.patch(f"/api/projects/{project.id}", {"annotations_per_image": 3}, format="json")
     assert set(QueueItem.objects.filter(state="open").values_list("annotations_needed", flat=True)) == {3}
     assert QueueItem.objects.get(pk=first.item_id).state == "done"  # a finished image stays finished
+
+
+def test_the_label_set_can_be_renamed_and_extended_after_labelling_started(users, project, client_for):
+    from labelling.models import EncoderVersion, LabelClass, ModelVersion
+
+    admin = client_for(users["admin"])
+    base = f"/api/projects/{project.id}/labels"
+    labels = list(project.label_classes.order_by("order", "id"))
+    image = pool(project, 1)[0]
+    Annotation.objects.create(image=image, annotator=users["annotator"], label=labels[0], seconds_spent=1.0)
+
+    # Rename a used label: its labels follow it (they refer to it, not to its name).
+    response = admin.patch(f"{base}/{labels[0].id}", {"name": "Sparrow"}, format="json")
+    assert response.status_code == 200 and response.json()["name"] == "Sparrow"
+    assert Annotation.objects.get(image=image).label.name == "Sparrow"
+    # Add one: at the end of the order, with a free hotkey; another with a key of its own.
+    added = admin.post(base, {"name": "Heron"}, format="json")
+    assert added.status_code == 201, added.content
+    body = added.json()
+    assert body["order"] > max(lc.order for lc in labels) and body["hotkey"] not in {
+        lc.hotkey for lc in labels
+    }
+    assert admin.post(base, {"name": "Crane", "hotkey": "Z"}, format="json").json()["hotkey"] == "z"
+    # Clear errors: a taken name or hotkey, a bad hotkey, an unknown field.
+    for payload, code in (
+        ({"name": "Heron"}, "invalid_labels"),
+        ({"name": "Kite", "hotkey": "z"}, "invalid_labels"),
+        ({"name": "Kite", "hotkey": "!"}, "invalid_labels"),
+        ({"name": "Kite", "colour": "red"}, "unknown_field"),
+    ):
+        response = admin.post(base, payload, format="json")
+        assert response.status_code == 400 and response.json()["error"]["code"] == code, (
+            payload,
+            response.content,
+        )
+    # Removing: a used label never; an unused one only before any model was trained.
+    response = admin.delete(f"{base}/{labels[0].id}")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "label_in_use"
+    assert admin.delete(f"{base}/{body['id']}").status_code == 204
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
+    ModelVersion.objects.create(project=project, encoder_version=encoder, mode="propagate", artifact_key="m")
+    crane = LabelClass.objects.get(project=project, name="Crane")
+    response = admin.delete(f"{base}/{crane.id}")
+    assert response.status_code == 409 and "trained models" in response.json()["error"]["message"]
+    # Annotators and engineers cannot change the label set; another project's label is not found.
+    assert client_for(users["engineer"]).post(base, {"name": "Owl"}, format="json").status_code == 403
+    from tests.factories import project_with_members
+
+    elsewhere = project_with_members(admin=users["admin"], name="Elsewhere")
+    other = elsewhere.label_classes.first()
+    response = admin.patch(f"{base}/{other.id}", {"name": "x"}, format="json")  # its id, under this project
+    assert response.status_code == 404 and LabelClass.objects.get(pk=other.pk).name != "x"
