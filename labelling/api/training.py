@@ -17,14 +17,13 @@ from rest_framework.views import APIView
 
 from labelling.api.base import ListApi, paginated, strict
 from labelling.api.jobs import JobOutput, ProjectJobListApi
-from labelling.catalog import MIN_PRETRAIN_POOL, SSL_METHODS, STRATEGIES
+from labelling.catalog import SSL_METHODS, STRATEGIES
 from labelling.models import EncoderVersion, ModelVersion, Project, Role, SelectionRound
-from labelling.models.image import ImageStatus
-from labelling.models.job import TRAINING_KINDS, JobKind, JobState
+from labelling.models.job import TRAINING_KINDS
 from labelling.selectors.access import access_project
 from labelling.selectors.metrics import forecast, learning_curve
 from labelling.services.errors import InvalidInput, NotFound, PayloadTooLarge
-from labelling.services.training import encoder_version_publish, training_job_request
+from labelling.services.training import encoder_version_publish, pretraining_pool_check, training_job_request
 
 
 class PretrainParams(serializers.Serializer):
@@ -95,23 +94,6 @@ def _check_checkpoint_archive(upload) -> None:
         )
 
 
-def _check_pool_for_pretraining(project: Project) -> None:
-    """Refuse a pretrain now (400) when the pool is too small for it and no import is on its way,
-    instead of accepting a job that can only fail in the worker."""
-    usable = project.images.exclude(status=ImageStatus.FLAGGED).count()
-    if usable >= MIN_PRETRAIN_POOL:
-        return
-    importing = project.jobs.filter(
-        kind__in=(JobKind.IMPORT_ZIP, JobKind.IMPORT_DATASET), state__in=(JobState.QUEUED, JobState.RUNNING)
-    ).exists()
-    if not importing:
-        raise InvalidInput(
-            f"the pool has {usable} images; pretraining needs at least {MIN_PRETRAIN_POOL}: upload images first",
-            code="pool_too_small",
-            details={"images": usable, "needed": MIN_PRETRAIN_POOL},
-        )
-
-
 class JobCreateApi(APIView):
     """Start a training job (202). At most one runs per project: a second answers 409 naming it."""
 
@@ -140,7 +122,7 @@ class JobCreateApi(APIView):
             except NotFound:
                 raise NotFound("no such encoder version") from None
         if kind == "pretrain":
-            _check_pool_for_pretraining(project)
+            pretraining_pool_check(project=project)
         if kind == "embed":
             version_id = params.get("encoder_version") or project.current_encoder_id
             if not EncoderVersion.objects.filter(pk=version_id, project=project).exists():
@@ -229,7 +211,7 @@ class EncoderUploadApi(APIView):
         data = self.EncoderUploadInput(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
-        _check_pool_for_pretraining(project)  # the uploaded encoder embeds the pool in a pretrain job
+        pretraining_pool_check(project=project)  # the uploaded encoder embeds the pool in a pretrain job
         if upload.size > settings.UPLOAD_MAX_CHECKPOINT_BYTES:
             raise PayloadTooLarge(f"the checkpoint is over {settings.UPLOAD_MAX_CHECKPOINT_BYTES:,} bytes")
         _check_checkpoint_archive(upload)

@@ -53,6 +53,27 @@ def training_job_request(
         return job_create(project=project, kind=kind, params=params or {}, created_by=created_by)
 
 
+def pretraining_pool_check(*, project: Project) -> None:
+    """Refuse a pretrain now (InvalidInput pool_too_small) when the pool is too small for it and no
+    import is on its way, instead of accepting a job that can only fail in the worker."""
+    from labelling.catalog import MIN_PRETRAIN_POOL
+    from labelling.models.image import ImageStatus
+    from labelling.models.job import JobKind
+
+    usable = project.images.exclude(status=ImageStatus.FLAGGED).count()
+    if usable >= MIN_PRETRAIN_POOL:
+        return
+    importing = project.jobs.filter(
+        kind__in=(JobKind.IMPORT_ZIP, JobKind.IMPORT_DATASET), state__in=(JobState.QUEUED, JobState.RUNNING)
+    ).exists()
+    if not importing:
+        raise InvalidInput(
+            f"the pool has {usable} images; pretraining needs at least {MIN_PRETRAIN_POOL}: upload images first",
+            code="pool_too_small",
+            details={"images": usable, "needed": MIN_PRETRAIN_POOL},
+        )
+
+
 def job_follow_up(*, job: Job, kind: str, params: dict[str, Any] | None = None) -> Job:
     """Queue the next step of a chain (pretrain -> embed -> select). Call while ``job`` is still
     running, in the transaction that finishes it, so no other training job can slip in between."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -26,7 +27,7 @@ from labelling.selectors.dashboard import (
 from labelling.services.errors import ServiceError
 from labelling.services.projects import project_update
 from labelling.services.queue import image_unflag
-from labelling.services.training import training_job_request
+from labelling.services.training import pretraining_pool_check, training_job_request
 from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
 
 
@@ -64,6 +65,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     data = project_dashboard(project)
     context = {
         "project": project,
+        "pretrain_minutes": settings.PRETRAIN_MINUTES,
         **data,
         "jobs": jobs_summary(project),
         "rounds": recent_rounds(project),
@@ -122,12 +124,18 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
                 raise ValueError("no such image in this project")
             image_unflag(image=image)
             messages.success(request, f"Image #{image.id} unflagged.")
+        elif action == "pretrain":
+            # A new project's first step: the encoder learns the pool; embedding and the first
+            # batch for annotators follow by themselves.
+            pretraining_pool_check(project=project)
+            job = training_job_request(project=project, kind="pretrain", created_by=request.user)
+            messages.success(
+                request, f"Job #{job.id} (pretrain) queued: the first images to label follow when it is done."
+            )
         elif action in ("retrain", "reselect"):
             kind = "cycle" if action == "retrain" else "select"
             if project.current_encoder_id is None:
-                raise ValueError(
-                    "pretrain an encoder first (API: POST /api/projects/{id}/jobs kind=pretrain)"
-                )
+                raise ValueError("pretrain an encoder first: the Pretrain button below")
             job = training_job_request(project=project, kind=kind, created_by=request.user)
             messages.success(request, f"Job #{job.id} ({kind}) queued.")
         else:

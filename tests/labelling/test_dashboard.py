@@ -80,6 +80,26 @@ def test_dashboard_buttons_pause_and_set_budget(users, project):
     assert project.label_budget == 750
 
 
+def test_a_new_project_shows_its_first_step_and_the_button_starts_it(users, project):
+    # Without an encoder nothing comes to annotators by itself: the dashboard says what to do and
+    # its button queues the pretrain (on a pool big enough for it).
+    from labelling.models import Job
+
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert 'id="first-step"' in page and "Pretrain on the pool" in page
+    url = f"/projects/{project.id}/dashboard/action"
+    page = client.post(url, {"action": "pretrain"}, follow=True).content.decode()
+    assert "pretraining needs at least 16" in page and not Job.objects.exists()
+    pool(project, 16)
+    page = client.post(url, {"action": "pretrain"}, follow=True).content.decode()
+    job = Job.objects.get()
+    assert job.kind == "pretrain" and f"Job #{job.id} (pretrain) queued" in page
+    page = client.post(url, {"action": "retrain"}, follow=True).content.decode()
+    assert "pretrain an encoder first: the Pretrain button below" in page
+
+
 def test_project_update_names_a_rejected_field_and_saves_nothing(project):
     from labelling.services.errors import InvalidInput
     from labelling.services.projects import project_update
