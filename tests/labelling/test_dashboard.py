@@ -98,6 +98,10 @@ def test_a_new_project_shows_its_first_step_and_the_button_starts_it(users, proj
     assert job.kind == "pretrain" and f"Job #{job.id} (pretrain) queued" in page
     page = client.post(url, {"action": "retrain"}, follow=True).content.decode()
     assert "pretrain an encoder first: the Pretrain button below" in page
+    assert 'id="no-audit"' not in page
+    project.audit_fraction = 0.0  # allowed, but then nothing can measure the model: said so
+    project.save()
+    assert 'id="no-audit"' in client.get(f"/projects/{project.id}/dashboard/").content.decode()
 
 
 def test_project_update_names_a_rejected_field_and_saves_nothing(project):
@@ -116,6 +120,9 @@ def test_overview_lists_admin_projects(users, project):
     client.force_login(users["admin"])
     page = client.get("/overview/").content.decode()
     assert project.name in page
+    demo_state(project, users)  # measured on 30 audit labels: the accuracy says on how many
+    page = client.get("/overview/").content.decode()
+    assert "on 30 audit labels" in page
     client.force_login(users["annotator"])
     assert project.name not in client.get("/overview/").content.decode()
 
