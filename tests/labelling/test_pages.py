@@ -60,3 +60,16 @@ def test_overview_link_only_for_admins_of_a_project(users, project):
         # Typed in anyway, it says where their projects are.
         page = client.get("/overview/").content.decode()
         assert "You are admin of no project" in page and 'under <a href="/">My projects</a>' in page
+
+
+def test_home_and_project_pages_say_when_labelling_is_paused_and_show_the_instructions(users, project):
+    client = Client()
+    client.force_login(users["annotator"])
+    project.instructions = "Label the bird, not the branch."
+    project.save()
+    page = client.get(f"/projects/{project.id}/").content.decode()
+    assert "Label the bird, not the branch." in page and 'id="paused-note"' not in page
+    project.labelling_paused = True
+    project.save()
+    assert 'id="paused-note"' in client.get(f"/projects/{project.id}/").content.decode()
+    assert '<span class="pill warn"' in client.get("/").content.decode()
