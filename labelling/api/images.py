@@ -28,6 +28,13 @@ from labelling.services.queue import image_unflag
 from labelling.services.zips import zip_archive_check
 
 
+def form_filename(name: str) -> str:
+    """A multipart file name as the user named the file: browsers (WHATWG's form-data encoding) and
+    requests write a double quote in it as %22, which Django keeps. (Line breaks, written as %0D /
+    %0A, stay so: a name is one line in exports and logs.)"""
+    return name.replace("%22", '"')
+
+
 class ImageOutput(serializers.ModelSerializer):
     reference_label = serializers.IntegerField(source="reference_label_id", allow_null=True)
     predicted_label = serializers.IntegerField(source="predicted_label_id", allow_null=True)
@@ -117,7 +124,7 @@ class ImageListApi(ListApi):
             raise InvalidInput("send one or more files in the multipart field 'files'", code="no_files")
         results: list[IngestResult] = []
         for upload in files:
-            name = upload.name or ""
+            name = form_filename(upload.name or "")
             if upload.size > settings.UPLOAD_MAX_IMAGE_BYTES:
                 results.append(
                     IngestResult(

@@ -577,3 +577,27 @@ def test_the_label_set_can_be_renamed_and_extended_after_labelling_started(users
     other = elsewhere.label_classes.first()
     response = admin.patch(f"{base}/{other.id}", {"name": "x"}, format="json")  # its id, under this project
     assert response.status_code == 404 and LabelClass.objects.get(pk=other.pk).name != "x"
+
+
+def test_an_uploaded_file_name_with_a_double_quote_is_stored_as_named(users, project, client_for):
+    # Browsers and requests send `with "quote".png` as filename="with %22quote%22.png".
+    from labelling.models import Image
+    from tests.factories import image_bytes
+
+    boundary = "XyZ"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="with %22quote%22.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + image_bytes(seed=5)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = client_for(users["engineer"]).generic(
+        "POST",
+        f"/api/projects/{project.id}/images",
+        body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+    assert response.status_code in (200, 201), response.content
+    assert Image.objects.get(project=project).original_name == 'with "quote".png'
