@@ -78,6 +78,16 @@ def class_folders(names: list[str]) -> dict[str, str]:
     return out
 
 
+def zip_member_name(image_id: int, original_name: str, extension: str) -> str:
+    """labels.zip's file name for an image: its id (unique) and the base name it was uploaded
+    with, made safe like the class folders (no folders, separators or controls), with the
+    extension of what the file really is: "17-cat 1.png"; "17.png" without an original name."""
+    base = re.split(r"[\\/]", original_name)[-1]
+    base = re.sub(r'[:*?"<>|\x00-\x1f\x7f]', "_", base).strip().strip(".")[:120]
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    return f"{image_id}-{stem}.{extension}" if stem else f"{image_id}.{extension}"
+
+
 class ExportApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("what", str, OpenApiParameter.PATH, enum=list(EXPORTS))],
@@ -114,7 +124,8 @@ class ExportApi(APIView):
                 for im in images:
                     folder = folders[labels[im.id][0]]
                     with default_storage.open(im.storage_key, "rb") as fh:
-                        zf.writestr(f"{folder}/{im.id}.{EXTENSIONS[im.format]}", fh.read())
+                        name = zip_member_name(im.id, im.original_name, EXTENSIONS[im.format])
+                        zf.writestr(f"{folder}/{name}", fh.read())
             response = HttpResponse(buf.getvalue(), content_type="application/zip")
             response["Content-Disposition"] = f'attachment; filename="project-{project.id}-labels.zip"'
             return response

@@ -16,11 +16,15 @@ pytestmark = pytest.mark.django_db
 def test_labels_zip_folders_stay_inside_the_archive_and_apart(users, project, client_for, _media):
     # Label names are free text: "..", "a/b" or "a_b" must neither climb out of the archive on unzip
     # nor merge two classes into one folder.
-    from labelling.models import LabelClass
+    from labelling.models import Image, LabelClass
 
     names = ["..", "a/b", "a_b", "C:\\x"]
     classes = [LabelClass.objects.create(project=project, name=n, order=10 + i) for i, n in enumerate(names)]
-    for image, label in zip(pool(project, 4), classes, strict=True):
+    images = pool(project, 4)
+    # Files keep the base name they were uploaded with (its folders and unsafe characters dropped).
+    uploaded = ["日本/画像/img_2_ñ.png", "../../etc/passwd", "", "C:\\Users\\a\\b.jpg"]
+    for image, label, name in zip(images, classes, uploaded, strict=True):
+        Image.objects.filter(pk=image.pk).update(original_name=name)
         Annotation.objects.create(image=image, annotator=users["annotator"], label=label, seconds_spent=1.0)
     response = client_for(users["engineer"]).get(f"/api/projects/{project.id}/export/labels.zip")
     assert response.status_code == 200
@@ -30,6 +34,11 @@ def test_labels_zip_folders_stay_inside_the_archive_and_apart(users, project, cl
         m.count("/") == 1 and ".." not in m.split("/") and "\\" not in m and ":" not in m for m in members
     )
     assert len(set(folders)) == 4, members  # four classes, four folders
+    files = sorted(m.split("/")[1] for m in members)
+    ids = [im.id for im in images]
+    assert files == sorted(
+        [f"{ids[0]}-img_2_ñ.png", f"{ids[1]}-passwd.png", f"{ids[2]}.png", f"{ids[3]}-b.png"]
+    )
 
 
 def test_project_output_returns_the_cadence_and_reservation_settings(users, project, client_for):
