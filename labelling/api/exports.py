@@ -15,7 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
-from labelling.models import Annotation, Image, Role
+from labelling.models import Annotation, Image, QueueItem, Role
 from labelling.models.image import ImageStatus
 from labelling.selectors.access import access_project
 from labelling.services.errors import NotFound
@@ -59,6 +59,15 @@ def consensus_labels(project) -> dict[int, tuple[str, int, int, bool]]:
         name, n = counter.most_common(1)[0]
         out[image_id] = (name, n, sum(counter.values()), audit[image_id])
     return out
+
+
+def labels_needed(project) -> dict[int, int]:
+    """image id -> the labels it was queued for (its newest queue item's ``annotations_needed``):
+    ``annotations`` below it marks an image the budget ran out on before everyone labelled it."""
+    rows = (
+        QueueItem.objects.filter(project=project).order_by("id").values_list("image_id", "annotations_needed")
+    )
+    return dict(rows.iterator())  # the newest item last: it wins
 
 
 def class_folders(names: list[str]) -> dict[str, str]:
@@ -107,12 +116,13 @@ class ExportApi(APIView):
             return self._predictions(project)
         labels = consensus_labels(project)
         images = Image.objects.filter(pk__in=list(labels)).order_by("id")
+        needed = labels_needed(project)
         if what == "labels.json":
             body = [
                 {
                     "image": im.id, "sha256": im.sha256, "original_name": im.original_name,
                     "label": labels[im.id][0], "votes": labels[im.id][1], "annotations": labels[im.id][2],
-                    "is_audit": labels[im.id][3],
+                    "needed": needed.get(im.id, project.annotations_per_image), "is_audit": labels[im.id][3],
                 }
                 for im in images
             ]  # fmt: skip
@@ -133,12 +143,13 @@ class ExportApi(APIView):
 
         def rows():
             yield writer.writerow(
-                ["image", "sha256", "original_name", "label", "votes", "annotations", "is_audit"]
+                ["image", "sha256", "original_name", "label", "votes", "annotations", "needed", "is_audit"]
             )
             for im in images.iterator():
                 name, n, total, is_audit = labels[im.id]
+                k = needed.get(im.id, project.annotations_per_image)
                 yield writer.writerow(
-                    [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, int(is_audit)]
+                    [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, k, int(is_audit)]
                 )
 
         response = StreamingHttpResponse(rows(), content_type=CSV_TYPE)

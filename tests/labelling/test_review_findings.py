@@ -454,6 +454,13 @@ def test_team_changes_and_exports_a_second_review_found_wrong(users, project, cl
     assert rows[0]["label"] == "'=HYPERLINK(1)" and rows[0]["original_name"] == "'@sum.png"
     exported = eng.get(f"/api/projects/{project.id}/export/labels.json").json()
     assert [r["image"] for r in exported] == [second.id]
+    # Each image says how many labels it was queued for: one label of two is an unfinished image.
+    QueueItem.objects.filter(image=second).update(annotations_needed=2)
+    (row,) = eng.get(f"/api/projects/{project.id}/export/labels.json").json()
+    assert (row["annotations"], row["needed"]) == (1, 2)
+    response = eng.get(f"/api/projects/{project.id}/export/labels.csv")
+    (row,) = csvlib.DictReader(b"".join(response.streaming_content).decode().splitlines())
+    assert (row["annotations"], row["needed"]) == ("1", "2")
     assert QueueItem.objects.filter(image=first, state="removed").exists()
 
 
