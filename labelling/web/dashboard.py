@@ -6,6 +6,7 @@ import re
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -25,7 +26,7 @@ from labelling.selectors.dashboard import (
     recent_rounds,
 )
 from labelling.services.errors import ServiceError
-from labelling.services.projects import project_update
+from labelling.services.projects import membership_remove, membership_set, project_update
 from labelling.services.queue import image_unflag
 from labelling.services.training import pretraining_pool_check, training_job_request
 from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
@@ -66,6 +67,8 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     context = {
         "project": project,
         "pretrain_minutes": settings.PRETRAIN_MINUTES,
+        "members": project.memberships.select_related("user").order_by("user__username"),
+        "roles": Role.choices,
         **data,
         "jobs": jobs_summary(project),
         "rounds": recent_rounds(project),
@@ -124,6 +127,21 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
                 raise ValueError("no such image in this project")
             image_unflag(image=image)
             messages.success(request, f"Image #{image.id} unflagged.")
+        elif action == "member_set":
+            username = request.POST.get("username", "").strip()
+            user = get_user_model().objects.filter(username=username).first() if username else None
+            if user is None:
+                raise ValueError(f"no user named {username[:150]!r}: a site administrator creates accounts")
+            membership_set(project=project, user=user, role=request.POST.get("role", ""))
+            messages.success(request, f"{user.username} is {request.POST.get('role')} of this project.")
+        elif action == "member_remove":
+            raw = request.POST.get("user_id", "")
+            if not re.fullmatch(IdConverter.regex, raw):
+                raise ValueError("no such member")
+            membership_remove(project=project, user_id=int(raw))
+            messages.success(request, "Member removed; the images they held went back to the queue.")
+            if int(raw) == request.user.pk:  # I left: the dashboard is no longer mine
+                return redirect("home")
         elif action == "pretrain":
             # A new project's first step: the encoder learns the pool; embedding and the first
             # batch for annotators follow by themselves.

@@ -385,3 +385,36 @@ def test_labelling_rate_of_a_single_label_counts_at_least_a_minute(users, projec
     budget = budget_state(project)
     assert budget["labels_last_7_days"] == 1 and budget["active_hours"] == pytest.approx(1 / 60)
     assert budget["labels_per_hour"] == 60.0
+
+
+def test_the_team_is_managed_on_the_dashboard(users, project):
+    from labelling.models import Membership
+
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert 'id="team"' in page and users["annotator"].username in page
+    url = f"/projects/{project.id}/dashboard/action"
+    outsider = users["outsider"]
+    page = client.post(
+        url, {"action": "member_set", "username": outsider.username, "role": "engineer"}, follow=True
+    )
+    assert Membership.objects.get(project=project, user=outsider).role == "engineer"
+    client.post(url, {"action": "member_set", "username": outsider.username, "role": "annotator"})
+    assert Membership.objects.get(project=project, user=outsider).role == "annotator"
+    for data, says in (
+        ({"action": "member_set", "username": "nobody-here", "role": "annotator"}, "no user named"),
+        ({"action": "member_set", "username": outsider.username, "role": "boss"}, "role must be one of"),
+        ({"action": "member_remove", "user_id": "x"}, "no such member"),
+        ({"action": "member_remove", "user_id": str(users["admin"].pk)}, "at least one admin"),
+    ):
+        page = client.post(url, data, follow=True).content.decode()
+        assert says in page, data
+    client.post(url, {"action": "member_remove", "user_id": str(outsider.pk)})
+    assert not Membership.objects.filter(project=project, user=outsider).exists()
+    # An engineer cannot do it.
+    client.force_login(users["engineer"])
+    response = client.post(url, {"action": "member_set", "username": outsider.username, "role": "admin"})
+    assert (
+        response.status_code == 403 and not Membership.objects.filter(project=project, user=outsider).exists()
+    )
