@@ -19,6 +19,7 @@ from labelling.models import Annotation, Assignment, Image
 from labelling.models.queue import AssignmentState
 from tests.conftest import ROOT, require
 from tests.factories import pool, queue_round
+from workers.jobs.imports import FASHION_MNIST_CLASSES
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -276,6 +277,17 @@ def log_in(page, live_server, user) -> None:
     page.wait_for_url(live_server.url + "/")
 
 
+def queued_without_audit(settings, project, n: int) -> list:
+    """Cookies a plain-HTTP live server can carry, no audit items (every image shows its
+    suggestion), and ``n`` pool images queued: the images."""
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    project.audit_fraction = 0.0
+    project.save()
+    images = pool(project, n)
+    queue_round(project, images)
+    return images
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_keys_in_the_flag_and_skip_windows_answer_the_window_not_a_label(
@@ -283,11 +295,7 @@ def test_keys_in_the_flag_and_skip_windows_answer_the_window_not_a_label(
 ):
     # The flag window's 1/2/3 and the skip window's 1/2 are also label hotkeys (cat, dog, bird):
     # the key must flag or skip the image, never label it (nor the next one).
-    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
-    project.audit_fraction = 0.0
-    project.save()
-    images = pool(project, 8)
-    queue_round(project, images)
+    queued_without_audit(settings, project, 8)
     annotator = users["annotator"]
     log_in(page, live_server, annotator)
     page.goto(f"{live_server.url}/projects/{project.id}/label/")
@@ -332,11 +340,7 @@ def test_enter_after_a_skip_or_flag_window_closed_with_esc_accepts_the_suggestio
 ):
     # Skip and Flag opened with the mouse, then cancelled with Esc: Enter accepts the model's
     # suggestion, as after a label button or Undo, instead of opening the window again.
-    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
-    project.audit_fraction = 0.0
-    project.save()
-    images = pool(project, 4)
-    queue_round(project, images)
+    images = queued_without_audit(settings, project, 4)
     dog = project.label_classes.get(name="dog")
     Image.objects.filter(pk__in=[i.pk for i in images]).update(predicted_label=dog, confidence=0.9)
     annotator = users["annotator"]
@@ -364,18 +368,7 @@ def test_enter_after_a_skip_or_flag_window_closed_with_esc_accepts_the_suggestio
     assert page.errors == []
 
 
-FASHION = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+FASHION = FASHION_MNIST_CLASSES  # the demo project's label set: the longest names a page shows
 
 # Each label button's box, the box of the list they scroll in, and the window's height.
 BUTTON_BOXES = """() => {
