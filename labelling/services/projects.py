@@ -10,7 +10,18 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from labelling.models import LabelClass, Membership, Project, Role
+from labelling.models import (
+    Annotation,
+    Assignment,
+    Image,
+    LabelClass,
+    Membership,
+    ModelVersion,
+    Project,
+    QueueItem,
+    Role,
+)
+from labelling.models.queue import AssignmentState, QueueState
 from labelling.services.errors import Conflict, InvalidInput, NotFound
 
 _HOTKEYS = "1234567890" + "abcdefghijklmnopqrstuvwxyz"  # what a label may be given
@@ -70,7 +81,6 @@ def project_create(
 
 
 @transaction.atomic
-@transaction.atomic
 def project_update(*, project: Project, **fields: Any) -> Project:
     """Set ``fields`` and save; a value the model rejects (out of range for the database, say) is
     an ``InvalidInput`` naming the field, and nothing is saved.
@@ -89,9 +99,6 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         raise InvalidInput(problems, code="invalid_project") from None
     project.save()
     if project.annotations_per_image != before:
-        from labelling.models import QueueItem
-        from labelling.models.queue import QueueState
-
         k = project.annotations_per_image
         open_items = QueueItem.objects.filter(project=project, state=QueueState.OPEN)
         open_items.filter(annotations_done__gte=k).update(annotations_needed=k, state=QueueState.DONE)
@@ -148,8 +155,6 @@ def label_update(*, label: LabelClass, name: Any = None, hotkey: Any = None) -> 
 def label_delete(*, label: LabelClass) -> None:
     """Remove a label nobody used, before any model was trained (a model's classes are the labels
     in order: removing one would shift them)."""
-    from labelling.models import Annotation, ModelVersion
-
     project = Project.objects.select_for_update().get(pk=label.project_id)
     if Annotation.objects.filter(label=label).exists():
         raise Conflict(
@@ -198,9 +203,6 @@ def membership_remove(*, project: Project, user_id: int) -> None:
     membership.delete()
     # The items they held go back to the queue at once, not when the reservations expire: until
     # then they would count against the budget and keep others from finishing those images.
-    from labelling.models import Assignment
-    from labelling.models.queue import AssignmentState
-
     Assignment.objects.filter(project=project, annotator_id=user_id, state=AssignmentState.ACTIVE).update(
         state=AssignmentState.RELEASED, finished_at=timezone.now()
     )
@@ -210,8 +212,6 @@ def project_delete(*, project: Project, confirm: bool) -> None:
     """Delete a project, its pool and its labels. Labels are the one thing money was spent on, so a
     project that has any is only deleted with ``confirm``; stored bytes no other project uses go too."""
     from django.core.files.storage import default_storage
-
-    from labelling.models import Annotation, Image, ModelVersion
 
     labels = Annotation.objects.filter(image__project=project).count()
     if labels and not confirm:
