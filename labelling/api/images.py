@@ -22,17 +22,10 @@ from labelling.models.job import JobKind
 from labelling.selectors.access import access_image, access_project
 from labelling.services.errors import InvalidInput, PayloadTooLarge
 from labelling.services.image_checks import CONTENT_TYPES
-from labelling.services.images import IngestItem, IngestResult, image_thumbnail, pool_image_ingest
+from labelling.services.images import image_thumbnail, uploaded_files_ingest
 from labelling.services.jobs import job_create
 from labelling.services.queue import image_unflag
 from labelling.services.zips import zip_archive_check
-
-
-def form_filename(name: str) -> str:
-    """A multipart file name as the user named the file: browsers (WHATWG's form-data encoding) and
-    requests write a double quote in it as %22, which Django keeps. (Line breaks, written as %0D /
-    %0A, stay so: a name is one line in exports and logs.)"""
-    return name.replace("%22", '"')
 
 
 class ImageOutput(serializers.ModelSerializer):
@@ -122,21 +115,7 @@ class ImageListApi(ListApi):
         files = request.FILES.getlist("files") or request.FILES.getlist("file")
         if not files:
             raise InvalidInput("send one or more files in the multipart field 'files'", code="no_files")
-        results: list[IngestResult] = []
-        for upload in files:
-            name = form_filename(upload.name or "")
-            if upload.size > settings.UPLOAD_MAX_IMAGE_BYTES:
-                results.append(
-                    IngestResult(
-                        name=name,
-                        status="rejected",
-                        code="file_too_large",
-                        reason=f"the file is {upload.size:,} bytes, over the limit of "
-                        f"{settings.UPLOAD_MAX_IMAGE_BYTES:,} bytes",
-                    )
-                )
-                continue
-            results.append(pool_image_ingest(project=project, item=IngestItem(name=name, data=upload.read())))
+        results = uploaded_files_ingest(project=project, files=files)
         body = {
             "stored": sum(r.status == "stored" for r in results),
             "duplicates": sum(r.status == "duplicate" for r in results),
