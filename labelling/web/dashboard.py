@@ -26,6 +26,7 @@ from labelling.selectors.dashboard import (
     recent_rounds,
 )
 from labelling.services.errors import ServiceError
+from labelling.services.images import uploaded_files_ingest
 from labelling.services.projects import membership_remove, membership_set, project_update
 from labelling.services.queue import image_unflag
 from labelling.services.training import pretraining_pool_check, training_job_request
@@ -142,6 +143,19 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             messages.success(request, "Member removed; the images they held went back to the queue.")
             if int(raw) == request.user.pk:  # I left: the dashboard is no longer mine
                 return redirect("home")
+        elif action == "upload":
+            files = request.FILES.getlist("files")
+            if not files:
+                raise ValueError("choose one or more image files to upload")
+            results = uploaded_files_ingest(project=project, files=files)
+            stored = sum(r.status == "stored" for r in results)
+            duplicates = sum(r.status == "duplicate" for r in results)
+            rejected = [r for r in results if r.status == "rejected"]
+            messages.success(
+                request, f"{stored} stored, {duplicates} already in the pool, {len(rejected)} refused."
+            )
+            for r in rejected[:10]:
+                messages.error(request, f"{r.name or 'file'}: {r.reason}")
         elif action == "pretrain":
             # A new project's first step: the encoder learns the pool; embedding and the first
             # batch for annotators follow by themselves.

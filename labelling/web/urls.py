@@ -5,6 +5,7 @@ from labelling.web import annotate, dashboard, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("projects/new", views.project_new_action, name="project-new"),
     path("projects/<id:project_id>/", views.project_page, name="project"),
     path("overview/", dashboard.overview, name="overview"),
     path("projects/<id:project_id>/dashboard/", dashboard.dashboard, name="dashboard"),

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from labelling.api.errors import error_body
 from labelling.models import Role
 from labelling.selectors.access import access_project, projects_for_user, role_in
 from labelling.selectors.queue import annotator_progress
-from labelling.services.errors import NotFound
+from labelling.services.errors import InvalidInput, NotFound, ServiceError
+from labelling.services.projects import project_create, project_update
 
 
 @login_required
@@ -34,6 +40,45 @@ def home(request: HttpRequest) -> HttpResponse:
         for p in projects
     ]
     return render(request, "web/home.html", {"rows": rows})
+
+
+@login_required
+@require_POST
+def project_new_action(request: HttpRequest) -> HttpResponse:
+    """The home page's New project form: a name, labels one per line, an optional budget and a
+    target accuracy in percent; the creator becomes its admin and lands on its dashboard."""
+    labels = [line.strip() for line in request.POST.get("labels", "").splitlines() if line.strip()]
+    try:
+        fields: dict = {}
+        raw_budget = request.POST.get("label_budget", "").strip()
+        if raw_budget:
+            if not re.fullmatch(r"[0-9]{1,10}", raw_budget) or int(raw_budget) < 1:
+                raise InvalidInput("the budget must be a whole number of labels, at least 1")
+            fields["label_budget"] = int(raw_budget)
+        raw_target = request.POST.get("target_percent", "").strip()
+        if raw_target:
+            try:
+                target = float(raw_target)
+            except ValueError:
+                raise InvalidInput(
+                    f"the target accuracy must be a percentage, not {raw_target[:20]!r}"
+                ) from None
+            if not 1 <= target <= 100:
+                raise InvalidInput("the target accuracy must be between 1 and 100 %")
+            fields["target_accuracy"] = target / 100
+        name = request.POST.get("name", "").strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("a project needs a name of at most 200 characters")
+        with transaction.atomic():
+            project = project_create(name=name, labels=labels, created_by=request.user, **fields)
+            project_update(project=project)  # the model's own checks, as the API's
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("home")
+    messages.success(
+        request, f"Project {project.name!r} created: add images, then pretrain, on its dashboard."
+    )
+    return redirect("dashboard", project_id=project.id)
 
 
 @login_required

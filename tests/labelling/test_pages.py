@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from labelling.services.images import IngestItem, pool_image_ingest
@@ -73,3 +74,43 @@ def test_home_and_project_pages_say_when_labelling_is_paused_and_show_the_instru
     project.save()
     assert 'id="paused-note"' in client.get(f"/projects/{project.id}/").content.decode()
     assert '<span class="pill warn"' in client.get("/").content.decode()
+
+
+def test_a_project_is_created_on_the_home_page_and_images_added_on_its_dashboard(users, _media):
+    from labelling.models import Image, Membership, Project
+
+    client = Client()
+    user = users["outsider"]
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    assert 'id="new-project"' in page
+    bad = [
+        ({"name": "Birds", "labels": "only one"}, "at least two labels"),
+        ({"name": "Birds", "labels": "a\nb", "label_budget": "-5"}, "whole number"),
+        ({"name": "Birds", "labels": "a\nb", "target_percent": "150"}, "between 1 and 100"),
+        ({"name": "", "labels": "a\nb"}, "needs a name"),
+    ]
+    for data, says in bad:
+        page = client.post("/projects/new", data, follow=True).content.decode()
+        assert says in page, data
+    assert not Project.objects.filter(name="Birds").exists()
+    response = client.post(
+        "/projects/new",
+        {"name": "Birds", "labels": "sparrow\n\nrobin\n", "label_budget": "300", "target_percent": "92.5"},
+    )
+    project = Project.objects.get(name="Birds")
+    assert response.status_code == 302 and response["Location"] == f"/projects/{project.id}/dashboard/"
+    assert [lc.name for lc in project.label_classes.order_by("order")] == ["sparrow", "robin"]
+    assert project.label_budget == 300 and project.target_accuracy == 0.925
+    assert Membership.objects.get(project=project, user=user).role == "admin"
+    # Images from the dashboard: stored, a duplicate counted, a non-image refused with its reason.
+    files = [
+        SimpleUploadedFile("a.png", image_bytes(seed=1)),
+        SimpleUploadedFile("a-again.png", image_bytes(seed=1)),
+        SimpleUploadedFile("notes.txt", b"hello"),
+    ]
+    page = client.post(
+        f"/projects/{project.id}/dashboard/action", {"action": "upload", "files": files}, follow=True
+    ).content.decode()
+    assert "1 stored, 1 already in the pool, 1 refused." in page and "notes.txt" in page
+    assert Image.objects.filter(project=project).count() == 1

@@ -96,6 +96,7 @@ RULES = {
     ("GET", "api/jobs/<id:job_id>"): ("engineer", None, None),
     ("POST", "api/jobs/<id:job_id>/cancel"): ("engineer", None, None),
     ("GET", ""): ("user", None, None),
+    ("POST", "projects/new"): ("user", lambda w: {"name": "n", "labels": "a\nb"}, "form"),
     ("GET", "overview/"): ("user", None, None),
     ("GET", "projects/<id:project_id>/"): ("annotator", None, None),
     ("GET", "projects/<id:project_id>/dashboard/"): ("admin", None, None),
