@@ -27,7 +27,14 @@ from labelling.selectors.dashboard import (
 )
 from labelling.services.errors import ServiceError
 from labelling.services.images import uploaded_files_ingest
-from labelling.services.projects import membership_remove, membership_set, project_update
+from labelling.services.projects import (
+    label_add,
+    label_delete,
+    label_update,
+    membership_remove,
+    membership_set,
+    project_update,
+)
 from labelling.services.queue import image_unflag
 from labelling.services.training import pretraining_pool_check, training_job_request
 from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
@@ -128,6 +135,28 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
                 raise ValueError("no such image in this project")
             image_unflag(image=image)
             messages.success(request, f"Image #{image.id} unflagged.")
+        elif action in ("label_update", "label_delete"):
+            raw = request.POST.get("label", "")
+            label = (
+                project.label_classes.filter(pk=int(raw)).first()
+                if re.fullmatch(IdConverter.regex, raw)
+                else None
+            )
+            if label is None:
+                raise ValueError("no such label in this project")
+            if action == "label_delete":
+                label_delete(label=label)
+                messages.success(request, f"Label {label.name!r} removed.")
+            else:
+                label_update(
+                    label=label, name=request.POST.get("name", ""), hotkey=request.POST.get("hotkey", "")
+                )
+                messages.success(request, f"Label saved: {label.name!r} ({label.hotkey or 'no hotkey'}).")
+        elif action == "label_add":
+            label = label_add(
+                project=project, name=request.POST.get("name", ""), hotkey=request.POST.get("hotkey") or None
+            )
+            messages.success(request, f"Label {label.name!r} added ({label.hotkey or 'no hotkey'}).")
         elif action == "member_set":
             username = request.POST.get("username", "").strip()
             user = get_user_model().objects.filter(username=username).first() if username else None

@@ -418,3 +418,34 @@ def test_the_team_is_managed_on_the_dashboard(users, project):
     assert (
         response.status_code == 403 and not Membership.objects.filter(project=project, user=outsider).exists()
     )
+
+
+def test_the_label_set_is_edited_on_the_dashboard(users, project):
+    from labelling.models import LabelClass
+
+    client = Client()
+    client.force_login(users["admin"])
+    url = f"/projects/{project.id}/dashboard/action"
+    assert 'id="label-set"' in client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    first = project.label_classes.order_by("order", "id").first()
+    page = client.post(
+        url, {"action": "label_update", "label": first.id, "name": "Sparrow", "hotkey": "Q"}, follow=True
+    )
+    first.refresh_from_db()
+    assert (first.name, first.hotkey) == ("Sparrow", "q") and "Label saved" in page.content.decode()
+    page = client.post(
+        url, {"action": "label_add", "name": "Heron", "hotkey": ""}, follow=True
+    ).content.decode()
+    heron = LabelClass.objects.get(project=project, name="Heron")
+    assert heron.hotkey and "Label &#x27;Heron&#x27; added" in page
+    for data, says in (
+        ({"action": "label_add", "name": "Heron"}, "already has a label"),
+        ({"action": "label_update", "label": "999999", "name": "x"}, "no such label"),
+        (
+            {"action": "label_update", "label": heron.id, "name": "Heron", "hotkey": "q"},
+            "taken by another label",
+        ),
+    ):
+        assert says in client.post(url, data, follow=True).content.decode(), data
+    page = client.post(url, {"action": "label_delete", "label": heron.id}, follow=True).content.decode()
+    assert not LabelClass.objects.filter(pk=heron.pk).exists() and "removed" in page
