@@ -51,6 +51,14 @@ def _admin_project(request: HttpRequest, project_id: int):
         raise Http404("project not found") from None
 
 
+def _posted_id(request: HttpRequest, field: str, missing: str) -> int:
+    """The id a dashboard form posted in ``field`` (the API's id rule); ValueError(missing) if none."""
+    raw = request.POST.get(field, "")
+    if not re.fullmatch(IdConverter.regex, raw):
+        raise ValueError(missing)
+    return int(raw)
+
+
 def _hours(hours: float | None) -> str:
     """0.1 -> '6 min', 2.336 -> '2.3 hours'."""
     if hours is None:
@@ -125,25 +133,17 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             project_update(project=project, selection_strategy=strategy)
             messages.success(request, f"Selection strategy set to {strategy}.")
         elif action == "unflag":
-            raw = request.POST.get("image", "")
-            image = (
-                Image.objects.filter(project=project, pk=int(raw)).first()
-                if re.fullmatch(IdConverter.regex, raw)
-                else None
-            )
+            missing = "no such image in this project"
+            image = Image.objects.filter(project=project, pk=_posted_id(request, "image", missing)).first()
             if image is None:
-                raise ValueError("no such image in this project")
+                raise ValueError(missing)
             image_unflag(image=image)
             messages.success(request, f"Image #{image.id} unflagged.")
         elif action in ("label_update", "label_delete"):
-            raw = request.POST.get("label", "")
-            label = (
-                project.label_classes.filter(pk=int(raw)).first()
-                if re.fullmatch(IdConverter.regex, raw)
-                else None
-            )
+            missing = "no such label in this project"
+            label = project.label_classes.filter(pk=_posted_id(request, "label", missing)).first()
             if label is None:
-                raise ValueError("no such label in this project")
+                raise ValueError(missing)
             if action == "label_delete":
                 label_delete(label=label)
                 messages.success(request, f"Label {label.name!r} removed.")
@@ -165,12 +165,10 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             membership_set(project=project, user=user, role=request.POST.get("role", ""))
             messages.success(request, f"{user.username} is {request.POST.get('role')} of this project.")
         elif action == "member_remove":
-            raw = request.POST.get("user_id", "")
-            if not re.fullmatch(IdConverter.regex, raw):
-                raise ValueError("no such member")
-            membership_remove(project=project, user_id=int(raw))
+            user_id = _posted_id(request, "user_id", "no such member")
+            membership_remove(project=project, user_id=user_id)
             messages.success(request, "Member removed; the images they held went back to the queue.")
-            if int(raw) == request.user.pk:  # I left: the dashboard is no longer mine
+            if user_id == request.user.pk:  # I left: the dashboard is no longer mine
                 return redirect("home")
         elif action == "upload":
             files = request.FILES.getlist("files")
