@@ -107,6 +107,7 @@ def api_world(*, users, project) -> dict:
     from django.core.files.storage import default_storage
 
     from labelling.models import EncoderVersion, Job, ModelVersion
+    from labelling.services.invites import invite_create
     from labelling.services.queue import assignment_submit, assignments_reserve
 
     images = pool(project, 3, seed=7)
@@ -125,8 +126,11 @@ def api_world(*, users, project) -> dict:
     model = ModelVersion.objects.create(
         project=project, encoder_version=encoder, mode="probe", artifact_key="models/w/m.joblib"
     )
+    invite, token = invite_create(project=project, role="annotator", created_by=None, max_uses=100)
     return {
         "project_id": project.id,
+        "invite_id": invite.id,
+        "token": token,
         "image_id": images[0].id,
         "job_id": job.id,
         "encoder_id": encoder.id,

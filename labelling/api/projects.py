@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -11,10 +12,18 @@ from rest_framework.views import APIView
 
 from labelling.api.base import ListApi, paginated, strict
 from labelling.catalog import STRATEGIES
-from labelling.models import LabelClass, Membership, Project, Role
+from labelling.models import Invite, LabelClass, Membership, Project, Role
 from labelling.models.project import LABEL_BUDGET_MAX
 from labelling.selectors.access import access_project, projects_for_user, role_in
 from labelling.services.errors import NotFound
+from labelling.services.invites import (
+    INVITE_DAYS_DEFAULT,
+    INVITE_DAYS_MAX,
+    INVITE_USES_MAX,
+    invite_create,
+    invite_withdraw,
+    open_invites,
+)
 from labelling.services.projects import (
     label_add,
     label_delete,
@@ -253,4 +262,78 @@ class MemberDetailApi(APIView):
     def delete(self, request, project_id: int, user_id: int):
         project = access_project(request.user, project_id, min_role=Role.ADMIN)
         membership_remove(project=project, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InviteOutput(serializers.ModelSerializer):
+    created_by = serializers.CharField(
+        source="created_by.username", default=None, read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = Invite
+        fields = ["id", "role", "max_uses", "used_count", "expires_at", "created_at", "created_by"]
+
+
+class InviteCreatedOutput(InviteOutput):
+    token = serializers.CharField(help_text="shown once; only its hash is stored")
+    url = serializers.CharField(help_text="the page that joins the project (signing up if need be)")
+
+    class Meta(InviteOutput.Meta):
+        fields = [*InviteOutput.Meta.fields, "token", "url"]
+
+
+class InviteListApi(ListApi):
+    class InviteInput(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Role.choices)
+        days = serializers.IntegerField(
+            required=False, min_value=1, max_value=INVITE_DAYS_MAX, help_text="how long the link works (7)"
+        )
+        max_uses = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=INVITE_USES_MAX,
+            help_text="how many people may join with it (1)",
+        )
+
+    @extend_schema(
+        responses=InviteOutput(many=True),
+        operation_id="invites_list",
+        description="The project's invite links that still work (not expired, not used up).",
+    )
+    def get(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        qs = open_invites(project).select_related("created_by")
+        return paginated(request=request, view=self, queryset=qs, serializer_class=InviteOutput)
+
+    @extend_schema(
+        request=InviteInput,
+        responses={201: InviteCreatedOutput},
+        operation_id="invites_create",
+        description="A link that lets people join in `role`, with their account or a new one. The "
+        "token is in the answer once; only its hash is stored.",
+    )
+    def post(self, request, project_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        data = strict(self.InviteInput, request.data).validated_data
+        invite, token = invite_create(
+            project=project,
+            role=data["role"],
+            created_by=request.user,
+            days=data.get("days", INVITE_DAYS_DEFAULT),
+            max_uses=data.get("max_uses", 1),
+        )
+        body = {
+            **InviteOutput(invite).data,
+            "token": token,
+            "url": request.build_absolute_uri(reverse("invite", kwargs={"token": token})),
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class InviteDetailApi(APIView):
+    @extend_schema(responses={204: None}, operation_id="invites_withdraw")
+    def delete(self, request, project_id: int, invite_id: int):
+        project = access_project(request.user, project_id, min_role=Role.ADMIN)
+        invite_withdraw(project=project, invite_id=invite_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -23,6 +23,12 @@ urlpatterns = [
         projects.MemberDetailApi.as_view(),
         name="api-member",
     ),
+    path("projects/<id:project_id>/invites", projects.InviteListApi.as_view(), name="api-invites"),
+    path(
+        "projects/<id:project_id>/invites/<id:invite_id>",
+        projects.InviteDetailApi.as_view(),
+        name="api-invite",
+    ),
     path("projects/<id:project_id>/images", images.ImageListApi.as_view(), name="api-images"),
     path("projects/<id:project_id>/imports", images.ZipImportApi.as_view(), name="api-imports"),
     path("projects/<id:project_id>/jobs", training.ProjectJobsApi.as_view(), name="api-project-jobs"),

@@ -3,7 +3,7 @@
 from labelling.models.annotation import Annotation, AnnotationCount
 from labelling.models.image import Image
 from labelling.models.job import Job
-from labelling.models.project import LabelClass, Membership, Project, Role
+from labelling.models.project import Invite, LabelClass, Membership, Project, Role
 from labelling.models.queue import Assignment, QueueItem
 from labelling.models.training import EncoderVersion, ModelVersion, SelectionRound
 
@@ -13,6 +13,7 @@ __all__ = [
     "Assignment",
     "EncoderVersion",
     "Image",
+    "Invite",
     "Job",
     "LabelClass",
     "Membership",

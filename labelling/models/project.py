@@ -115,3 +115,27 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} as {self.role} of {self.project}"
+
+
+class Invite(models.Model):
+    """A link that lets people join a project in a role, with a new account or their own.
+
+    Only the token's SHA-256 is stored: the link is shown once, when it is made. It works until it
+    expires, is used ``max_uses`` times or is withdrawn (deleted)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invites")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    max_uses = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    used_count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"invite #{self.pk} to {self.project} as {self.role}"

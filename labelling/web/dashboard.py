@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labelling.catalog import STRATEGIES
@@ -27,6 +28,14 @@ from labelling.selectors.dashboard import (
 )
 from labelling.services.errors import ServiceError
 from labelling.services.images import uploaded_files_ingest
+from labelling.services.invites import (
+    INVITE_DAYS_DEFAULT,
+    INVITE_DAYS_MAX,
+    INVITE_USES_MAX,
+    invite_create,
+    invite_withdraw,
+    open_invites,
+)
 from labelling.services.projects import (
     label_add,
     label_delete,
@@ -59,6 +68,16 @@ def _posted_id(request: HttpRequest, field: str, missing: str) -> int:
     return int(raw)
 
 
+def _posted_number(request: HttpRequest, field: str, default: int, unit: str) -> int:
+    """A whole number a dashboard form posted in ``field``; ``default`` if left empty."""
+    raw = request.POST.get(field, "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise ValueError(f"the number of {unit} must be a whole number, not {raw[:20]!r}")
+    return int(raw)
+
+
 def _hours(hours: float | None) -> str:
     """0.1 -> '6 min', 2.336 -> '2.3 hours'."""
     if hours is None:
@@ -85,6 +104,10 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "pretrain_minutes": settings.PRETRAIN_MINUTES,
         "members": project.memberships.select_related("user").order_by("user__username"),
         "roles": Role.choices,
+        "invites": open_invites(project).select_related("created_by"),
+        "invite_days_default": INVITE_DAYS_DEFAULT,
+        "invite_days_max": INVITE_DAYS_MAX,
+        "invite_uses_max": INVITE_USES_MAX,
         **data,
         "jobs": jobs_summary(project),
         "rounds": recent_rounds(project),
@@ -110,7 +133,8 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Buttons of the dashboard: budget, pause/resume, retrain, re-select, strategy, unflag."""
+    """Buttons of the dashboard: budget, pause/resume, retrain, re-select, strategy, unflag, labels,
+    members, invite links, upload, pretrain."""
     project = _admin_project(request, project_id)
     action = request.POST.get("action", "")
     try:
@@ -170,6 +194,21 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             messages.success(request, "Member removed; the images they held went back to the queue.")
             if user_id == request.user.pk:  # I left: the dashboard is no longer mine
                 return redirect("home")
+        elif action == "invite_create":
+            days = _posted_number(request, "days", INVITE_DAYS_DEFAULT, "days")
+            uses = _posted_number(request, "max_uses", 1, "people")
+            _, token = invite_create(
+                project=project,
+                role=request.POST.get("role", ""),
+                created_by=request.user,
+                days=days,
+                max_uses=uses,
+            )
+            url = request.build_absolute_uri(reverse("invite", kwargs={"token": token}))
+            messages.success(request, url, extra_tags="invite-link")
+        elif action == "invite_withdraw":
+            invite_withdraw(project=project, invite_id=_posted_id(request, "invite", "no such invite"))
+            messages.success(request, "Invite link withdrawn: it no longer works.")
         elif action == "upload":
             files = request.FILES.getlist("files")
             if not files:

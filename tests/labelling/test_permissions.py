@@ -62,6 +62,9 @@ RULES = {
     ("POST", "api/projects/<id:project_id>/members"): (
         "admin", lambda w: {"username": "oscar-outsider", "role": "annotator"}, "json"),
     ("DELETE", "api/projects/<id:project_id>/members/<id:user_id>"): ("admin", None, None),
+    ("GET", "api/projects/<id:project_id>/invites"): ("admin", None, None),
+    ("POST", "api/projects/<id:project_id>/invites"): ("admin", lambda w: {"role": "annotator"}, "json"),
+    ("DELETE", "api/projects/<id:project_id>/invites/<id:invite_id>"): ("admin", None, None),
     ("GET", "api/projects/<id:project_id>/images"): ("engineer", None, None),
     ("POST", "api/projects/<id:project_id>/images"): ("engineer", lambda w: {"files": [_png()]}, "multipart"),
     ("POST", "api/projects/<id:project_id>/imports"): (
@@ -102,6 +105,9 @@ RULES = {
     ("GET", "projects/<id:project_id>/dashboard/"): ("admin", None, None),
     ("POST", "projects/<id:project_id>/dashboard/action"): ("admin", lambda w: {"action": "pause"}, "form"),
     ("GET", "projects/<id:project_id>/label/"): ("annotator", None, None),
+    # The link is the permission: anyone holding it may open it and join (its own tests).
+    ("GET", "invite/<str:token>"): ("public", None, None),
+    ("POST", "invite/<str:token>/join"): ("public", lambda w: {}, "form"),
 }  # fmt: skip
 # Served by Django itself, with their own permission systems, and tested there.
 NOT_OURS = ("admin/", "accounts/")
