@@ -70,6 +70,12 @@ def labels_needed(project) -> dict[int, int]:
     return dict(rows.iterator())  # the newest item last: it wins
 
 
+def _fit(name: str, max_bytes: int) -> str:
+    """``name`` cut to at most ``max_bytes`` of UTF-8 at a character boundary: a path segment of
+    over 255 bytes cannot be created when the archive is unpacked (ENAMETOOLONG)."""
+    return name.encode()[:max_bytes].decode(errors="ignore")
+
+
 def class_folders(names: list[str]) -> dict[str, str]:
     """A folder name per label name for labels.zip: one path segment that no unzip tool reads as a
     way out of the archive or into another folder (no separators, controls or characters Windows
@@ -78,7 +84,7 @@ def class_folders(names: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     taken: set[str] = set()
     for name in names:
-        folder = re.sub(r'[\\/:*?"<>|\x00-\x1f\x7f]', "_", name).strip().rstrip(".") or "_"
+        folder = _fit(re.sub(r'[\\/:*?"<>|\x00-\x1f\x7f]', "_", name), 200).strip().rstrip(".") or "_"
         base, n = folder, 2
         while folder.casefold() in taken:
             folder, n = f"{base} ({n})", n + 1
@@ -92,8 +98,8 @@ def zip_member_name(image_id: int, original_name: str, extension: str) -> str:
     with, made safe like the class folders (no folders, separators or controls), with the
     extension of what the file really is: "17-cat 1.png"; "17.png" without an original name."""
     base = re.split(r"[\\/]", original_name)[-1]
-    base = re.sub(r'[:*?"<>|\x00-\x1f\x7f]', "_", base).strip().strip(".")[:120]
-    stem = base.rsplit(".", 1)[0] if "." in base else base
+    base = re.sub(r'[:*?"<>|\x00-\x1f\x7f]', "_", base).strip().strip(".")
+    stem = _fit(base.rsplit(".", 1)[0] if "." in base else base, 200).strip()
     return f"{image_id}-{stem}.{extension}" if stem else f"{image_id}.{extension}"
 
 

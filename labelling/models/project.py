@@ -19,7 +19,9 @@ class Project(models.Model):
         blank=True, default="", help_text="Shown to annotators as plain text (line breaks kept)."
     )
     # Label budget: the most labels to pay for (null: no limit), and optionally what one costs.
-    label_budget = models.PositiveIntegerField(null=True, blank=True)
+    label_budget = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(LABEL_BUDGET_MAX)]
+    )
     cost_per_label = models.DecimalField(
         max_digits=10, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,10 @@ _HOTKEYS = "1234567890" + "abcdefghijklmnopqrstuvwxyz"  # what a label may be gi
 # undo, flag, instructions), which a label would shadow; a label may still be given one explicitly.
 COMMAND_KEYS = "sufi"  # skip, undo, flag, instructions (annotate.js's COMMANDS)
 _DEFAULT_HOTKEYS = "".join(k for k in _HOTKEYS if k not in COMMAND_KEYS)
+LABEL_NAME_MAX = LabelClass._meta.get_field("name").max_length
+# NUL and the other C0 controls: PostgreSQL refuses NUL in text (a 500 if it reached the database),
+# and none belongs in a label's name.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
@@ -44,6 +49,12 @@ def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
             raise InvalidInput("each label is a name or an object {name, hotkey}", code="invalid_labels")
         if not isinstance(name, str) or not name.strip():
             raise InvalidInput("a label needs a non-empty name", code="invalid_labels")
+        if len(name.strip()) > LABEL_NAME_MAX or CONTROL.search(name):
+            raise InvalidInput(
+                f"a label name is at most {LABEL_NAME_MAX} characters, without control characters: "
+                f"{name.strip()[:40]!r}",
+                code="invalid_labels",
+            )
         if not isinstance(hotkey, str) or len(hotkey) > 1 or (hotkey and hotkey not in _HOTKEYS):
             raise InvalidInput(
                 f"hotkey {hotkey!r} of {name!r} must be one of 0-9 or a-z", code="invalid_labels"
@@ -59,6 +70,22 @@ def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
     return [(n, h or next(free, "")) for n, h in rows]
 
 
+def _clean(project: Project) -> None:
+    """The model's own checks (lengths, ranges) and no NUL in its text, before anything is saved: an
+    ``InvalidInput`` naming each field, never a database error."""
+    problems: dict[str, list[str]] = {}
+    try:
+        project.full_clean(exclude=["created_by"])
+    except ValidationError as exc:
+        problems = dict(exc.message_dict)
+    for field in ("name", "description", "instructions", "currency"):
+        if "\x00" in (getattr(project, field) or ""):
+            problems.setdefault(field, []).append("NUL characters are not allowed.")
+    if problems:
+        text = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in problems.items())
+        raise InvalidInput(text, code="invalid_project")
+
+
 @transaction.atomic
 def project_create(
     *, name: str, labels: list[Any], created_by: AbstractBaseUser | None, **fields: Any
@@ -71,7 +98,9 @@ def project_create(
     rows = _label_rows(labels)
     if "cost_per_label" in fields and fields["cost_per_label"] is not None:
         fields["cost_per_label"] = Decimal(str(fields["cost_per_label"]))
-    project = Project.objects.create(name=name, created_by=created_by, **fields)
+    project = Project(name=name, created_by=created_by, **fields)
+    _clean(project)
+    project.save()
     LabelClass.objects.bulk_create(
         [LabelClass(project=project, name=n, hotkey=h, order=i) for i, (n, h) in enumerate(rows)]
     )
@@ -92,11 +121,7 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     before = project.annotations_per_image
     for key, value in fields.items():
         setattr(project, key, value)
-    try:
-        project.full_clean(exclude=["created_by"])
-    except ValidationError as exc:
-        problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
-        raise InvalidInput(problems, code="invalid_project") from None
+    _clean(project)
     project.save()
     if project.annotations_per_image != before:
         k = project.annotations_per_image

@@ -47,6 +47,7 @@ from labelling.services.projects import (
 from labelling.services.queue import image_unflag
 from labelling.services.training import pretraining_pool_check, training_job_request
 from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
+from labelling.web.fields import budget_from_form
 
 
 def _admin_project(request: HttpRequest, project_id: int):
@@ -139,13 +140,9 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
     action = request.POST.get("action", "")
     try:
         if action == "budget":
-            raw = request.POST.get("label_budget", "").strip()
-            if raw and not re.fullmatch(r"-?[0-9]+", raw):
-                raise ValueError(f"the budget must be a whole number of labels, not {raw[:20]!r}")
-            budget = None if raw == "" else int(raw)
-            if budget is not None and not 1 <= budget <= LABEL_BUDGET_MAX:
-                raise ValueError(f"the budget must be at least 1 label and at most {LABEL_BUDGET_MAX:,}")
-            project_update(project=project, label_budget=budget)
+            project_update(
+                project=project, label_budget=budget_from_form(request.POST.get("label_budget", ""))
+            )
             messages.success(request, "Budget saved.")
         elif action in ("pause", "resume"):
             project_update(project=project, labelling_paused=action == "pause")

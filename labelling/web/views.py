@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -19,6 +17,7 @@ from labelling.selectors.access import access_project, projects_for_user, role_i
 from labelling.selectors.queue import annotator_progress
 from labelling.services.errors import InvalidInput, NotFound, ServiceError
 from labelling.services.projects import project_create, project_update
+from labelling.web.fields import budget_from_form
 
 
 @login_required
@@ -50,11 +49,9 @@ def project_new_action(request: HttpRequest) -> HttpResponse:
     labels = [line.strip() for line in request.POST.get("labels", "").splitlines() if line.strip()]
     try:
         fields: dict = {}
-        raw_budget = request.POST.get("label_budget", "").strip()
-        if raw_budget:
-            if not re.fullmatch(r"[0-9]{1,10}", raw_budget) or int(raw_budget) < 1:
-                raise InvalidInput("the budget must be a whole number of labels, at least 1")
-            fields["label_budget"] = int(raw_budget)
+        budget = budget_from_form(request.POST.get("label_budget", ""))
+        if budget is not None:
+            fields["label_budget"] = budget
         raw_target = request.POST.get("target_percent", "").strip()
         if raw_target:
             try:

@@ -75,7 +75,11 @@ def test_someone_without_an_account_signs_up_and_joins_as_the_links_role(users, 
     page_ = browser.get(f"/invite/{made['token']}")
     assert page_.status_code == 200
     text = page_.content.decode()
-    assert "Join Birds" in text and "alice-admin invites you" in text and "<strong>an ML engineer</strong>" in text
+    assert (
+        "Join Birds" in text
+        and "alice-admin invites you" in text
+        and "<strong>an ML engineer</strong>" in text
+    )
     assert 'name="password1"' in text
 
     done = browser.post(f"/invite/{made['token']}/join", NEW)
@@ -136,7 +140,9 @@ def test_a_member_keeps_their_role_and_uses_nothing(users, project, client_for):
     made = _link(client_for(users["admin"]), project)  # an annotator link, opened by the admin
     admin = Client()
     admin.force_login(users["admin"])
-    assert "You are already an admin of this project" in admin.get(f"/invite/{made['token']}").content.decode()
+    assert (
+        "You are already an admin of this project" in admin.get(f"/invite/{made['token']}").content.decode()
+    )
     assert admin.post(f"/invite/{made['token']}/join").status_code == 302
     assert Membership.objects.get(project=project, user=users["admin"]).role == "admin"
     assert Invite.objects.get(pk=made["id"]).used_count == 0

@@ -86,7 +86,8 @@ def test_a_project_is_created_on_the_home_page_and_images_added_on_its_dashboard
     assert 'id="new-project"' in page
     bad = [
         ({"name": "Birds", "labels": "only one"}, "at least two labels"),
-        ({"name": "Birds", "labels": "a\nb", "label_budget": "-5"}, "whole number"),
+        ({"name": "Birds", "labels": "a\nb", "label_budget": "-5"}, "at least 1 label"),
+        ({"name": "Birds", "labels": "a\nb", "label_budget": "5.5"}, "whole number"),
         ({"name": "Birds", "labels": "a\nb", "target_percent": "150"}, "between 1 and 100"),
         ({"name": "", "labels": "a\nb"}, "needs a name"),
     ]
