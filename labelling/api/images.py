@@ -9,7 +9,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,7 +21,7 @@ from labelling.models.image import ImageStatus
 from labelling.models.job import JobKind
 from labelling.selectors.access import access_image, access_project
 from labelling.services.errors import InvalidInput, PayloadTooLarge
-from labelling.services.image_checks import CONTENT_TYPES
+from labelling.services.image_checks import BROWSER_FORMATS, CONTENT_TYPES
 from labelling.services.images import image_thumbnail, uploaded_files_ingest
 from labelling.services.jobs import job_create
 from labelling.services.queue import image_unflag
@@ -203,9 +203,24 @@ def _image_headers(response: HttpResponse) -> HttpResponse:
 class ImageFileApi(APIView):
     """The image bytes, to project members only, with their real content type."""
 
-    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY}, operation_id="images_file")
+    @extend_schema(
+        responses={(200, "image/*"): OpenApiTypes.BINARY},
+        operation_id="images_file",
+        parameters=[
+            OpenApiParameter(
+                "display",
+                bool,
+                description="true: a PNG of the image when browsers cannot show its format (TIFF); "
+                "otherwise the bytes as stored, whatever this says",
+            )
+        ],
+    )
     def get(self, request, image_id: int):
         image = access_image(request.user, image_id)
+        display = request.query_params.get("display", "").lower() in ("1", "true")
+        if display and image.format not in BROWSER_FORMATS:
+            png = image_thumbnail(image=image, size=max(image.width, image.height))
+            return _image_headers(HttpResponse(png, content_type="image/png"))
         response = FileResponse(
             default_storage.open(image.storage_key, "rb"), content_type=CONTENT_TYPES[image.format]
         )

@@ -37,6 +37,9 @@ CONTENT_TYPES = {
     "TIFF": "image/tiff",
     "WEBP": "image/webp",
 }
+# What every current browser shows in an <img>; the rest (TIFF: Chrome and Firefox do not) is shown
+# to annotators as a PNG made from it (``/file?display=1``), and kept as uploaded.
+BROWSER_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "WEBP"})
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp"}
 
 

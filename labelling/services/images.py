@@ -216,7 +216,8 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
 
 
 def image_thumbnail(*, image: Image, size: int = THUMBNAIL_SIZE) -> bytes:
-    """A PNG no larger than ``size`` px on its longest side, cached in storage beside the image."""
+    """A PNG no larger than ``size`` px on its longest side, cached in storage beside the image.
+    ``size`` = the image's longest side: the whole image as a PNG (what a browser shows of a TIFF)."""
     key = f"thumbs/{image.sha256[:2]}/{image.sha256}_{size}.png"
     if default_storage.exists(key):
         with default_storage.open(key, "rb") as fh:
