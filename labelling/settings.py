@@ -104,7 +104,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins per username and client address before that pair waits out the window (429);
+# labelling/services/login_guard.py.
+LOGIN_FAILURES_MAX = env.int("LOGIN_FAILURES_MAX", default=10)
+LOGIN_WINDOW_S = env.int("LOGIN_WINDOW_S", default=15 * 60)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

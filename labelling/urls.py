@@ -3,9 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from labelling.web.views import LoginView
+
 urlpatterns = [
     path("api/", include("labelling.api.urls")),
     path("admin/", admin.site.urls),
+    path("accounts/login/", LoginView.as_view(), name="login"),  # counts failures; before Django's
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("labelling.web.urls")),
 ]

@@ -37,6 +37,14 @@ def _media(settings, tmp_path):
     yield settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def _cache():
+    """A fresh cache per test: failed-login counts (services/login_guard.py) must not carry over."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def stored_files(root: Path) -> list[str]:
     return (
         sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())

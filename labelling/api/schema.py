@@ -48,6 +48,8 @@ def _statuses(path: str, method: str, operation: dict) -> dict[str, str]:
         statuses["404"] = "no such object, or a page past the last one"
     if method in ("post", "put", "patch", "delete"):
         statuses.update(_UNSAFE)
+    if operation.get("operationId") == "token_create":
+        statuses["429"] = "too many failed logins for this username from this address; wait, then retry"
     content = operation.get("requestBody", {}).get("content", {})
     if "multipart/form-data" in content:
         statuses.update(_UPLOAD)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -16,6 +17,7 @@ from labelling.models import Role
 from labelling.selectors.access import access_project, projects_for_user, role_in
 from labelling.selectors.queue import annotator_progress
 from labelling.services.errors import InvalidInput, NotFound, ServiceError
+from labelling.services.login_guard import TooManyAttempts, login_allowed, login_failed, login_succeeded
 from labelling.services.projects import project_create, project_update
 from labelling.web.fields import budget_from_form
 
@@ -125,3 +127,24 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 def server_error(request: HttpRequest) -> HttpResponse:
     return _error(request, 500, "server_error", "something went wrong on our side; it has been logged")
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, with failed logins counted (``services.login_guard``): past the limit,
+    the page says to wait and answers 429, whatever the password."""
+
+    def post(self, request, *args, **kwargs):
+        try:
+            login_allowed(request, request.POST.get("username", ""))
+        except TooManyAttempts as exc:
+            form = self.get_form()
+            return self.render_to_response(self.get_context_data(form=form, locked=exc.message), status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        login_failed(self.request, self.request.POST.get("username", ""))
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        login_succeeded(self.request, self.request.POST.get("username", ""))
+        return super().form_valid(form)

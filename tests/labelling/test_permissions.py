@@ -109,7 +109,8 @@ RULES = {
     ("GET", "invite/<str:token>"): ("public", None, None),
     ("POST", "invite/<str:token>/join"): ("public", lambda w: {}, "form"),
 }  # fmt: skip
-# Served by Django itself, with their own permission systems, and tested there.
+# Served by Django itself, with their own permission systems, and tested there (the login page is
+# Django's, with failed logins counted: test_login_guard.py).
 NOT_OURS = ("admin/", "accounts/")
 
 
@@ -120,7 +121,7 @@ def _routes(resolver=None, prefix: str = ""):
         if isinstance(pattern, URLResolver):
             if not route.startswith(NOT_OURS):
                 yield from _routes(pattern, route)
-        elif isinstance(pattern, URLPattern):
+        elif isinstance(pattern, URLPattern) and not route.startswith(NOT_OURS):
             yield route, pattern.callback
 
 
