@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "labelling.web.middleware.RefuseNulMiddleware",
+    "labelling.web.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "labelling.urls"

@@ -47,6 +47,13 @@ def page(monkeypatch):
         page.set_default_timeout(15_000)
         page.errors = []
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        # Anything the pages' Content-Security-Policy blocked is an error too.
+        page.on(
+            "console",
+            lambda m: (
+                m.type == "error" and "Content Security Policy" in m.text and page.errors.append(m.text)
+            ),
+        )
         yield page
         browser.close()
 

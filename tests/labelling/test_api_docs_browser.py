@@ -1,5 +1,6 @@
 """Swagger UI at /api/docs/ renders from our own static files, with every request off this server
-blocked (the service may run where no CDN is reachable)."""
+blocked (the service may run where no CDN is reachable), under the pages' Content-Security-Policy
+(no inline script: the split view loads its own script from ?script)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,5 @@ def test_swagger_ui_renders_offline(live_server, page):  # noqa: F811
     page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)  # the schema's operations drawn
     assert page.locator(".swagger-ui .opblock").count() >= 30
     assert outside == []
+    assert page.evaluate("() => document.querySelectorAll('script:not([src])').length") == 0
+    assert not page.errors  # nothing the page's Content-Security-Policy blocked
