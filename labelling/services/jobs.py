@@ -5,6 +5,7 @@ Tasks are enqueued by name (``workers.<kind>``) so the web process never imports
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +16,8 @@ from django.utils import timezone
 from labelling.models import Job, Project
 from labelling.models.job import FINISHED_STATES, JobState
 from labelling.services.errors import Conflict, Unavailable
+
+logger = logging.getLogger(__name__)
 
 
 def task_name_for(kind: str) -> str:
@@ -29,9 +32,14 @@ def _send(job_id: int, kind: str) -> None:
     try:
         app.send_task(task_name_for(kind), args=[job_id])
     except Exception as exc:  # kombu's OperationalError when Redis is down, or anything else
-        job_fail(job_id=job_id, error=f"could not enqueue the task: {exc}")
+        # The broker's own words (its address, a socket path) go to the log, not to users.
+        logger.warning("job #%s: could not enqueue %s: %s", job_id, task_name_for(kind), exc)
+        job_fail(
+            job_id=job_id,
+            error=f"could not enqueue the task: the job queue was unreachable ({type(exc).__name__})",
+        )
         raise Unavailable(
-            f"the job queue cannot be reached ({exc}); job #{job_id} was marked failed, try again later",
+            f"the job queue cannot be reached; job #{job_id} was marked failed, try again later",
             code="queue_unavailable",
             details={"job_id": job_id},
         ) from exc

@@ -54,7 +54,7 @@ def test_project_output_returns_the_cadence_and_reservation_settings(users, proj
 
 
 def test_a_job_the_broker_refuses_is_failed_not_left_queued(
-    transactional_db, users, project, client_for, monkeypatch
+    transactional_db, users, project, client_for, monkeypatch, caplog
 ):
     # Redis down when the job is created: the API answers 503 and the job is marked failed, so the
     # project's next training request is not refused as "already queued" for ever.
@@ -76,9 +76,12 @@ def test_a_job_the_broker_refuses_is_failed_not_left_queued(
     response = client.post(f"/api/projects/{project.id}/jobs", {"kind": "select"}, format="json")
     assert response.status_code == 503, response.content
     error = response.json()["error"]
-    assert error["code"] == "queue_unavailable" and "Connection refused" in error["message"]
+    assert error["code"] == "queue_unavailable" and "cannot be reached" in error["message"]
     job = Job.objects.get(pk=error["details"]["job_id"])
     assert job.state == "failed" and "could not enqueue" in job.error
+    # The broker's address stays in the log: users see no host, port or socket path.
+    assert "6379" not in error["message"] and "6379" not in job.error
+    assert "Connection refused" in caplog.text
     monkeypatch.setattr(app, "send_task", lambda name, args=None, **kw: sent.append((name, args)))
     response = client.post(f"/api/projects/{project.id}/jobs", {"kind": "select"}, format="json")
     assert response.status_code == 202 and sent == [("workers.select", [response.json()["id"]])]
