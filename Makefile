@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint format bench-ssl bench-select bench-al bench-churn bench-loop bench-annotate bench-load bench-label-cpu clean
+.PHONY: install install-dev run test lint format bench-ssl bench-select bench-al bench-churn bench-review bench-loop bench-annotate bench-load bench-label-cpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-al: $(DEV_STAMP)
 ## bench-churn: how much each part of the learner moves between rounds (the stop rule's kappa), auto and random
 bench-churn: $(DEV_STAMP)
 	$(PY) -m bench.churn
+
+## bench-review: the Review page's label-mistake finder against cleanlab on planted label noise
+bench-review: $(DEV_STAMP)
+	$(PY) -m bench.review
 
 bench-loop: $(DEV_STAMP)
 	$(PY) -m bench.loop

@@ -40,9 +40,11 @@ def _cell(value):
 CSV_TYPE = "text/csv; charset=utf-8"
 
 
-def consensus_labels(project) -> dict[int, tuple[str, int, int, bool]]:
-    """image id -> (majority label name, votes for it, all votes, is_audit). Flagged images are left
-    out, as training leaves them out: an annotator said the image is broken or ambiguous."""
+def consensus_labels(project) -> dict[int, tuple[str, int, int, bool, bool]]:
+    """image id -> (label name, votes for it, all votes, is_audit, reviewed). The label is the
+    majority's (ties: the earliest label, as training), or a reviewer's where one decided.
+    Flagged images are left out, as training leaves them out: an annotator said the image is
+    broken or ambiguous."""
     votes: dict[int, Counter] = defaultdict(Counter)
     audit: dict[int, bool] = {}
     rows = (
@@ -54,10 +56,15 @@ def consensus_labels(project) -> dict[int, tuple[str, int, int, bool]]:
     for image_id, name, is_audit in rows.iterator():
         votes[image_id][name] += 1
         audit[image_id] = is_audit
+    reviewed = dict(
+        Image.objects.filter(project=project, reviewed_label__isnull=False).values_list(
+            "id", "reviewed_label__name"
+        )
+    )
     out = {}
     for image_id, counter in votes.items():
-        name, n = counter.most_common(1)[0]
-        out[image_id] = (name, n, sum(counter.values()), audit[image_id])
+        name = reviewed.get(image_id) or counter.most_common(1)[0][0]
+        out[image_id] = (name, counter[name], sum(counter.values()), audit[image_id], image_id in reviewed)
     return out
 
 
@@ -129,6 +136,7 @@ class ExportApi(APIView):
                     "image": im.id, "sha256": im.sha256, "original_name": im.original_name,
                     "label": labels[im.id][0], "votes": labels[im.id][1], "annotations": labels[im.id][2],
                     "needed": needed.get(im.id, project.annotations_per_image), "is_audit": labels[im.id][3],
+                    "reviewed": labels[im.id][4],
                 }
                 for im in images
             ]  # fmt: skip
@@ -149,14 +157,16 @@ class ExportApi(APIView):
 
         def rows():
             yield writer.writerow(
-                ["image", "sha256", "original_name", "label", "votes", "annotations", "needed", "is_audit"]
-            )
+                ["image", "sha256", "original_name", "label", "votes", "annotations", "needed", "is_audit",
+                 "reviewed"]
+            )  # fmt: skip
             for im in images.iterator():
-                name, n, total, is_audit = labels[im.id]
+                name, n, total, is_audit, reviewed = labels[im.id]
                 k = needed.get(im.id, project.annotations_per_image)
                 yield writer.writerow(
-                    [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, k, int(is_audit)]
-                )
+                    [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, k, int(is_audit),
+                     int(reviewed)]
+                )  # fmt: skip
 
         response = StreamingHttpResponse(rows(), content_type=CSV_TYPE)
         response["Content-Disposition"] = f'attachment; filename="project-{project.id}-labels.csv"'

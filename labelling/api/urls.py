@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 import labelling.converters  # noqa: F401  (registers <id:...>)
-from labelling.api import annotations, auth, exports, images, jobs, projects, queue, training
+from labelling.api import annotations, auth, exports, images, jobs, projects, queue, review, training
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -31,6 +31,8 @@ urlpatterns = [
         projects.InviteDetailApi.as_view(),
         name="api-invite",
     ),
+    path("projects/<id:project_id>/review", review.ReviewListApi.as_view(), name="api-review"),
+    path("images/<id:image_id>/review", review.ImageReviewApi.as_view(), name="api-image-review"),
     path("projects/<id:project_id>/images", images.ImageListApi.as_view(), name="api-images"),
     path("projects/<id:project_id>/imports", images.ZipImportApi.as_view(), name="api-imports"),
     path("projects/<id:project_id>/jobs", training.ProjectJobsApi.as_view(), name="api-project-jobs"),

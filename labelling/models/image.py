@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from labelling.models.project import LabelClass, Project
@@ -38,6 +39,22 @@ class Image(models.Model):
     predicted_by = models.ForeignKey(
         "labelling.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Confident learning on the labels (written by each training cycle, models_zoo/review.py): the
+    # probability of the image's label from a probe that never saw it, and, for a suspected
+    # mistake, the class it more likely is. Shown on the Review page.
+    label_self_confidence = models.FloatField(null=True, blank=True)
+    suspected_label = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # A person's final say on the label (the Review page), over the annotators' votes: training and
+    # the exports use it.
+    reviewed_label = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -30,6 +30,7 @@ def test_every_page_has_the_policy_and_no_inline_script(users, project):
         (admin, f"/projects/{project.id}/"),
         (admin, f"/projects/{project.id}/dashboard/"),
         (admin, f"/projects/{project.id}/label/"),
+        (admin, f"/projects/{project.id}/review/"),
         (admin, "/projects/999999/"),  # the 404 page
     ]
     assert "script-src 'self';" in CSP and "unsafe-inline" not in CSP.split("script-src")[1].split(";")[0]

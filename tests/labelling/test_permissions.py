@@ -96,6 +96,9 @@ RULES = {
     ("GET", "api/images/<id:image_id>/file"): ("annotator", None, None),
     ("POST", "api/images/<id:image_id>/unflag"): ("engineer", None, None),
     ("GET", "api/images/<id:image_id>/thumbnail"): ("annotator", None, None),
+    ("GET", "api/projects/<id:project_id>/review"): ("engineer", None, None),
+    ("POST", "api/images/<id:image_id>/review"): ("engineer", lambda w: {"label": w["label_id"]}, "json"),
+    ("DELETE", "api/images/<id:image_id>/review"): ("engineer", None, None),
     ("GET", "api/jobs/<id:job_id>"): ("engineer", None, None),
     ("POST", "api/jobs/<id:job_id>/cancel"): ("engineer", None, None),
     ("GET", ""): ("user", None, None),
@@ -105,6 +108,9 @@ RULES = {
     ("GET", "projects/<id:project_id>/dashboard/"): ("admin", None, None),
     ("POST", "projects/<id:project_id>/dashboard/action"): ("admin", lambda w: {"action": "pause"}, "form"),
     ("GET", "projects/<id:project_id>/label/"): ("annotator", None, None),
+    ("GET", "projects/<id:project_id>/review/"): ("engineer", None, None),
+    ("POST", "projects/<id:project_id>/review/action"): (
+        "engineer", lambda w: {"image": w["image_id"], "label": w["label_id"]}, "form"),
     # The link is the permission: anyone holding it may open it and join (its own tests).
     ("GET", "invite/<str:token>"): ("public", None, None),
     ("POST", "invite/<str:token>/join"): ("public", lambda w: {}, "form"),

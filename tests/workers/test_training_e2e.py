@@ -91,6 +91,9 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     )
     cycle = Job.objects.filter(project_id=project_id, kind="cycle").get()
     assert cycle.params.get("trigger") == "labels"
+    # The cycle looked for possible label mistakes (the oracle made none; few labels per class).
+    assert isinstance(cycle.result.get("label_suspects"), int)
+    assert eng.get(f"/api/projects/{project_id}/review").status_code == 200
     models = eng.get(f"/api/projects/{project_id}/models").json()["results"]
     assert len(models) == 1 and models[0]["is_current"] and models[0]["train_label_count"] >= 10
     metrics = eng.get(f"/api/projects/{project_id}/metrics").json()

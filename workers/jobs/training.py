@@ -346,8 +346,9 @@ def load_embeddings(version: EncoderVersion) -> tuple[np.ndarray, np.ndarray]:
 def pool_labels(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(training labels, audit labels), each (N,) int class index, -1 where none.
 
-    With several annotations per image the majority wins (ties: the earliest label). Audit
-    images' labels only ever go to the second array: they never train a model.
+    With several annotations per image the majority wins (ties: the earliest label), unless a
+    person reviewed the image (the Review page): then their label is the image's. Audit images'
+    labels only ever go to the second array: they never train a model.
     """
     order = {
         lc_id: i
@@ -365,13 +366,19 @@ def pool_labels(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     for image_id, label_id, is_audit in rows:
         votes.setdefault(image_id, Counter())[order[label_id]] += 1
         audit[image_id] = is_audit
+    reviewed = dict(
+        Image.objects.filter(project=project, reviewed_label__isnull=False)
+        .exclude(status=ImageStatus.FLAGGED)
+        .values_list("id", "reviewed_label_id")
+    )
     train = np.full(len(ids), -1, dtype=np.int64)
     held_out = np.full(len(ids), -1, dtype=np.int64)
     for image_id, counter in votes.items():
         i = position.get(image_id)
         if i is None:
             continue
-        (held_out if audit[image_id] else train)[i] = counter.most_common(1)[0][0]
+        label = order[reviewed[image_id]] if image_id in reviewed else counter.most_common(1)[0][0]
+        (held_out if audit[image_id] else train)[i] = label
     return train, held_out
 
 
@@ -458,6 +465,9 @@ def cycle(job: Job, progress) -> dict[str, Any]:
                 )
             probs = _load_probs(model)
         _write_predictions(project, model, ids, probs)
+    if "model_version" in result:
+        progress(0.7, "looking for possible label mistakes", force=True)
+        result["label_suspects"] = _write_label_issues(project, ids, Z, train, audit)
     if "select" in steps:
         progress(0.8, "selecting the next batch", force=True)
         if probs is None and model is not None and model.encoder_version_id == version.id:
@@ -686,6 +696,47 @@ def _write_predictions(project: Project, model: ModelVersion, ids: np.ndarray, p
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(sql, rows[start : start + 1000])
         time.sleep(0.02)  # let waiting writers (annotators' submits) in
+
+
+def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train, audit) -> int:
+    """Confident learning over every label, training and audit alike (models_zoo/review.py): each
+    labelled image's out-of-fold probability of its label, and the class a suspect more likely is.
+    Reviewed images are never suspects (a person decided), but their labels help judge the rest.
+    Returns the number of suspects."""
+    from django.db import connection
+
+    from models_zoo.review import label_issues
+
+    labels = np.where(train >= 0, train, audit)
+    rows = np.flatnonzero(labels >= 0)
+    issues = label_issues(Z[rows], labels[rows], project.label_classes.count(), seed=0)
+    label_ids = list(project.label_classes.order_by("order", "id").values_list("id", flat=True))
+    reviewed = set(
+        Image.objects.filter(project=project, reviewed_label__isnull=False).values_list("id", flat=True)
+    )
+    table = Image._meta.db_table
+    values = []
+    for k, i in enumerate(rows.tolist()):
+        image_id = int(ids[i])
+        p = issues.p_given[k]
+        suspect = bool(issues.issue[k]) and image_id not in reviewed
+        values.append(
+            (
+                None if np.isnan(p) else float(p),
+                label_ids[issues.suggested[k]] if suspect else None,
+                image_id,
+            )
+        )
+    with transaction.atomic():  # the last round's suspects that are no longer labelled or suspected
+        Image.objects.filter(project=project).exclude(
+            label_self_confidence__isnull=True, suspected_label__isnull=True
+        ).update(label_self_confidence=None, suspected_label=None)
+    sql = f"UPDATE {table} SET label_self_confidence = %s, suspected_label_id = %s WHERE id = %s"
+    for start in range(0, len(values), 1000):  # short transactions, as _write_predictions
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, values[start : start + 1000])
+        time.sleep(0.02)
+    return sum(1 for v in values if v[1] is not None)
 
 
 def _select(job, project, version, ids, Z, train, audit, probs, mc) -> SelectionRound:

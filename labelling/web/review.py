@@ -1,0 +1,93 @@
+"""The Review page (engineers and admins): possible label mistakes, disagreements, and the labels a
+person decided. Plain forms: one click sets an image's final label."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from labelling.models import Image, Role
+from labelling.selectors.access import access_project
+from labelling.selectors.review import REVIEW_KINDS, image_votes, review_counts, review_queryset
+from labelling.services.errors import ServiceError
+from labelling.services.review import image_review, image_review_clear
+from labelling.web.dashboard import _posted_id
+
+TITLES = {"suspects": "Possible mistakes", "disagreements": "Disagreements", "reviewed": "Reviewed"}
+
+
+def _project(request: HttpRequest, project_id: int):
+    try:
+        return access_project(request.user, project_id, min_role=Role.ENGINEER)
+    except ServiceError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(exc.message) from None
+        raise Http404("project not found") from None
+
+
+@login_required
+def review_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    kind = request.GET.get("kind", "suspects")
+    if kind not in REVIEW_KINDS:
+        kind = "suspects"
+    page = Paginator(review_queryset(project=project, kind=kind).select_related("reviewed_by"), 30).get_page(
+        request.GET.get("page")
+    )
+    votes = image_votes([im.id for im in page])
+    names = {lc.id: lc.name for lc in project.label_classes.all()}
+    cards = []
+    for im in page:
+        mine = votes.get(im.id, [])
+        cards.append(
+            {
+                "image": im,
+                "votes": [(names[label], n) for label, n in mine],
+                "label": im.reviewed_label_id or (mine[0][0] if mine else None),
+                "suspected": im.suspected_label_id,
+                "suspected_name": names.get(im.suspected_label_id),
+                "decided_name": names.get(im.reviewed_label_id),
+                "label_name": names.get(im.reviewed_label_id or (mine[0][0] if mine else None)),
+            }
+        )
+    context = {
+        "project": project,
+        "kind": kind,
+        "tabs": [(k, TITLES[k], n) for k, n in review_counts(project=project).items()],
+        "page": page,
+        "cards": cards,
+        "labels": list(project.label_classes.all()),
+    }
+    return render(request, "web/review.html", context)
+
+
+@login_required
+@require_POST
+def review_action(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Set an image's final label (``label``), or give it back to the votes (``clear``)."""
+    project = _project(request, project_id)
+    kind = request.POST.get("kind", "suspects")
+    try:
+        missing = "no such image in this project"
+        image = Image.objects.filter(project=project, pk=_posted_id(request, "image", missing)).first()
+        if image is None:
+            raise ValueError(missing)
+        if request.POST.get("clear"):
+            image_review_clear(image=image)
+            messages.success(request, f"Image #{image.id} goes by its annotators' votes again.")
+        else:
+            label_id = _posted_id(request, "label", "choose a label")
+            image = image_review(image=image, label_id=label_id, reviewer=request.user)
+            messages.success(request, f"Image #{image.id} is {image.reviewed_label.name!r} from now on.")
+    except (ValueError, ServiceError) as exc:
+        messages.error(request, getattr(exc, "message", str(exc)))
+    page = request.POST.get("page", "")
+    suffix = f"?kind={kind if kind in REVIEW_KINDS else 'suspects'}" + (
+        f"&page={page}" if page.isdigit() else ""
+    )
+    return redirect(f"/projects/{project.id}/review/{suffix}")
