@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labelling.catalog import STRATEGIES
-from labelling.converters import IdConverter
 from labelling.models import Image, Role
 from labelling.models.project import LABEL_BUDGET_MAX
-from labelling.selectors.access import access_project, projects_for_user, role_in
+from labelling.selectors.access import projects_for_user, role_in
 from labelling.selectors.dashboard import (
     flagged_images,
     jobs_summary,
@@ -48,36 +45,7 @@ from labelling.services.projects import (
 from labelling.services.queue import image_unflag
 from labelling.services.training import pretraining_pool_check, training_job_request
 from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
-from labelling.web.fields import budget_from_form
-
-
-def _admin_project(request: HttpRequest, project_id: int):
-    try:
-        return access_project(request.user, project_id, min_role=Role.ADMIN)
-    except ServiceError as exc:
-        if exc.status == 403:
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied(exc.message) from None
-        raise Http404("project not found") from None
-
-
-def _posted_id(request: HttpRequest, field: str, missing: str) -> int:
-    """The id a dashboard form posted in ``field`` (the API's id rule); ValueError(missing) if none."""
-    raw = request.POST.get(field, "")
-    if not re.fullmatch(IdConverter.regex, raw):
-        raise ValueError(missing)
-    return int(raw)
-
-
-def _posted_number(request: HttpRequest, field: str, default: int, unit: str) -> int:
-    """A whole number a dashboard form posted in ``field``; ``default`` if left empty."""
-    raw = request.POST.get(field, "").strip()
-    if not raw:
-        return default
-    if not re.fullmatch(r"[0-9]{1,9}", raw):
-        raise ValueError(f"the number of {unit} must be a whole number, not {raw[:20]!r}")
-    return int(raw)
+from labelling.web.fields import budget_from_form, page_project, posted_id, posted_number
 
 
 def _hours(hours: float | None) -> str:
@@ -99,7 +67,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _admin_project(request, project_id)
+    project = page_project(request, project_id, min_role=Role.ADMIN)
     data = project_dashboard(project)
     context = {
         "project": project,
@@ -138,7 +106,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
     """Buttons of the dashboard: budget, pause/resume, retrain, re-select, strategy, unflag, labels,
     members, invite links, upload, pretrain."""
-    project = _admin_project(request, project_id)
+    project = page_project(request, project_id, min_role=Role.ADMIN)
     action = request.POST.get("action", "")
     try:
         if action == "budget":
@@ -157,14 +125,14 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             messages.success(request, f"Selection strategy set to {strategy}.")
         elif action == "unflag":
             missing = "no such image in this project"
-            image = Image.objects.filter(project=project, pk=_posted_id(request, "image", missing)).first()
+            image = Image.objects.filter(project=project, pk=posted_id(request, "image", missing)).first()
             if image is None:
                 raise ValueError(missing)
             image_unflag(image=image)
             messages.success(request, f"Image #{image.id} unflagged.")
         elif action in ("label_update", "label_delete"):
             missing = "no such label in this project"
-            label = project.label_classes.filter(pk=_posted_id(request, "label", missing)).first()
+            label = project.label_classes.filter(pk=posted_id(request, "label", missing)).first()
             if label is None:
                 raise ValueError(missing)
             if action == "label_delete":
@@ -188,14 +156,14 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             membership_set(project=project, user=user, role=request.POST.get("role", ""))
             messages.success(request, f"{user.username} is {request.POST.get('role')} of this project.")
         elif action == "member_remove":
-            user_id = _posted_id(request, "user_id", "no such member")
+            user_id = posted_id(request, "user_id", "no such member")
             membership_remove(project=project, user_id=user_id)
             messages.success(request, "Member removed; the images they held went back to the queue.")
             if user_id == request.user.pk:  # I left: the dashboard is no longer mine
                 return redirect("home")
         elif action == "invite_create":
-            days = _posted_number(request, "days", INVITE_DAYS_DEFAULT, "days")
-            uses = _posted_number(request, "max_uses", 1, "people")
+            days = posted_number(request, "days", INVITE_DAYS_DEFAULT, "days")
+            uses = posted_number(request, "max_uses", 1, "people")
             _, token = invite_create(
                 project=project,
                 role=request.POST.get("role", ""),
@@ -206,7 +174,7 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             url = request.build_absolute_uri(reverse("invite", kwargs={"token": token}))
             messages.success(request, url, extra_tags="invite-link")
         elif action == "invite_withdraw":
-            invite_withdraw(project=project, invite_id=_posted_id(request, "invite", "no such invite"))
+            invite_withdraw(project=project, invite_id=posted_id(request, "invite", "no such invite"))
             messages.success(request, "Invite link withdrawn: it no longer works.")
         elif action == "upload":
             files = request.FILES.getlist("files")

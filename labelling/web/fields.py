@@ -1,11 +1,47 @@
-"""Values the pages' forms post, read by one rule wherever the same field appears."""
+"""Values the pages' forms post, read by one rule wherever the same field appears, and the project
+a page is about, with the API's access rule."""
 
 from __future__ import annotations
 
 import re
 
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+
+from labelling.converters import IdConverter
+from labelling.models import Project
 from labelling.models.project import LABEL_BUDGET_MAX
-from labelling.services.errors import InvalidInput
+from labelling.selectors.access import access_project
+from labelling.services.errors import InvalidInput, ServiceError
+
+
+def page_project(request: HttpRequest, project_id: int, *, min_role: str) -> Project:
+    """The project, for a member with at least ``min_role``: 403 for a lower role, 404 for anyone
+    else (the project does not exist for them), as the API."""
+    try:
+        return access_project(request.user, project_id, min_role=min_role)
+    except ServiceError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(exc.message) from None
+        raise Http404("project not found") from None
+
+
+def posted_id(request: HttpRequest, field: str, missing: str) -> int:
+    """The id a form posted in ``field`` (the API's id rule); ValueError(missing) if none."""
+    raw = request.POST.get(field, "")
+    if not re.fullmatch(IdConverter.regex, raw):
+        raise ValueError(missing)
+    return int(raw)
+
+
+def posted_number(request: HttpRequest, field: str, default: int, unit: str) -> int:
+    """A whole number a form posted in ``field``; ``default`` if left empty."""
+    raw = request.POST.get(field, "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise ValueError(f"the number of {unit} must be a whole number, not {raw[:20]!r}")
+    return int(raw)
 
 
 def budget_from_form(raw: str) -> int | None:

@@ -5,34 +5,23 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from labelling.models import Image, Role
-from labelling.selectors.access import access_project
 from labelling.selectors.review import REVIEW_KINDS, image_votes, review_counts, review_queryset
 from labelling.services.errors import ServiceError
 from labelling.services.review import image_review, image_review_clear
-from labelling.web.dashboard import _posted_id
+from labelling.web.fields import page_project, posted_id
 
 TITLES = {"suspects": "Possible mistakes", "disagreements": "Disagreements", "reviewed": "Reviewed"}
 
 
-def _project(request: HttpRequest, project_id: int):
-    try:
-        return access_project(request.user, project_id, min_role=Role.ENGINEER)
-    except ServiceError as exc:
-        if exc.status == 403:
-            raise PermissionDenied(exc.message) from None
-        raise Http404("project not found") from None
-
-
 @login_required
 def review_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _project(request, project_id)
+    project = page_project(request, project_id, min_role=Role.ENGINEER)
     kind = request.GET.get("kind", "suspects")
     if kind not in REVIEW_KINDS:
         kind = "suspects"
@@ -70,18 +59,18 @@ def review_page(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def review_action(request: HttpRequest, project_id: int) -> HttpResponse:
     """Set an image's final label (``label``), or give it back to the votes (``clear``)."""
-    project = _project(request, project_id)
+    project = page_project(request, project_id, min_role=Role.ENGINEER)
     kind = request.POST.get("kind", "suspects")
     try:
         missing = "no such image in this project"
-        image = Image.objects.filter(project=project, pk=_posted_id(request, "image", missing)).first()
+        image = Image.objects.filter(project=project, pk=posted_id(request, "image", missing)).first()
         if image is None:
             raise ValueError(missing)
         if request.POST.get("clear"):
             image_review_clear(image=image)
             messages.success(request, f"Image #{image.id} goes by its annotators' votes again.")
         else:
-            label_id = _posted_id(request, "label", "choose a label")
+            label_id = posted_id(request, "label", "choose a label")
             image = image_review(image=image, label_id=label_id, reviewer=request.user)
             messages.success(request, f"Image #{image.id} is {image.reviewed_label.name!r} from now on.")
     except (ValueError, ServiceError) as exc:
