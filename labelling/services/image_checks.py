@@ -13,6 +13,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
@@ -41,6 +42,19 @@ CONTENT_TYPES = {
 # to annotators as a PNG made from it (``/file?display=1``), and kept as uploaded.
 BROWSER_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "WEBP"})
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp"}
+
+
+def as_8bit(img: PILImage.Image) -> PILImage.Image:
+    """An image ``convert("RGB")`` does not clip: 16- and 32-bit integer and float greyscale
+    (modes I;16*, I, F: microscopy, medical and satellite TIFFs, 16-bit PNGs) stretched from the
+    image's own minimum to its maximum over 0..255 ("L"); any other mode as it is. Pillow's
+    conversion clips those modes at 255 (a 12-bit image came out white, a 0..1 float one black)."""
+    if not (img.mode in ("I", "F") or img.mode.startswith("I;16")):
+        return img
+    a = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(a.min()), float(a.max())
+    scaled = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return PILImage.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), "L")
 
 
 class ImageRejected(InvalidInput):

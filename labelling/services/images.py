@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 
 from labelling.models import Image, LabelClass, Project
-from labelling.services.image_checks import EXTENSIONS, ImageRejected, image_bytes_check
+from labelling.services.image_checks import EXTENSIONS, ImageRejected, as_8bit, image_bytes_check
 
 THUMBNAIL_SIZE = 128
 
@@ -218,12 +218,14 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
 def image_thumbnail(*, image: Image, size: int = THUMBNAIL_SIZE) -> bytes:
     """A PNG no larger than ``size`` px on its longest side, cached in storage beside the image.
     ``size`` = the image's longest side: the whole image as a PNG (what a browser shows of a TIFF)."""
-    key = f"thumbs/{image.sha256[:2]}/{image.sha256}_{size}.png"
+    # "b8": made through as_8bit (thumbnails cached before it clipped 16-bit images).
+    key = f"thumbs/{image.sha256[:2]}/{image.sha256}_{size}b8.png"
     if default_storage.exists(key):
         with default_storage.open(key, "rb") as fh:
             return fh.read()
     with default_storage.open(image.storage_key, "rb") as fh, PILImage.open(fh) as img:
         img.seek(0)
+        img = as_8bit(img)
         thumb = img.convert("RGBA" if img.mode in ("RGBA", "LA", "P") else "RGB")
         # Tiny images (e.g. 28x28) are scaled up with nearest neighbour so they stay crisp.
         if max(thumb.size) < size:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image as PILImage
 
@@ -81,3 +82,37 @@ def test_every_accepted_format_shows_on_the_labelling_page(live_server, settings
     expected = {im.format: (im.width, im.height) for im in images}
     assert seen == expected  # each drawn at its own size: it loaded
     assert not page.errors
+
+
+def _deep(mode: str) -> bytes:
+    """A 160x120 gradient TIFF: 12-bit values in 16 bits ("I;16"), or floats in 0..1 ("F")."""
+    ramp = np.tile(np.linspace(0, 1, 160), (120, 1))
+    if mode == "F":
+        img = PILImage.fromarray(ramp.astype(np.float32))
+    else:
+        img = PILImage.fromarray((ramp * 4095).astype(np.uint16))
+    assert img.mode == mode
+    buf = io.BytesIO()
+    img.save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["I;16", "F"])
+def test_16_bit_and_float_images_are_stretched_not_clipped(users, project, client_for, mode):
+    """Pillow's convert("RGB") clips these modes at 255: a 12-bit gradient came out white and a
+    0..1 float one black, for annotators (the PNG shown) and for training (the worker's decode)."""
+    from workers.jobs.pool import _decode
+
+    image_id = pool_image_ingest(project=project, item=IngestItem(name="deep.tif", data=_deep(mode))).image_id
+    image = Image.objects.get(pk=image_id)
+    shown_ = client_for(users["annotator"]).get(f"/api/images/{image_id}/file?display=1")
+    with PILImage.open(io.BytesIO(shown_.content)) as img:
+        grey = np.asarray(img.convert("L"))
+    assert grey.min() == 0 and grey.max() == 255 and len(np.unique(grey)) > 100
+    assert np.all(np.diff(grey[0].astype(int)) >= 0)  # still a left-to-right ramp
+    decoded = _decode(image, 64)[..., 0]
+    assert decoded.min() < 10 and decoded.max() > 245 and len(np.unique(decoded)) > 50
+    thumb = client_for(users["annotator"]).get(f"/api/images/{image_id}/thumbnail")
+    with PILImage.open(io.BytesIO(thumb.content)) as img:
+        assert len(np.unique(np.asarray(img.convert("L")))) > 50
