@@ -9,6 +9,8 @@ class LabellingConfig(AppConfig):
     def ready(self) -> None:
         from django.core.servers import basehttp
 
+        import labelling.services.login_guard  # noqa: F401  (connects the failed-login counter)
+
         # The dev server (`make run`) writes a response's headers and body in separate sends; with
         # Nagle's algorithm on, a keep-alive client's delayed ACK then holds every response back
         # ~40 ms (measured: 68 ms instead of 27 ms per request). socketserver's own switch, dev server only.

@@ -112,6 +112,10 @@ AUTH_PASSWORD_VALIDATORS = [
 # labelling/services/login_guard.py.
 LOGIN_FAILURES_MAX = env.int("LOGIN_FAILURES_MAX", default=10)
 LOGIN_WINDOW_S = env.int("LOGIN_WINDOW_S", default=15 * 60)
+# Behind a reverse proxy: the request header (as Django names it in META) whose last address is the
+# client's, e.g. HTTP_X_FORWARDED_FOR; empty: REMOTE_ADDR. Only set it when a proxy you run adds it.
+LOGIN_CLIENT_IP_HEADER = env.str("LOGIN_CLIENT_IP_HEADER", default="")
+AUTHENTICATION_BACKENDS = ["labelling.services.login_guard.GuardedModelBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,6 +1,7 @@
 """URLconf. Importing it must never import torch, scikit-learn or faiss (a test checks)."""
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from labelling.web.views import LoginView
@@ -8,8 +9,15 @@ from labelling.web.views import LoginView
 urlpatterns = [
     path("api/", include("labelling.api.urls")),
     path("admin/", admin.site.urls),
-    path("accounts/login/", LoginView.as_view(), name="login"),  # counts failures; before Django's
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Django's account pages, less password reset (it mails a link, and no mail is set up).
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("", include("labelling.web.urls")),
 ]
 

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from labelling.api.base import strict
 from labelling.services.errors import InvalidInput
-from labelling.services.login_guard import login_allowed, login_failed, login_succeeded
+from labelling.services.login_guard import login_allowed
 
 
 class MeApi(APIView):
@@ -41,12 +41,9 @@ class TokenApi(APIView):
     @extend_schema(request=TokenInput, responses=TokenOutput, operation_id="token_create")
     def post(self, request):
         data = strict(self.TokenInput, request.data)
-        username = data.validated_data["username"]
-        login_allowed(request, username)
-        user = authenticate(request, **data.validated_data)
+        login_allowed(request, data.validated_data["username"])  # 429 with the time left
+        user = authenticate(request, **data.validated_data)  # failures counted by the backend's guard
         if user is None:
-            login_failed(request, username)
             raise InvalidInput("wrong username or password", code="bad_credentials")
-        login_succeeded(request, username)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})

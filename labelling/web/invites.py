@@ -61,7 +61,7 @@ def invite_action(request: HttpRequest, token: str) -> HttpResponse:
             with transaction.atomic():
                 user = form.save()
                 membership, joined = invite_accept(token=token, user=user)
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="labelling.services.login_guard.GuardedModelBackend")
     except NotFound as exc:
         return _invalid(request, exc)
     project = invite.project

@@ -17,7 +17,7 @@ from labelling.models import Role
 from labelling.selectors.access import access_project, projects_for_user, role_in
 from labelling.selectors.queue import annotator_progress
 from labelling.services.errors import InvalidInput, NotFound, ServiceError
-from labelling.services.login_guard import TooManyAttempts, login_allowed, login_failed, login_succeeded
+from labelling.services.login_guard import TooManyAttempts, login_allowed
 from labelling.services.projects import project_create, project_update
 from labelling.web.fields import budget_from_form
 
@@ -130,21 +130,15 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 
 class LoginView(auth_views.LoginView):
-    """Django's login page, with failed logins counted (``services.login_guard``): past the limit,
-    the page says to wait and answers 429, whatever the password."""
+    """Django's login page; a name locked out by failed logins (``services.login_guard``, which
+    counts them for every way in) gets the time left and 429, whatever the password."""
 
     def post(self, request, *args, **kwargs):
         try:
             login_allowed(request, request.POST.get("username", ""))
         except TooManyAttempts as exc:
-            form = self.get_form()
-            return self.render_to_response(self.get_context_data(form=form, locked=exc.message), status=429)
+            context = self.get_context_data(form=self.get_form(), locked=exc.message)
+            response = self.render_to_response(context, status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form):
-        login_failed(self.request, self.request.POST.get("username", ""))
-        return super().form_invalid(form)
-
-    def form_valid(self, form):
-        login_succeeded(self.request, self.request.POST.get("username", ""))
-        return super().form_valid(form)

@@ -31,6 +31,7 @@ def test_token_exchange_is_refused_after_too_many_failures(users, settings):
     locked = _token(client, "pw-for-tests")  # the right password, too late
     assert locked.status_code == 429 and locked.json()["error"]["code"] == "too_many_attempts"
     assert "try again in 15 minutes" in locked.json()["error"]["message"]
+    assert 890 <= int(locked["Retry-After"]) <= 900
     # Someone else, from another address, is not locked out by it.
     assert _token(client, "pw-for-tests", REMOTE_ADDR="10.1.2.3").status_code == 200
     # Nor are other usernames from the same address.
@@ -60,8 +61,10 @@ def test_the_login_page_is_refused_after_too_many_failures(users, settings):
     for _ in range(4):
         page = client.post("/accounts/login/", {"username": "ALICE-admin", "password": "nope"})
         assert page.status_code == 200 and "Wrong username or password" in page.content.decode()
+        assert 'value="ALICE-admin"' in page.content.decode()  # no retyping the name
     page = client.post("/accounts/login/", {"username": "alice-admin", "password": "pw-for-tests"})
     assert page.status_code == 429 and "Too many failed logins" in page.content.decode()
+    assert int(page["Retry-After"]) > 0 and "ask an administrator" in page.content.decode()
     assert "_auth_user_id" not in client.session
     # The token exchange shares the count.
     assert _token(client, "pw-for-tests").status_code == 429
@@ -81,3 +84,46 @@ def test_sign_up_refuses_common_and_numeric_passwords(users, project, password, 
     )
     assert response.status_code == 400 and says in response.content.decode()
     assert not get_user_model().objects.filter(username="nina-new").exists()
+
+
+def test_the_admin_login_is_guarded_too(users, settings):
+    """Django's admin has its own login view; the check is in the authentication backend, so a
+    superuser's password cannot be guessed there without limit either."""
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    settings.LOGIN_FAILURES_MAX = 3
+    boss = users["admin"]
+    boss.is_staff = boss.is_superuser = True
+    boss.save()
+    client = Client()
+    for _ in range(3):
+        assert client.post("/admin/login/", {"username": "alice-admin", "password": "no"}).status_code == 200
+    refused = client.post(
+        "/admin/login/?next=/admin/", {"username": "alice-admin", "password": "pw-for-tests"}
+    )
+    assert refused.status_code == 200 and "_auth_user_id" not in client.session  # the form again
+    assert _token(client, "pw-for-tests").status_code == 429  # one count for every way in
+    other = Client(REMOTE_ADDR="10.0.0.9")
+    assert (
+        other.post(
+            "/admin/login/?next=/admin/", {"username": "alice-admin", "password": "pw-for-tests"}
+        ).status_code
+        == 302
+    )
+
+
+def test_behind_a_proxy_the_forwarded_address_counts(users, settings):
+    settings.LOGIN_FAILURES_MAX = 2
+    settings.LOGIN_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    client = Client()  # every request comes from the proxy's REMOTE_ADDR, 127.0.0.1
+    for _ in range(2):
+        _token(client, "wrong", HTTP_X_FORWARDED_FOR="spoofed, 203.0.113.5")
+    assert _token(client, "pw-for-tests", HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 429
+    # Another client behind the same proxy is not locked out by it.
+    assert _token(client, "pw-for-tests", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 200
+
+
+def test_password_reset_is_not_offered_without_mail(users):
+    assert Client().get("/accounts/password_reset/").status_code == 404
+    client = Client()
+    client.force_login(users["annotator"])
+    assert client.get("/accounts/password_change/").status_code == 200
