@@ -21,9 +21,10 @@ def image_review(*, image: Image, label_id: int, reviewer: AbstractBaseUser) -> 
         raise InvalidInput(f"no label {label_id} in this project", code="invalid_label")
     if not image.annotations.exists():
         raise Conflict("the image has no labels to review yet", code="image_not_labelled")
+    # The suspicion stays on record (the Reviewed list shows why it was doubted); a reviewed image
+    # is never listed as a suspect, and "back to the votes" lists it again.
     image.reviewed_label, image.reviewed_by, image.reviewed_at = label, reviewer, timezone.now()
-    image.suspected_label = None  # decided: no longer a suspect
-    image.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at", "suspected_label"])
+    image.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at"])
     return image
 
 

@@ -72,7 +72,7 @@ def review_action(request: HttpRequest, project_id: int) -> HttpResponse:
         else:
             label_id = posted_id(request, "label", "choose a label")
             image = image_review(image=image, label_id=label_id, reviewer=request.user)
-            messages.success(request, f"Image #{image.id} is {image.reviewed_label.name!r} from now on.")
+            messages.success(request, f"Image #{image.id} is now labelled {image.reviewed_label.name}.")
     except (ValueError, ServiceError) as exc:
         messages.error(request, getattr(exc, "message", str(exc)))
     page = request.POST.get("page", "")

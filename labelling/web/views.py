@@ -118,7 +118,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error(request, 403, "forbidden", "you may not do this")
+    # A page's own reason ("this needs the engineer role in the project; you are annotator") says
+    # more than a generic line; a CSRF failure has none worth showing.
+    reason = str(exception) if exception is not None and exception.args else ""
+    return _error(request, 403, "forbidden", reason or "you may not do this")
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -701,8 +701,8 @@ def _write_predictions(project: Project, model: ModelVersion, ids: np.ndarray, p
 def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train, audit) -> int:
     """Confident learning over every label, training and audit alike (models_zoo/review.py): each
     labelled image's out-of-fold probability of its label, and the class a suspect more likely is.
-    Reviewed images are never suspects (a person decided), but their labels help judge the rest.
-    Returns the number of suspects."""
+    Reviewed images are not listed as suspects (a person decided), but their labels help judge the
+    rest. Returns the number of suspects to review."""
     from django.db import connection
 
     from models_zoo.review import label_issues
@@ -719,7 +719,9 @@ def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train,
     for k, i in enumerate(rows.tolist()):
         image_id = int(ids[i])
         p = issues.p_given[k]
-        suspect = bool(issues.issue[k]) and image_id not in reviewed
+        # A reviewed image keeps what the check says of it (shown on the Reviewed list); the
+        # suspects list leaves reviewed images out, so it is not listed again.
+        suspect = bool(issues.issue[k])
         values.append(
             (
                 None if np.isnan(p) else float(p),
@@ -736,7 +738,7 @@ def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train,
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(sql, values[start : start + 1000])
         time.sleep(0.02)
-    return sum(1 for v in values if v[1] is not None)
+    return sum(1 for v in values if v[1] is not None and v[2] not in reviewed)
 
 
 def _select(job, project, version, ids, Z, train, audit, probs, mc) -> SelectionRound:
