@@ -272,7 +272,7 @@ class InviteOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Invite
-        fields = ["id", "role", "max_uses", "used_count", "expires_at", "created_at", "created_by"]
+        fields = ["id", "role", "note", "max_uses", "used_count", "expires_at", "created_at", "created_by"]
 
 
 class InviteCreatedOutput(InviteOutput):
@@ -294,6 +294,9 @@ class InviteListApi(ListApi):
             min_value=1,
             max_value=INVITE_USES_MAX,
             help_text="how many people may join with it (1)",
+        )
+        note = serializers.CharField(
+            required=False, allow_blank=True, max_length=100, help_text="whom it is for, to tell links apart"
         )
 
     @extend_schema(
@@ -322,6 +325,7 @@ class InviteListApi(ListApi):
             created_by=request.user,
             days=data.get("days", INVITE_DAYS_DEFAULT),
             max_uses=data.get("max_uses", 1),
+            note=data.get("note", ""),
         )
         body = {
             **InviteOutput(invite).data,

@@ -128,6 +128,7 @@ class Invite(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invites")
     role = models.CharField(max_length=20, choices=Role.choices)
     token_hash = models.CharField(max_length=64, unique=True)
+    note = models.CharField(max_length=100, blank=True, default="")  # whom it is for: "Tuesday group"
     max_uses = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     used_count = models.PositiveIntegerField(default=0)
     expires_at = models.DateTimeField()

@@ -34,20 +34,26 @@ def invite_create(
     created_by: AbstractBaseUser | None,
     days: int = INVITE_DAYS_DEFAULT,
     max_uses: int = 1,
+    note: str = "",
 ) -> tuple[Invite, str]:
-    """A new invite and its token (the only time the token exists in clear)."""
+    """A new invite and its token (the only time the token exists in clear). ``note``: whom it is
+    for, so that the admin can tell links apart (and withdraw the right one)."""
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {', '.join(Role.values)}", code="invalid_role")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= INVITE_DAYS_MAX:
         raise InvalidInput(f"an invite lasts 1 to {INVITE_DAYS_MAX} days", code="invalid_invite")
     if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= INVITE_USES_MAX:
         raise InvalidInput(f"an invite is for 1 to {INVITE_USES_MAX} people", code="invalid_invite")
+    note = note.strip() if isinstance(note, str) else note
+    if not isinstance(note, str) or len(note) > 100 or any(ord(c) < 32 for c in note):
+        raise InvalidInput("a note is at most 100 characters on one line", code="invalid_invite")
     token = secrets.token_urlsafe(24)
     invite = Invite.objects.create(
         project=project,
         role=role,
         token_hash=_hash(token),
         max_uses=max_uses,
+        note=note,
         expires_at=timezone.now() + timedelta(days=days),
         created_by=created_by,
     )
@@ -67,6 +73,14 @@ def invite_for_token(token: str) -> Invite:
     if invite is None or invite.expires_at <= timezone.now() or invite.used_count >= invite.max_uses:
         raise NotFound(INVALID, code="invite_invalid")
     return invite
+
+
+def invite_any_for_token(token: str) -> Invite | None:
+    """The invite a token belongs to, whether or not it still works (for telling a member who
+    opens an old link that they are in already)."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 64:
+        return None
+    return Invite.objects.select_related("project").filter(token_hash=_hash(token)).first()
 
 
 @transaction.atomic

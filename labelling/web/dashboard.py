@@ -75,6 +75,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "members": project.memberships.select_related("user").order_by("user__username"),
         "roles": Role.choices,
         "invites": open_invites(project).select_related("created_by"),
+        "new_invite_link": request.session.pop("new_invite_link", None),
         "invite_days_default": INVITE_DAYS_DEFAULT,
         "invite_days_max": INVITE_DAYS_MAX,
         "invite_uses_max": INVITE_USES_MAX,
@@ -170,12 +171,17 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
                 created_by=request.user,
                 days=days,
                 max_uses=uses,
+                note=request.POST.get("note", ""),
             )
-            url = request.build_absolute_uri(reverse("invite", kwargs={"token": token}))
-            messages.success(request, url, extra_tags="invite-link")
+            # Shown once, in the Team panel where it was made (the session carries it to that page).
+            request.session["new_invite_link"] = request.build_absolute_uri(
+                reverse("invite", kwargs={"token": token})
+            )
+            return redirect(reverse("dashboard", kwargs={"project_id": project.id}) + "#team")
         elif action == "invite_withdraw":
             invite_withdraw(project=project, invite_id=posted_id(request, "invite", "no such invite"))
             messages.success(request, "Invite link withdrawn: it no longer works.")
+            return redirect(reverse("dashboard", kwargs={"project_id": project.id}) + "#team")
         elif action == "upload":
             files = request.FILES.getlist("files")
             if not files:

@@ -8,11 +8,10 @@ from django.contrib.auth.forms import UserCreationForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 
 from labelling.models import Membership, Role
 from labelling.services.errors import NotFound
-from labelling.services.invites import invite_accept, invite_for_token
+from labelling.services.invites import invite_accept, invite_any_for_token, invite_for_token
 
 # "You joined Birds as an ML engineer."
 ROLE_PHRASES = {Role.ADMIN: "an admin", Role.ENGINEER: "an ML engineer", Role.ANNOTATOR: "an annotator"}
@@ -38,18 +37,24 @@ def _page(request: HttpRequest, invite, token: str, form=None, status: int = 200
 
 
 def invite_page(request: HttpRequest, token: str) -> HttpResponse:
-    """Who the link is from and what it gives; a sign-up form for someone not logged in."""
+    """Who the link is from and what it gives; a sign-up form for someone not logged in. A member
+    of the project is told so, even on a link that no longer works."""
     try:
         invite = invite_for_token(token)
     except NotFound as exc:
+        old = invite_any_for_token(token) if request.user.is_authenticated else None
+        if old is not None and Membership.objects.filter(project=old.project, user=request.user).exists():
+            return _page(request, old, token)
         return _invalid(request, exc)
     return _page(request, invite, token)
 
 
-@require_POST
 def invite_action(request: HttpRequest, token: str) -> HttpResponse:
-    """Join: logged in, as oneself; otherwise with the new account the form creates (and then logged
-    in). The account and the membership are made together or not at all."""
+    """Join (POST): logged in, as oneself; otherwise with the new account the form creates (and then
+    logged in). The account and the membership are made together or not at all. A GET (the address
+    typed or reloaded) goes back to the invite's page."""
+    if request.method != "POST":
+        return redirect("invite", token=token)
     try:
         invite = invite_for_token(token)
         if request.user.is_authenticated:

@@ -58,6 +58,8 @@ def test_admin_makes_a_link_shown_once_and_listed_without_its_token(users, proje
         ({"max_uses": 501}, "invalid"),
         ({"max_uses": "many"}, "invalid"),
         ({"uses": 2}, "unknown_field"),
+        ({"note": "x" * 101}, "invalid"),
+        ({"note": "two\nlines"}, "invalid"),
     ],
 )
 def test_bad_invites_are_400_and_store_nothing(users, project, client_for, body, code):
@@ -140,12 +142,23 @@ def test_a_member_keeps_their_role_and_uses_nothing(users, project, client_for):
     made = _link(client_for(users["admin"]), project)  # an annotator link, opened by the admin
     admin = Client()
     admin.force_login(users["admin"])
-    assert (
-        "You are already an admin of this project" in admin.get(f"/invite/{made['token']}").content.decode()
-    )
+    text = admin.get(f"/invite/{made['token']}").content.decode()
+    assert "You are already an admin of this project" in text and "does not change your role" in text
+    assert "Not alice-admin?" in text  # and a way to log out and open it as someone else
     assert admin.post(f"/invite/{made['token']}/join").status_code == 302
     assert Membership.objects.get(project=project, user=users["admin"]).role == "admin"
     assert Invite.objects.get(pk=made["id"]).used_count == 0
+    # A member opening a link that no longer works is told they are in already, not "not valid".
+    Invite.objects.filter(pk=made["id"]).update(used_count=1)
+    text = admin.get(f"/invite/{made['token']}").content.decode()
+    assert "You are already an admin of this project" in text
+    assert Client().get(f"/invite/{made['token']}").status_code == 404  # anyone else: not valid
+
+
+def test_opening_the_join_address_goes_back_to_the_invite(users, project, client_for):
+    made = _link(client_for(users["admin"]), project)
+    response = Client().get(f"/invite/{made['token']}/join")
+    assert response.status_code == 302 and response["Location"] == f"/invite/{made['token']}"
 
 
 def test_a_link_works_for_as_many_people_as_it_says(users, project, client_for):
@@ -204,13 +217,23 @@ def test_dashboard_makes_lists_and_withdraws_links(users, project):
     admin.force_login(users["admin"])
     action = f"/projects/{project.id}/dashboard/action"
     page_ = admin.post(
-        action, {"action": "invite_create", "role": "annotator", "max_uses": "5", "days": "3"}, follow=True
+        action,
+        {
+            "action": "invite_create",
+            "role": "annotator",
+            "max_uses": "5",
+            "days": "3",
+            "note": "Tuesday group",
+        },
+        follow=True,
     )
+    assert page_.redirect_chain[-1][0].endswith("/dashboard/#team")  # back at the Team panel
     text = page_.content.decode()
     invite = Invite.objects.get()
     assert invite.max_uses == 5 and invite.role == "annotator" and invite.created_by == users["admin"]
-    assert 'id="invite-link"' in text and "/invite/" in text
-    assert f'data-invite="{invite.id}"' in text and "0 of 5" in text
+    assert invite.note == "Tuesday group"
+    assert 'id="invite-link"' in text and "/invite/" in text and 'data-copy="invite-link-value"' in text
+    assert f'data-invite="{invite.id}"' in text and "0 of 5" in text and "<td>Tuesday group</td>" in text
     # The link on the page opens the invite.
     url = text.split('aria-label="invite link"')[0].rsplit('value="', 1)[1].split('"')[0]
     assert Client().get(url.split("testserver", 1)[1]).status_code == 200
@@ -258,6 +281,10 @@ def test_a_new_annotator_joins_through_a_link_and_labels(live_server, settings, 
     page.click("#invite-create button")
     link = page.input_value("#invite-link input")
     assert link.startswith(live_server.url + "/invite/")
+    page.click("#invite-link button[data-copy]")
+    assert page.inner_text("#invite-link button[data-copy]") == "Copied"
+    page.set_viewport_size({"width": 390, "height": 844})  # the link's box fits a phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.is_visible("#invites tr[data-invite]")
 
     newcomer = page.context.browser.new_context().new_page()  # no cookies: another person
