@@ -6,6 +6,9 @@ from django.utils.functional import SimpleLazyObject
 
 from labelling.models import Membership, Role
 
+# A role as a sentence says it: "You joined Birds as an ML engineer", "You are an annotator".
+ROLE_PHRASES = {Role.ADMIN: "an admin", Role.ENGINEER: "an ML engineer", Role.ANNOTATOR: "an annotator"}
+
 
 def navigation(request) -> dict:
     """``administers_a_project``: whether the navigation shows Overview (the projects I administer).

@@ -9,12 +9,10 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from labelling.models import Membership, Role
+from labelling.models import Membership
 from labelling.services.errors import NotFound
 from labelling.services.invites import invite_accept, invite_any_for_token, invite_for_token
-
-# "You joined Birds as an ML engineer."
-ROLE_PHRASES = {Role.ADMIN: "an admin", Role.ENGINEER: "an ML engineer", Role.ANNOTATOR: "an annotator"}
+from labelling.web.context import ROLE_PHRASES
 
 
 def _invalid(request: HttpRequest, exc: NotFound) -> HttpResponse:

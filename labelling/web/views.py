@@ -19,6 +19,7 @@ from labelling.selectors.queue import annotator_progress
 from labelling.services.errors import InvalidInput, NotFound, ServiceError
 from labelling.services.login_guard import TooManyAttempts, login_allowed
 from labelling.services.projects import project_create, project_update
+from labelling.web.context import ROLE_PHRASES
 from labelling.web.fields import budget_from_form
 
 
@@ -99,6 +100,7 @@ def project_page(request: HttpRequest, project_id: int) -> HttpResponse:
         {
             "project": project,
             "role": role,
+            "role_phrase": ROLE_PHRASES[role],
             "page": page,
             "counts": counts,
             "jobs": jobs,
