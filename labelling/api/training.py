@@ -21,7 +21,7 @@ from labelling.catalog import SSL_METHODS, STRATEGIES
 from labelling.models import EncoderVersion, ModelVersion, Project, Role, SelectionRound
 from labelling.models.job import TRAINING_KINDS
 from labelling.selectors.access import access_project
-from labelling.selectors.metrics import forecast, learning_curve
+from labelling.selectors.metrics import audit_by_class, forecast, learning_curve
 from labelling.services.errors import InvalidInput, NotFound, PayloadTooLarge
 from labelling.services.training import encoder_version_publish, pretraining_pool_check, training_job_request
 
@@ -374,9 +374,37 @@ class ForecastOutput(serializers.Serializer):
     note = serializers.CharField(allow_blank=True)
 
 
+class ConfusedWithOutput(serializers.Serializer):
+    label = serializers.IntegerField()
+    name = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class ClassAccuracyOutput(serializers.Serializer):
+    label = serializers.IntegerField()
+    name = serializers.CharField()
+    audit_labels = serializers.IntegerField(help_text="audit images of this class")
+    correct = serializers.IntegerField()
+    recall = serializers.FloatField(allow_null=True, help_text="share of them the model got right")
+    recall_interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    predicted = serializers.IntegerField(help_text="audit images the model put in this class")
+    precision = serializers.FloatField(allow_null=True)
+    confused_with = ConfusedWithOutput(allow_null=True, help_text="the class it most often took them for")
+
+
+class ByClassOutput(serializers.Serializer):
+    model_version = serializers.IntegerField(allow_null=True)
+    classes = ClassAccuracyOutput(many=True)
+    confusion = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="[true label id, predicted label id, count] for each non-empty cell",
+    )
+
+
 class MetricsOutput(serializers.Serializer):
     learning_curve = CurvePointOutput(many=True)
     forecast = ForecastOutput()
+    by_class = ByClassOutput(help_text="the current model on the audit slice, class by class")
 
 
 class MetricsApi(APIView):
@@ -386,7 +414,13 @@ class MetricsApi(APIView):
     @extend_schema(responses=MetricsOutput, operation_id="metrics_retrieve")
     def get(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
-        return Response({"learning_curve": learning_curve(project), "forecast": forecast(project)})
+        return Response(
+            {
+                "learning_curve": learning_curve(project),
+                "forecast": forecast(project),
+                "by_class": audit_by_class(project),
+            }
+        )
 
 
 class RoundOutput(serializers.ModelSerializer):
@@ -441,6 +475,7 @@ class DashboardOutput(serializers.Serializer):
     learning_curve = CurvePointOutput(many=True)
     forecast = ForecastOutput()
     annotators = serializers.ListField(child=serializers.DictField())
+    by_class = ByClassOutput()
 
 
 class DashboardApi(APIView):

@@ -18,7 +18,7 @@ from labelling.models import Annotation, Assignment, Image, Project, QueueItem
 from labelling.models.image import ImageStatus
 from labelling.models.job import JobState
 from labelling.models.queue import AssignmentState, QueueState
-from labelling.selectors.metrics import forecast, learning_curve
+from labelling.selectors.metrics import audit_by_class, forecast, learning_curve
 
 BURN_WINDOW = timedelta(days=7)
 # A gap between two labels longer than this is a break, not labelling: the label after it counts
@@ -208,6 +208,7 @@ def project_dashboard(project: Project) -> dict[str, Any]:
         "learning_curve": learning_curve(project),
         "forecast": forecast(project),
         "annotators": annotator_stats(project),
+        "by_class": audit_by_class(project),
     }
 
 

@@ -12,6 +12,64 @@ from labelling.models import Annotation, Project
 from labelling.models.image import ImageStatus
 
 
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion ``correct / n`` ((0, 1) when n = 0)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def audit_by_class(project: Project) -> dict[str, Any]:
+    """The current model on the audit slice, class by class: how many audit images of each class
+    it got right (recall, with its interval), how often its prediction of the class was right
+    (precision), and the class it most often took them for; and the confusion matrix's non-empty
+    cells as label ids. Empty where the model predates the measurement or has no audit labels."""
+    model = project.current_model
+    cells = (model.metrics.get("audit_confusion") if model else None) or []
+    label_ids = list(project.label_classes.order_by("order", "id").values_list("id", "name"))
+    if not cells:
+        return {"model_version": model.id if model else None, "classes": [], "confusion": []}
+    k = len(label_ids)
+    truth_n, predicted_n, correct = [0] * k, [0] * k, [0] * k
+    confused: list[tuple[int, int]] = [(0, -1)] * k  # (count, class) of the most common mistake
+    for t, p, n in cells:
+        if t >= k or p >= k:  # a class index from a label set since changed: not shown
+            continue
+        truth_n[t] += n
+        predicted_n[p] += n
+        if t == p:
+            correct[t] += n
+        elif n > confused[t][0]:
+            confused[t] = (n, p)
+    classes = []
+    for i, (label_id, name) in enumerate(label_ids):
+        low, high = wilson_interval(correct[i], truth_n[i])
+        n_conf, other = confused[i]
+        classes.append(
+            {
+                "label": label_id,
+                "name": name,
+                "audit_labels": truth_n[i],
+                "correct": correct[i],
+                "recall": correct[i] / truth_n[i] if truth_n[i] else None,
+                "recall_interval": [low, high] if truth_n[i] else None,
+                "predicted": predicted_n[i],
+                "precision": correct[i] / predicted_n[i] if predicted_n[i] else None,
+                "confused_with": (
+                    {"label": label_ids[other][0], "name": label_ids[other][1], "count": n_conf}
+                    if other >= 0
+                    else None
+                ),
+            }
+        )
+    confusion = [[label_ids[t][0], label_ids[p][0], n] for t, p, n in cells if t < k and p < k]
+    return {"model_version": model.id, "classes": classes, "confusion": confusion}
+
+
 def learning_curve(project: Project) -> list[dict[str, Any]]:
     """One point per model version with an audit measurement: labels, accuracy and its interval."""
     points = []

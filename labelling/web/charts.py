@@ -200,3 +200,57 @@ def stop_rule_svg(
             )
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+CONFUSION_MAX_CLASSES = 20  # beyond, the table alone (a matrix of tiny cells says little)
+
+
+def confusion_svg(by_class: dict) -> SafeString:
+    """The current model's confusion matrix on the audit slice: a row per true class, a column per
+    predicted class, each cell shaded by its share of the row (green on the diagonal: right; red
+    off it: mistaken for that class) and labelled with its count."""
+    classes = by_class.get("classes") or []
+    if not by_class.get("confusion") or len(classes) > CONFUSION_MAX_CLASSES:
+        return mark_safe("")
+    index = {c["label"]: i for i, c in enumerate(classes)}
+    k = len(classes)
+    counts = [[0] * k for _ in range(k)]
+    for t, p, n in by_class["confusion"]:
+        counts[index[t]][index[p]] = n
+    cell, left, top = min(36, 480 // k), 130, 96
+    size_w, size_h = left + cell * k + 16, top + cell * k + 26
+    parts = [
+        f'<svg class="chart" id="confusion" viewBox="0 0 {size_w} {size_h}" role="img" '
+        f'aria-label="Confusion matrix of the audit slice: true class by row, predicted class by column">'
+    ]
+    for j, c in enumerate(classes):  # column heads, slanted
+        x = left + j * cell + cell / 2
+        parts.append(
+            f'<text x="{x:.1f}" y="{top - 6}" transform="rotate(-45 {x:.1f} {top - 6})">{escape(c["name"][:14])}</text>'
+        )
+    for i, c in enumerate(classes):
+        y = top + i * cell
+        parts.append(
+            f'<text x="{left - 6}" y="{y + cell / 2 + 4:.1f}" text-anchor="end">{escape(c["name"][:18])}</text>'
+        )
+        row_total = sum(counts[i]) or 1
+        for j in range(k):
+            n = counts[i][j]
+            share = n / row_total
+            kind = "right" if i == j else "wrong"
+            x = left + j * cell
+            parts.append(
+                f'<rect class="cell {kind}" x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill-opacity="{0.08 + 0.92 * share:.2f}" data-true="{escape(c["name"])}" '
+                f'data-predicted="{escape(classes[j]["name"])}" data-count="{n}">'
+                f"<title>{n} {escape(c['name'])} taken for {escape(classes[j]['name'])}</title></rect>"
+            )
+            if n:
+                parts.append(
+                    f'<text class="count{" strong" if share > 0.5 else ""}" x="{x + cell / 2:.1f}" '
+                    f'y="{y + cell / 2 + 4:.1f}" text-anchor="middle">{n}</text>'
+                )
+    parts.append(
+        f'<text x="{left}" y="{size_h - 6}">rows: true class · columns: the model\'s prediction</text></svg>'
+    )
+    return mark_safe("".join(parts))

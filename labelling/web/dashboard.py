@@ -44,7 +44,7 @@ from labelling.services.projects import (
 )
 from labelling.services.queue import image_unflag
 from labelling.services.training import pretraining_pool_check, training_job_request
-from labelling.web.charts import class_bars_svg, learning_curve_svg, stop_rule_svg
+from labelling.web.charts import class_bars_svg, confusion_svg, learning_curve_svg, stop_rule_svg
 from labelling.web.fields import budget_from_form, page_project, posted_id, posted_number
 
 
@@ -84,6 +84,11 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "rounds": recent_rounds(project),
         "curve_svg": learning_curve_svg(data["learning_curve"], project.target_accuracy),
         "classes_svg": class_bars_svg(data["classes"]),
+        "confusion_svg": confusion_svg(data["by_class"]),
+        # the weakest class first; classes without audit images last
+        "by_class_rows": sorted(
+            data["by_class"]["classes"], key=lambda c: (c["recall"] is None, c["recall"] or 0.0)
+        ),
         "stop_svg": stop_rule_svg(
             data["forecast"]["stop_rule"]["kappas"],
             data["forecast"]["stop_rule"]["labels"],

@@ -100,6 +100,11 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     assert len(metrics["learning_curve"]) == 1
     point = metrics["learning_curve"][0]
     assert 0 <= point["low"] <= point["accuracy"] <= point["high"] <= 1
+    # Class by class, the same audit images.
+    by_class = metrics["by_class"]
+    assert len(by_class["classes"]) == 10
+    assert sum(c["audit_labels"] for c in by_class["classes"]) == point["audit_labels"]
+    assert sum(c["correct"] for c in by_class["classes"]) == round(point["accuracy"] * point["audit_labels"])
     rounds = eng.get(f"/api/projects/{project_id}/rounds").json()["results"]
     assert [r["number"] for r in rounds] == [2, 1]
     items = eng.get(f"/api/projects/{project_id}/rounds/2/items").json()["results"]

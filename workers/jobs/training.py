@@ -33,6 +33,7 @@ from labelling.models import (
 )
 from labelling.models.image import ImageStatus
 from labelling.models.job import JobKind, JobState
+from labelling.selectors.metrics import wilson_interval
 from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress
 from labelling.services.queue import Pick, queue_fill
 from labelling.services.training import encoder_version_publish, job_follow_up, model_version_publish
@@ -415,16 +416,6 @@ def live_view_decision(project: Project, version: EncoderVersion) -> bool | None
     return live.metrics.get("view")
 
 
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 # --- finetune -> predict -> select ----------------------------------------------------------------
 
 
@@ -550,6 +541,9 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
         "audit_interval": [low, high] if n_audit else None,
         "seconds": seconds,
         "class_counts": np.bincount(train[train >= 0], minlength=n_classes).tolist(),
+        # (true class, predicted class, count) for every non-empty cell of the audit slice's
+        # confusion matrix: per-class accuracy on the dashboard; bounded by the audit labels.
+        "audit_confusion": _confusion_cells(audit[audited], probs.argmax(1)[audited]),
         # the second view: True / False as judged (held-out accuracy at weights 0, w/2, w), None
         # where this fit did not judge it
         "view": learner.view_decision,
@@ -593,6 +587,13 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
         model_version_publish(project=project, version=model, training_labels=n_labels)
     _update_forecast(project, model)
     return model, probs, mc
+
+
+def _confusion_cells(truth: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
+    pairs, counts = (
+        np.unique(np.stack([truth, predicted], 1), axis=0, return_counts=True) if len(truth) else ([], [])
+    )
+    return [[int(t), int(p), int(n)] for (t, p), n in zip(pairs, counts, strict=True)]
 
 
 def _load_probs(model: ModelVersion) -> np.ndarray:
