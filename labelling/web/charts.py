@@ -218,7 +218,7 @@ def confusion_svg(by_class: dict) -> SafeString:
     for t, p, n in by_class["confusion"]:
         counts[index[t]][index[p]] = n
     cell, left, top = min(36, 480 // k), 130, 96
-    size_w, size_h = left + cell * k + 16, top + cell * k + 26
+    size_w, size_h = left + cell * k + 72, top + cell * k + 26  # room for the last slanted head
     parts = [
         f'<svg class="chart" id="confusion" viewBox="0 0 {size_w} {size_h}" role="img" '
         f'aria-label="Confusion matrix of the audit slice: true class by row, predicted class by column">'
