@@ -189,8 +189,15 @@ def test_an_engineer_fixes_a_mistake_in_the_browser(live_server, settings, page,
     assert "says dog" in page.inner_text(f"{card} .doubt")
     assert page.get_attribute(f"{card} button.primary", "value") == str(dog.id)  # the suggestion stands out
     page.screenshot(path=str(ARTIFACTS / "review-browser.png"), full_page=True)
+    Image.objects.filter(pk=images[2].pk).update(suspected_label=dog, label_self_confidence=0.3)
+    page.reload()
     page.click(f"{card} button.primary")
-    page.wait_for_selector("#review-empty")
+    page.wait_for_selector(f"article[data-image='{images[2].id}']:first-of-type")
     assert f"Image #{images[1].id} is now labelled dog." in page.inner_text("main")
     assert Image.objects.get(pk=images[1].id).reviewed_label == dog
+    # The next one by keyboard: dog's key (2) decides the first image on the page.
+    assert page.inner_text(f"article[data-image='{images[2].id}'] button[data-hotkey='2'] kbd") == "2"
+    page.keyboard.press("2")
+    page.wait_for_selector("#review-empty")
+    assert Image.objects.get(pk=images[2].id).reviewed_label == dog
     assert not page.errors
