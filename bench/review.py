@@ -17,6 +17,7 @@ Precision, recall and F1 of the flagged set, and precision of the first k by eac
 components of the pixels (no encoder, so the run is quick and general).
 
     python -m bench.review [--seeds 3]     # make bench-review; writes bench/results/review.json
+    python -m bench.review --features ssl --name review_ssl   # on a pretrained encoder's embeddings
 """
 
 from __future__ import annotations
@@ -41,12 +42,23 @@ KINDS = ["uniform", "confusable"]
 METHODS = ["ours", "cleanlab", "predicted_neq_given", "in_sample"]
 
 
-def features(name: str) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.decomposition import PCA
-
+def features(name: str, kind: str = "pixels", pretrain_minutes: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """``pixels``: the pixels (first 64 PCA components when there are more); ``ssl``: the
+    embeddings the service judges on, from a SimCLR encoder pretrained on the pool (cached as
+    `make bench-al` caches it; the learned part and the input view, as the worker's)."""
     from models_zoo.datasets import load
 
     ds = load(name)
+    if kind == "ssl":
+        from models_zoo.simulate import cached_pretrain
+        from models_zoo.train import PretrainConfig
+
+        artifact = cached_pretrain(
+            ds.X, PretrainConfig(max_minutes=pretrain_minutes), ROOT / ".cache/models_zoo"
+        )
+        return artifact.embed(ds.X).astype(np.float32), ds.y
+    from sklearn.decomposition import PCA
+
     X = ds.X.reshape(len(ds.X), -1).astype(np.float32) / 255.0
     if X.shape[1] > 64:
         X = PCA(64, random_state=0).fit_transform(X).astype(np.float32)
@@ -124,7 +136,7 @@ def bench(args: argparse.Namespace) -> None:
 
     records, cases = [], []
     for name, sizes in SIZES.items():
-        X_all, y_all = features(name)
+        X_all, y_all = features(name, args.features, args.pretrain_minutes)
         n_classes = int(y_all.max()) + 1
         for n in sizes:
             for rate in NOISE:
@@ -142,7 +154,8 @@ def bench(args: argparse.Namespace) -> None:
                         by_self_conf = np.argsort(self_conf, kind="stable")
                         ranked = issues.ranked()
                         ours_rank = np.r_[ranked, np.setdiff1d(by_self_conf, ranked, assume_unique=False)]
-                        base = {"dataset": name, "labels": n, "noise": rate, "kind": kind, "seed": seed}
+                        base = {"dataset": name, "features": args.features, "labels": n, "noise": rate,
+                                "kind": kind, "seed": seed}  # fmt: skip
                         records.append({**base, "method": "ours", "seconds": ours_s,
                                         **scores(issues.issue, ours_rank, truth)})  # fmt: skip
                         neq = judged & (issues.proba.argmax(1) != noisy)
@@ -167,7 +180,7 @@ def bench(args: argparse.Namespace) -> None:
         records.append({**case["base"], "method": "cleanlab", "seconds": peer["seconds"],
                         **scores(flagged, ranking, case["truth"])})  # fmt: skip
     print_table(records)
-    path = write_results("review", records, methods=METHODS, seeds=args.seeds)
+    path = write_results(args.name, records, methods=METHODS, seeds=args.seeds, features=args.features)
     print(f"\nwrote {path}")
 
 
@@ -206,6 +219,9 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--features", choices=["pixels", "ssl"], default="pixels")
+    ap.add_argument("--pretrain-minutes", type=float, default=5.0, help="with --features ssl")
+    ap.add_argument("--name", default="review", help="bench/results/NAME.json (e.g. review_ssl)")
     bench(ap.parse_args())
 
 
