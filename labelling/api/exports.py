@@ -129,6 +129,9 @@ class ExportApi(APIView):
             return self._predictions(project)
         labels = consensus_labels(project)
         images = Image.objects.filter(pk__in=list(labels)).order_by("id")
+        # The label check of the last retrain (the Review page's): the probability of the label from
+        # a model that never saw it, and for a possible mistake the class it more likely is.
+        names = dict(project.label_classes.values_list("id", "name"))
         needed = labels_needed(project)
         if what == "labels.json":
             body = [
@@ -136,7 +139,8 @@ class ExportApi(APIView):
                     "image": im.id, "sha256": im.sha256, "original_name": im.original_name,
                     "label": labels[im.id][0], "votes": labels[im.id][1], "annotations": labels[im.id][2],
                     "needed": needed.get(im.id, project.annotations_per_image), "is_audit": labels[im.id][3],
-                    "reviewed": labels[im.id][4],
+                    "reviewed": labels[im.id][4], "label_self_confidence": im.label_self_confidence,
+                    "suspected_label": names.get(im.suspected_label_id),
                 }
                 for im in images
             ]  # fmt: skip
@@ -158,14 +162,15 @@ class ExportApi(APIView):
         def rows():
             yield writer.writerow(
                 ["image", "sha256", "original_name", "label", "votes", "annotations", "needed", "is_audit",
-                 "reviewed"]
+                 "reviewed", "label_self_confidence", "suspected_label"]
             )  # fmt: skip
             for im in images.iterator():
                 name, n, total, is_audit, reviewed = labels[im.id]
                 k = needed.get(im.id, project.annotations_per_image)
+                doubt = "" if im.label_self_confidence is None else f"{im.label_self_confidence:.4f}"
                 yield writer.writerow(
                     [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, k, int(is_audit),
-                     int(reviewed)]
+                     int(reviewed), doubt, _cell(names.get(im.suspected_label_id, ""))]
                 )  # fmt: skip
 
         response = StreamingHttpResponse(rows(), content_type=CSV_TYPE)

@@ -78,8 +78,15 @@ def test_a_review_decides_the_label_for_training_and_exports(users, project, cli
     by_image = {int(r["image"]): r for r in rows}
     assert by_image[im[0].id]["label"] == "dog" and by_image[im[0].id]["votes"] == "0"
     assert by_image[im[0].id]["reviewed"] == "1" and by_image[im[2].id]["reviewed"] == "0"
+    # The last check's figures travel with the labels, for work outside the service.
+    assert (
+        by_image[im[2].id]["label_self_confidence"] == "0.2000"
+        and by_image[im[2].id]["suspected_label"] == "cat"
+    )
+    assert by_image[im[1].id]["label_self_confidence"] == "" and by_image[im[1].id]["suspected_label"] == ""
     labels_json = eng.get(f"/api/projects/{project.id}/export/labels.json").json()
     assert {r["image"]: r["label"] for r in labels_json}[im[0].id] == "dog"
+    assert {r["image"]: r["suspected_label"] for r in labels_json}[im[2].id] == "cat"
 
     # Back to the votes.
     assert eng.delete(f"/api/images/{im[0].id}/review").status_code == 204
