@@ -710,8 +710,8 @@ def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train,
 
     labels = np.where(train >= 0, train, audit)
     rows = np.flatnonzero(labels >= 0)
-    issues = label_issues(Z[rows], labels[rows], project.label_classes.count(), seed=0)
     label_ids = list(project.label_classes.order_by("order", "id").values_list("id", flat=True))
+    issues = label_issues(Z[rows], labels[rows], len(label_ids), seed=0)
     reviewed = set(
         Image.objects.filter(project=project, reviewed_label__isnull=False).values_list("id", flat=True)
     )
