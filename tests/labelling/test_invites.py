@@ -282,6 +282,9 @@ def test_a_new_annotator_joins_through_a_link_and_labels(live_server, settings, 
     link = page.input_value("#invite-link input")
     assert link.startswith(live_server.url + "/invite/")
     page.click("#invite-link button[data-copy]")
+    page.wait_for_function(
+        "() => document.querySelector('#invite-link button[data-copy]').textContent !== 'Copy'"
+    )
     assert page.inner_text("#invite-link button[data-copy]") == "Copied"
     page.set_viewport_size({"width": 390, "height": 844})  # the link's box fits a phone
     assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -2,13 +2,16 @@
 document.querySelectorAll("button[data-copy]").forEach(function (button) {
   button.addEventListener("click", function () {
     const input = document.getElementById(button.dataset.copy);
+    input.focus();
     input.select();
-    const done = function () { button.textContent = "Copied"; };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
+    let copied = false;
+    try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+    if (copied) { button.textContent = "Copied"; return; }
+    const manual = function () { button.textContent = "Press Ctrl+C"; };  // the text is selected
+    if (navigator.clipboard) {
+      navigator.clipboard.writeText(input.value).then(function () { button.textContent = "Copied"; }, manual);
     } else {
-      document.execCommand("copy");  // plain-HTTP pages have no clipboard API
-      done();
+      manual();
     }
   });
 });
