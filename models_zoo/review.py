@@ -27,7 +27,9 @@ from models_zoo.transfer import LinearProbe
 class ReviewConfig:
     folds: int = 5
     C: float = 1.0  # the probe's inverse L2 strength, as the learner's own probe
-    max_iter: int = 300
+    # lbfgs iterations per fold: 100 found the same suspects as 300 on Fashion-MNIST embeddings
+    # (F1 0.596 against 0.597 at 2,000 labels, 0.678 both at 10,000) in 25-45 % less time.
+    max_iter: int = 100
     # Classes with fewer labels are neither judged nor used as "the other class" for an item: a
     # fold without a class's examples cannot say anything about it.
     min_per_class: int = 3
