@@ -71,6 +71,7 @@ class ReviewListApi(ListApi):
         ],
         responses=ReviewItemOutput(many=True),
         operation_id="review_list",
+        description="Possible label mistakes, disagreements or reviewed images, one page.",
     )
     def get(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)

@@ -409,7 +409,8 @@ class MetricsOutput(serializers.Serializer):
 
 class MetricsApi(APIView):
     """Audit-slice accuracy per model version (with 95 % Wilson intervals), the forecast
-    (labels to reach the target: point, low, high) and the stop rule's state."""
+    (labels to reach the target: point, low, high), the stop rule's state, and ``by_class``: the
+    current model's accuracy on the audit slice class by class."""
 
     @extend_schema(responses=MetricsOutput, operation_id="metrics_retrieve")
     def get(self, request, project_id: int):
@@ -476,6 +477,9 @@ class DashboardOutput(serializers.Serializer):
     forecast = ForecastOutput()
     annotators = serializers.ListField(child=serializers.DictField())
     by_class = ByClassOutput()
+    review = serializers.DictField(
+        child=serializers.IntegerField(), help_text="images to review: suspects, disagreements; reviewed"
+    )
 
 
 class DashboardApi(APIView):

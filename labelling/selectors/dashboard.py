@@ -19,6 +19,7 @@ from labelling.models.image import ImageStatus
 from labelling.models.job import JobState
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.selectors.metrics import audit_by_class, forecast, learning_curve
+from labelling.selectors.review import review_counts
 
 BURN_WINDOW = timedelta(days=7)
 # A gap between two labels longer than this is a break, not labelling: the label after it counts
@@ -209,6 +210,7 @@ def project_dashboard(project: Project) -> dict[str, Any]:
         "forecast": forecast(project),
         "annotators": annotator_stats(project),
         "by_class": audit_by_class(project),
+        "review": review_counts(project=project),
     }
 
 

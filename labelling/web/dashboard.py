@@ -23,7 +23,6 @@ from labelling.selectors.dashboard import (
     project_dashboard,
     recent_rounds,
 )
-from labelling.selectors.review import review_counts
 from labelling.services.errors import ServiceError
 from labelling.services.images import uploaded_files_ingest
 from labelling.services.invites import (
@@ -99,7 +98,6 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "current": data["learning_curve"][-1] if data["learning_curve"] else None,
         "strategies": STRATEGIES,
         "flagged": flagged_images(project=project),
-        "review": review_counts(project=project),
         "label_budget_max": LABEL_BUDGET_MAX,
         "active_text": _hours(data["budget"]["active_hours"]),
         "hours_left_text": _hours(data["budget"]["labelling_hours_left"]),

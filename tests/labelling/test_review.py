@@ -50,6 +50,8 @@ def test_suspects_and_disagreements_are_listed_with_their_votes(users, project, 
     assert [d["image"] for d in disagreements] == [im[1].id]
     assert disagreements[0]["votes"] == [{"label": cat.id, "count": 1}, {"label": dog.id, "count": 1}]
     assert _list(eng, project, "reviewed") == []
+    counts = client_for(users["admin"]).get(f"/api/projects/{project.id}/dashboard").json()["review"]
+    assert counts == {"suspects": 2, "disagreements": 1, "reviewed": 0}
 
 
 def test_a_review_decides_the_label_for_training_and_exports(users, project, client_for, world):
