@@ -218,9 +218,12 @@ def confusion_svg(by_class: dict) -> SafeString:
     for t, p, n in by_class["confusion"]:
         counts[index[t]][index[p]] = n
     cell, left, top = min(36, 480 // k), 130, 96
-    size_w, size_h = left + cell * k + 72, top + cell * k + 26  # room for the last slanted head
+    size_w, size_h = left + cell * k + 72, top + cell * k + 8  # room for the last slanted head
     parts = [
-        f'<svg class="chart" id="confusion" viewBox="0 0 {size_w} {size_h}" role="img" '
+        # Drawn at the learning curve's scale (its 640 units fill a ~1,000 px panel), not
+        # stretched to the panel's width: a 3-class matrix would be huge.
+        f'<svg class="chart" id="confusion" viewBox="0 0 {size_w} {size_h}" '
+        f'style="max-width: {1.6 * size_w:.0f}px" role="img" '
         f'aria-label="Confusion matrix of the audit slice: true class by row, predicted class by column">'
     ]
     for j, c in enumerate(classes):  # column heads, slanted
@@ -250,7 +253,6 @@ def confusion_svg(by_class: dict) -> SafeString:
                     f'<text class="count{" strong" if share > 0.5 else ""}" x="{x + cell / 2:.1f}" '
                     f'y="{y + cell / 2 + 4:.1f}" text-anchor="middle">{n}</text>'
                 )
-    parts.append(
-        f'<text x="{left}" y="{size_h - 6}">rows: true class · columns: the model\'s prediction</text></svg>'
-    )
+    parts.append("</svg>")
+    parts.append('<p class="muted">Rows: the true class; columns: the model\'s prediction.</p>')
     return mark_safe("".join(parts))

@@ -26,13 +26,16 @@ def demo_state(project, users):
     images[5].save()
     ev = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
     for n, acc, low, high in [(20, 0.61, 0.5, 0.7), (40, 0.72, 0.63, 0.8)]:
-        ModelVersion.objects.create(
+        model = ModelVersion.objects.create(
             project=project, encoder_version=ev, mode="propagate", artifact_key="m", train_label_count=n,
             metrics={"audit_accuracy": acc, "audit_interval": [low, high], "audit_labels": 30,
                      "forecast": {"points": 3, "labels_to_target": [140.0, 100.0, 210.0], "reachable": True,
                                   "target_accuracy": project.target_accuracy, "label_budget": 500,
-                                  "accuracy_at_budget": [0.86, 0.82, 0.9], "stop_rule": {"fired": False}}},
+                                  "accuracy_at_budget": [0.86, 0.82, 0.9], "stop_rule": {"fired": False}},
+                     # cat 8 (6 right), dog 12 (10 right), bird 10 (6 right): the audit slice by class
+                     "audit_confusion": [[0, 0, 6], [0, 1, 2], [1, 1, 10], [1, 2, 2], [2, 2, 6], [2, 0, 4]]},
         )  # fmt: skip
+    project.current_model = model
     project.label_budget = 500
     project.save()
 

@@ -44,6 +44,10 @@ def test_admin_sees_curve_forecast_and_numbers(live_server, settings, page, user
     assert int(page.get_attribute("#progress dd[data-k='pool']", "data-n")) == expected["progress"]["pool"]
     assert page.eval_on_selector_all("#class-bars rect.labelled[data-count]", "els => els.length") == 3
     assert "ann-annotator" in page.inner_text("#annotators")
+    # Accuracy by class: the weakest (bird, 60 %) first, and the confusion matrix drawn.
+    assert page.inner_text("#by-class tbody tr:first-child td:first-child") == "bird"
+    assert page.eval_on_selector_all("#confusion rect.cell", "els => els.length") == 9
+    assert page.get_attribute("#confusion rect[data-true='bird'][data-predicted='cat']", "data-count") == "4"
     assert not page.errors
     page.set_viewport_size({"width": 1280, "height": 1500})
     page.screenshot(path=str(ARTIFACTS / "dashboard-browser.png"), full_page=True)
