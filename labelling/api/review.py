@@ -11,7 +11,7 @@ from labelling.api.base import ListApi, strict
 from labelling.api.pagination import Pagination
 from labelling.models import Role
 from labelling.selectors.access import access_image, access_project
-from labelling.selectors.review import REVIEW_KINDS, image_votes, review_queryset
+from labelling.selectors.review import REVIEW_KINDS, image_label, image_votes, review_queryset
 from labelling.services.errors import InvalidInput
 from labelling.services.review import image_review, image_review_clear
 
@@ -42,14 +42,13 @@ class ReviewItemOutput(serializers.Serializer):
 
 
 def review_item(image, votes: list[tuple[int, int]]) -> dict:
-    majority = votes[0][0] if votes else None
     return {
         "image": image.id,
         "original_name": image.original_name,
         "is_audit": image.is_audit,
         "thumbnail": f"/api/images/{image.id}/thumbnail",
         "votes": [{"label": label, "count": n} for label, n in votes],
-        "label": image.reviewed_label_id or majority,
+        "label": image_label(image, votes),
         "suspected_label": image.suspected_label_id,
         "label_self_confidence": image.label_self_confidence,
         "reviewed_label": image.reviewed_label_id,

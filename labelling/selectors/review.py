@@ -34,6 +34,12 @@ def review_queryset(*, project: Project, kind: str) -> QuerySet[Image]:
     raise ValueError(kind)
 
 
+def image_label(image: Image, votes: list[tuple[int, int]]) -> int | None:
+    """The image's label now: a reviewer's, else the majority of ``votes`` (``image_votes``'s
+    order, so a tie goes to the earliest label, as in training)."""
+    return image.reviewed_label_id or (votes[0][0] if votes else None)
+
+
 def review_counts(*, project: Project) -> dict[str, int]:
     return {kind: review_queryset(project=project, kind=kind).count() for kind in REVIEW_KINDS}
 

@@ -65,22 +65,20 @@ def open_invites(project: Project):
     return project.invites.filter(expires_at__gt=timezone.now(), used_count__lt=F("max_uses"))
 
 
-def invite_for_token(token: str) -> Invite:
-    """The invite a link's token opens, if it still works; NotFound (``invite_invalid``) if not."""
-    if not isinstance(token, str) or not 20 <= len(token) <= 64:
-        raise NotFound(INVALID, code="invite_invalid")
-    invite = Invite.objects.select_related("project").filter(token_hash=_hash(token)).first()
-    if invite is None or invite.expires_at <= timezone.now() or invite.used_count >= invite.max_uses:
-        raise NotFound(INVALID, code="invite_invalid")
-    return invite
-
-
 def invite_any_for_token(token: str) -> Invite | None:
     """The invite a token belongs to, whether or not it still works (for telling a member who
     opens an old link that they are in already)."""
     if not isinstance(token, str) or not 20 <= len(token) <= 64:
         return None
     return Invite.objects.select_related("project").filter(token_hash=_hash(token)).first()
+
+
+def invite_for_token(token: str) -> Invite:
+    """The invite a link's token opens, if it still works; NotFound (``invite_invalid``) if not."""
+    invite = invite_any_for_token(token)
+    if invite is None or invite.expires_at <= timezone.now() or invite.used_count >= invite.max_uses:
+        raise NotFound(INVALID, code="invite_invalid")
+    return invite
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from labelling.models import Image, Role
-from labelling.selectors.review import REVIEW_KINDS, image_votes, review_counts, review_queryset
+from labelling.selectors.review import REVIEW_KINDS, image_label, image_votes, review_counts, review_queryset
 from labelling.services.errors import ServiceError
 from labelling.services.review import image_review, image_review_clear
 from labelling.web.fields import page_project, posted_id
@@ -29,19 +29,21 @@ def review_page(request: HttpRequest, project_id: int) -> HttpResponse:
         request.GET.get("page")
     )
     votes = image_votes([im.id for im in page])
-    names = {lc.id: lc.name for lc in project.label_classes.all()}
+    labels = list(project.label_classes.all())
+    names = {lc.id: lc.name for lc in labels}
     cards = []
     for im in page:
         mine = votes.get(im.id, [])
+        label = image_label(im, mine)
         cards.append(
             {
                 "image": im,
-                "votes": [(names[label], n) for label, n in mine],
-                "label": im.reviewed_label_id or (mine[0][0] if mine else None),
+                "votes": [(names[label_id], n) for label_id, n in mine],
+                "label": label,
+                "label_name": names.get(label),
                 "suspected": im.suspected_label_id,
                 "suspected_name": names.get(im.suspected_label_id),
                 "decided_name": names.get(im.reviewed_label_id),
-                "label_name": names.get(im.reviewed_label_id or (mine[0][0] if mine else None)),
             }
         )
     context = {
@@ -50,7 +52,7 @@ def review_page(request: HttpRequest, project_id: int) -> HttpResponse:
         "tabs": [(k, TITLES[k], n) for k, n in review_counts(project=project).items()],
         "page": page,
         "cards": cards,
-        "labels": list(project.label_classes.all()),
+        "labels": labels,
     }
     return render(request, "web/review.html", context)
 
