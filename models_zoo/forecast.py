@@ -86,9 +86,16 @@ class LearningCurve:
 
     def accuracy_at(self, n: float) -> tuple[float, float, float]:
         """(point, low, high) forecast of accuracy at n labels, e.g. when the budget runs out."""
-        boot = self._corrected(self.boot_params_, np.array([n]))[:, 0]  # (N_BOOT,)
-        lo, hi = np.quantile(boot, self.interval)
-        return float(self.predict(n)), float(lo), float(hi)
+        point, lo, hi = self.band(np.array([n], np.float64))
+        return float(point[0]), float(lo[0]), float(hi[0])
+
+    def band(self, ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(point, low, high) forecasts of accuracy at each of ``ns`` (M,) labels: three (M,)
+        arrays, the curve a dashboard draws past the last measured point."""
+        ns = np.asarray(ns, np.float64)
+        boot = self._corrected(self.boot_params_, ns)  # (N_BOOT, M)
+        lo, hi = np.quantile(boot, self.interval, axis=0)  # (M,) each
+        return self.predict(ns), lo, hi
 
     def _labels_for(self, params: np.ndarray, target: float) -> float:
         # Invert the corrected curve; inf where the target is at or above the asymptote.

@@ -339,6 +339,15 @@ class StopRuleOutput(serializers.Serializer):
     )
 
 
+class ProjectionOutput(serializers.Serializer):
+    labels = serializers.ListField(
+        child=serializers.FloatField(), help_text="training images, from the last measured count on"
+    )
+    accuracy = serializers.ListField(child=serializers.FloatField(), help_text="the fitted curve at each")
+    low = serializers.ListField(child=serializers.FloatField(), help_text="its interval's low end")
+    high = serializers.ListField(child=serializers.FloatField(), help_text="its interval's high end")
+
+
 class ForecastOutput(serializers.Serializer):
     target_accuracy = serializers.FloatField()
     training_labels = serializers.IntegerField(
@@ -371,6 +380,10 @@ class ForecastOutput(serializers.Serializer):
     label_budget = serializers.IntegerField(allow_null=True)
     stop_rule = StopRuleOutput()
     points = serializers.IntegerField()
+    projection = ProjectionOutput(
+        allow_null=True,
+        help_text="the learning curve ahead (as the dashboard draws it): up to the budget's or the pool's images, or a little past the target; null until a curve is fitted",
+    )
     note = serializers.CharField(allow_blank=True)
 
 

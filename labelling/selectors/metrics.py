@@ -148,5 +148,6 @@ def forecast(project: Project) -> dict[str, Any]:
             "spacing": stop.get("spacing"),
         },
         "points": stored.get("points", 0),
+        "projection": stored.get("projection"),
         "note": note,
     }

@@ -23,15 +23,32 @@ def _nice_step(span: float, ticks: int = 4) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def learning_curve_svg(points: list[dict], target: float | None) -> SafeString:
-    """Audit accuracy against labels: a line with its confidence band and the target line."""
+def learning_curve_svg(
+    points: list[dict],
+    target: float | None,
+    forecast: dict | None = None,
+    budget_images: float | None = None,
+) -> SafeString:
+    """Audit accuracy against labels: a line with its confidence band and the target line; with a
+    ``forecast`` (the metrics selector's), the fitted curve ahead, dashed, with its interval, a mark
+    where it reaches the target and one where the budget (``budget_images`` training images) runs out.
+    """
     if not points:
         return mark_safe(
             '<p class="empty">No accuracy measured yet: it appears after the first retrain with audit labels.</p>'
         )
-    xs = [p["labels"] for p in points]
-    step = _nice_step(max(xs) * 1.05 + 1)
-    x_hi = step * -(-(max(xs) * 1.05 + 1) // step)  # the next tick past the last point
+    forecast = forecast or {}
+    ahead = forecast.get("projection") or None
+    reach = forecast.get("labels_to_target") if forecast.get("reachable") else None
+    at_budget = forecast.get("accuracy_at_budget")
+    xs = [p["labels"] for p in points] + (ahead["labels"] if ahead else [])
+    if ahead:  # the forecast runs to the right edge
+        x_hi = max(xs)
+        step = _nice_step(x_hi)
+    else:
+        right = max(xs) * 1.05 + 1
+        step = _nice_step(right)
+        x_hi = step * -(-right // step)  # the next tick past the last point
     sx = _scale(0, x_hi, PAD_L, W - PAD_R)
     sy = _scale(0, 1, H - PAD_B, PAD_T)
     band_top = " ".join(f"{sx(p['labels']):.1f},{sy(p['high']):.1f}" for p in points)
@@ -39,22 +56,50 @@ def learning_curve_svg(points: list[dict], target: float | None) -> SafeString:
     line = " ".join(f"{sx(p['labels']):.1f},{sy(p['accuracy']):.1f}" for p in points)
     parts = [
         f'<svg class="chart" id="learning-curve" viewBox="0 0 {W} {H}" role="img" '
-        f'aria-label="Audit accuracy against number of labels">'
+        f'aria-label="Audit accuracy against number of labels{", and the forecast ahead" if ahead else ""}">'
     ]
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         y = sy(tick)
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.0%}</text>')
-    for i in range(int(round(x_hi / step)) + 1):
+    for i in range(int(x_hi / step + 1e-9) + 1):
         v = step * i
         parts.append(f'<text x="{sx(v):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{v:,.0f}</text>')
     parts.append(f'<text x="{(W + PAD_L) / 2:.0f}" y="{H - 4}" text-anchor="middle">training labels</text>')
     parts.append(f'<polygon class="band" points="{band_top} {band_bottom}"/>')
+    if ahead:
+        pts = list(zip(ahead["labels"], ahead["accuracy"], ahead["low"], ahead["high"], strict=True))
+        top = " ".join(f"{sx(n):.1f},{sy(hi):.1f}" for n, _, _, hi in pts)
+        bottom = " ".join(f"{sx(n):.1f},{sy(lo):.1f}" for n, _, lo, _ in reversed(pts))
+        parts.append(f'<polygon class="forecast-band" points="{top} {bottom}"/>')
+        parts.append(
+            f'<polyline class="forecast-line" data-from="{ahead["labels"][0]:g}" data-to="{ahead["labels"][-1]:g}" '
+            f'points="{" ".join(f"{sx(n):.1f},{sy(a):.1f}" for n, a, _, _ in pts)}"/>'
+        )
     if target is not None:
         y = sy(target)
+        # the label at the left while a forecast runs to the right edge, where it nears the target
+        lx, anchor = (PAD_L + 4, "start") if ahead else (W - PAD_R - 4, "end")
         parts.append(
             f'<line class="target" data-target="{target}" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}"/>'
-            f'<text class="target-label" x="{W - PAD_R - 4}" y="{y - 5:.1f}" text-anchor="end">target {target:.0%}</text>'
+            f'<text class="target-label" x="{lx}" y="{y - 5:.1f}" text-anchor="{anchor}">target {target:.0%}</text>'
+        )
+        if ahead and reach and points[-1]["labels"] < reach[0] <= x_hi:
+            x = sx(reach[0])
+            parts.append(
+                f'<line class="reach" data-labels="{reach[0]:.0f}" x1="{x:.1f}" x2="{x:.1f}" '
+                f'y1="{y:.1f}" y2="{H - PAD_B}"/>'
+                f'<text class="reach-label" x="{x - 4:.1f}" y="{H - PAD_B - 6}" text-anchor="end">'
+                f"target at ≈ {reach[0]:,.0f}</text>"
+            )
+    if ahead and at_budget and budget_images and budget_images <= x_hi:
+        x, y = sx(budget_images), sy(at_budget[0])
+        parts.append(
+            f'<line class="budget-end" x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_T}" y2="{H - PAD_B}"/>'
+            f'<text class="budget-label" x="{x - 4:.1f}" y="{PAD_T + 10}" text-anchor="end">budget runs out</text>'
+            f'<circle class="budget-point" cx="{x:.1f}" cy="{y:.1f}" r="4" data-labels="{budget_images:.0f}" '
+            f'data-accuracy="{at_budget[0]:.4f}"><title>When the budget runs out ({budget_images:,.0f} '
+            f"training labels): {at_budget[0]:.1%} ({at_budget[1]:.1%}–{at_budget[2]:.1%})</title></circle>"
         )
     parts.append(f'<polyline class="line" points="{line}"/>')
     for p in points:

@@ -81,7 +81,14 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         **data,
         "jobs": jobs_summary(project),
         "rounds": recent_rounds(project),
-        "curve_svg": learning_curve_svg(data["learning_curve"], project.target_accuracy),
+        "curve_svg": learning_curve_svg(
+            data["learning_curve"],
+            project.target_accuracy,
+            data["forecast"],
+            budget_images=(
+                project.label_budget / project.labels_per_training_image() if project.label_budget else None
+            ),
+        ),
         "classes_svg": class_bars_svg(data["classes"]),
         "confusion_svg": confusion_svg(data["by_class"]),
         # the weakest class first; classes without audit images last

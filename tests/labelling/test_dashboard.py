@@ -14,6 +14,23 @@ from tests.factories import pool
 pytestmark = pytest.mark.django_db
 
 
+# The fitted curve ahead, as the worker stores it: from the last measured count (40) to a little past
+# where it reaches 90 % (the forecast's 140, high end 210).
+_AHEAD = [40 + 8 * i for i in range(25)]
+
+
+def _fitted(n: float) -> float:
+    return 0.98 - 8.37 * n**-0.941  # 72 % at 40, 90 % at 140
+
+
+PROJECTION = {
+    "labels": _AHEAD,
+    "accuracy": [round(_fitted(n), 4) for n in _AHEAD],
+    "low": [round(_fitted(n) - 0.0004 * (n - 40), 4) for n in _AHEAD],
+    "high": [round(min(1.0, _fitted(n) + 0.0003 * (n - 40)), 4) for n in _AHEAD],
+}
+
+
 def demo_state(project, users):
     """Labels (with an audit one) and two model versions with measured accuracy and a forecast."""
     images = pool(project, 12, reference=True)
@@ -31,7 +48,8 @@ def demo_state(project, users):
             metrics={"audit_accuracy": acc, "audit_interval": [low, high], "audit_labels": 30,
                      "forecast": {"points": 3, "labels_to_target": [140.0, 100.0, 210.0], "reachable": True,
                                   "target_accuracy": project.target_accuracy, "label_budget": 500,
-                                  "accuracy_at_budget": [0.86, 0.82, 0.9], "stop_rule": {"fired": False}},
+                                  "accuracy_at_budget": [0.86, 0.82, 0.9], "stop_rule": {"fired": False},
+                                  "projection": PROJECTION},
                      # cat 8 (6 right), dog 12 (10 right), bird 10 (6 right): the audit slice by class
                      "audit_confusion": [[0, 0, 6], [0, 1, 2], [1, 1, 10], [1, 2, 2], [2, 2, 6], [2, 0, 4]]},
         )  # fmt: skip
@@ -246,6 +264,34 @@ def test_forecast_numbers_wait_for_a_changed_target_or_budget(users, project):
     page, api = _forecast(project, users, **stored)
     assert api["labels_to_target"] is None and api["more_labels_to_target"] is None
     assert "target changed" in api["note"] and "more labels to reach" not in page
+
+
+def test_the_learning_curve_draws_the_forecast_ahead_with_its_marks(users, project):
+    # 500 budget labels at 1 / (1 - 0.05) each buy 475 training images: past the projection's 232,
+    # so no budget mark; the target's mark sits at the forecast's point (140 training labels).
+    project.label_budget = 500
+    project.save()
+    stored = dict(labels_to_target=[140.0, 100.0, 210.0], reachable=True, target_accuracy=project.target_accuracy,
+                  label_budget=500, accuracy_at_budget=[0.86, 0.82, 0.9], projection=PROJECTION)  # fmt: skip
+    page, api = _forecast(project, users, **stored)
+    assert api["projection"] == PROJECTION
+    assert 'class="forecast-line" data-from="40" data-to="232"' in page and 'class="forecast-band"' in page
+    assert 'class="reach" data-labels="140"' in page and "target at ≈ 140" in page
+    assert 'id="curve-caption"' in page and 'class="budget-point"' not in page
+    # A projection that reaches the budget marks the accuracy expected there.
+    project.label_budget = 200  # 190 training images
+    project.save()
+    page, api = _forecast(project, users, **{**stored, "label_budget": 200})
+    assert 'class="budget-point" cx=' in page and 'data-labels="190" data-accuracy="0.8600"' in page
+    # A target changed since: the curve stays (it does not depend on it), the target's mark goes.
+    project.target_accuracy = 0.95
+    project.save()
+    page, api = _forecast(project, users, **{**stored, "label_budget": 200})
+    assert 'class="forecast-line"' in page and 'class="reach"' not in page
+    # No fit yet: no projection, no caption.
+    ModelVersion.objects.all().delete()
+    page, api = _forecast(project, users)
+    assert api["projection"] is None and "forecast-line" not in page and "curve-caption" not in page
 
 
 def test_more_labels_count_every_annotation_and_the_audit_share(users, project):

@@ -53,6 +53,20 @@ def test_interval_widens_with_noise_and_brackets_the_truth():
     assert low - 0.02 <= _curve(500) <= high + 0.02
 
 
+def test_band_is_accuracy_at_each_count_and_widens_past_the_data():
+    rng = np.random.default_rng(0)
+    n = np.repeat([10, 20, 50, 100], 3)
+    lc = fit_learning_curve(n, _curve(n) + rng.normal(0, 0.01, n.size), seed=1, n_boot=100)
+    ns = np.array([100.0, 200.0, 500.0, 1000.0])
+    point, low, high = lc.band(ns)
+    assert point.shape == low.shape == high.shape == (4,)
+    for i, v in enumerate(ns):
+        assert (point[i], low[i], high[i]) == pytest.approx(lc.accuracy_at(v))
+    assert np.all(low <= point + 1e-9) and np.all(point <= high + 1e-9)
+    assert np.all(np.diff(point) > 0)  # a rising curve keeps rising
+    assert np.all(np.diff(high - low) > 0)  # and is less sure the further it reaches
+
+
 def test_labels_to_reach():
     n = np.array([10, 20, 50, 100, 200])
     lc = fit_learning_curve(n, _curve(n), seed=0, correction=1.0)

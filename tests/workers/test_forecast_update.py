@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labelling.models import EncoderVersion, ModelVersion
+from labelling.models import EncoderVersion, Image, ModelVersion
 from workers.jobs.training import _update_forecast
 
 pytestmark = pytest.mark.django_db
@@ -169,3 +169,50 @@ def test_a_target_the_curve_reaches_only_beyond_the_pool_is_out_of_reach(project
             assert stored["labels_to_target"][0] > 60  # the curve's own figure is kept
             assert shown["more_labels_to_target"] is None and shown["more_images_to_target"] is None
             assert "the pool holds 60" in shown["note"]
+
+
+def test_projection_runs_from_the_last_count_to_the_budget_or_past_the_target(project):
+    # 70 pool images (none audit), audit accuracies at 5-20 training images. A budget of 40 labels
+    # at 1 / 0.8 labels per image buys 32 images: the curve ahead runs from 20 to 32. Without a
+    # budget it runs to a little past the far end of the target's interval, never past the pool.
+    from models_zoo.forecast import fit_learning_curve
+    from tests.factories import pool
+    from workers.jobs.training import PROJECTION_POINTS
+
+    pool(project, 70)
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    project.annotations_per_image, project.audit_fraction, project.label_budget = 1, 0.2, 40
+    project.target_accuracy = 0.99
+    project.save()
+    labels, accs = [5, 10, 15, 20], [0.50, 0.62, 0.68, 0.71]
+    for n, acc in zip(labels, accs, strict=True):
+        last = ModelVersion.objects.create(
+            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
+            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 50},
+        )  # fmt: skip
+    curve = fit_learning_curve(np.array(labels, float), np.array(accs), seed=0)
+
+    def projection():
+        _update_forecast(project, last)
+        last.refresh_from_db()
+        return last.metrics["forecast"]["projection"]
+
+    ahead = projection()
+    assert len(ahead["labels"]) == PROJECTION_POINTS
+    assert ahead["labels"][0] == 20 and ahead["labels"][-1] == pytest.approx(32, abs=0.05)
+    point, low, high = curve.band(np.array(ahead["labels"]))
+    assert ahead["accuracy"] == pytest.approx(point.tolist(), abs=1e-4)
+    assert ahead["low"] == pytest.approx(low.tolist(), abs=1e-4)
+    assert ahead["high"] == pytest.approx(high.tolist(), abs=1e-4)
+    assert last.metrics["forecast"]["accuracy_at_budget"][0] == pytest.approx(ahead["accuracy"][-1], abs=1e-4)
+
+    project.label_budget, project.target_accuracy = None, 0.75
+    project.save()
+    reach = curve.labels_to_reach(0.75)
+    assert reach is not None and np.isfinite(reach[2]) and 1.1 * reach[2] < 70
+    assert projection()["labels"][-1] == pytest.approx(1.1 * reach[2], abs=0.05)
+    project.target_accuracy = 0.99  # never reached, no budget: 3x the labels so far, within the pool
+    project.save()
+    assert projection()["labels"][-1] == 60
+    Image.objects.filter(id__in=list(Image.objects.values_list("id", flat=True)[:25])).delete()  # 45 left
+    assert projection()["labels"][-1] == 45

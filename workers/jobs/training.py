@@ -629,10 +629,12 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
             forecast["pool_images"] = pool
             forecast["reachable"] = reach is not None and reach[0] <= pool
             forecast["labels_to_target"] = None if reach is None else [float(v) for v in reach]
+            budget_images = None
             if project.label_budget:
-                images = project.label_budget / project.labels_per_training_image()
+                budget_images = project.label_budget / project.labels_per_training_image()
                 forecast["label_budget"] = project.label_budget
-                forecast["accuracy_at_budget"] = [float(v) for v in curve.accuracy_at(images)]
+                forecast["accuracy_at_budget"] = [float(v) for v in curve.accuracy_at(budget_images)]
+            forecast["projection"] = _projection(curve, pool, budget_images, reach)
         except Exception as exc:  # a curve that cannot be fitted yet is not a failed job
             forecast["error"] = str(exc)
     # The versions that scored the latest stop set (a pool that grew since has another one), at
@@ -658,6 +660,34 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
     forecast["stop_rule"] = state
     model.metrics = {**model.metrics, "forecast": _jsonable(forecast)}  # stop_rule's numpy values too
     model.save(update_fields=["metrics"])
+
+
+PROJECTION_POINTS = 25
+
+
+def _projection(curve, pool: int, budget_images: float | None, reach) -> dict[str, list[float]] | None:
+    """The fitted curve (point, low, high) from the last measured label count on, for the
+    dashboard's chart: up to where the campaign can go (the pool's images, the budget's), or a
+    little past where the target is reached (its interval's far end) when that comes first;
+    without either, to 3x the labels so far. None when the pool has no unlabelled image left."""
+    start = curve.n_last_
+    ends = [float(pool)]
+    if budget_images:
+        ends.append(budget_images)
+    if reach is not None:
+        ends.append(1.1 * (reach[2] if np.isfinite(reach[2]) else reach[0]))
+    end = min(ends) if len(ends) > 1 else min(float(pool), 3 * start)
+    end = min(max(end, 1.25 * start), float(pool))  # something to draw, never past the pool
+    if end <= start:
+        return None
+    ns = np.linspace(start, end, PROJECTION_POINTS)
+    point, low, high = curve.band(ns)
+    return {
+        "labels": [round(float(v), 1) for v in ns],
+        "accuracy": [round(float(v), 4) for v in point],
+        "low": [round(float(v), 4) for v in low],
+        "high": [round(float(v), 4) for v in high],
+    }
 
 
 def _write_predictions(project: Project, model: ModelVersion, ids: np.ndarray, probs: np.ndarray) -> None:
