@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labelling.api.pagination import Pagination
-from labelling.services.errors import InvalidInput
+from labelling.services.errors import InvalidInput, PayloadTooLarge
 
 
 class ListApi(APIView):
@@ -34,3 +34,13 @@ def strict(serializer_class, data, **kwargs):
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}", code="unknown_field")
     serializer.is_valid(raise_exception=True)
     return serializer
+
+
+def guard_request_size(request, limit: int) -> None:
+    """413 before reading a body its Content-Length says is over ``limit`` bytes."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise PayloadTooLarge(f"the request is {length:,} bytes, over the limit of {limit:,}")

@@ -14,7 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelling.api.base import ListApi, paginated, strict
+from labelling.api.base import ListApi, guard_request_size, paginated, strict
 from labelling.api.jobs import JobOutput
 from labelling.models import Image, Role
 from labelling.models.image import ImageStatus
@@ -72,15 +72,6 @@ class UploadOutput(serializers.Serializer):
     results = IngestResultOutput(many=True)
 
 
-def _guard_request_size(request, limit: int) -> None:
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit:
-        raise PayloadTooLarge(f"the request is {length:,} bytes, over the limit of {limit:,}")
-
-
 class ImageListApi(ListApi):
     """Upload one or many images (multipart field ``files``), or list the pool."""
 
@@ -111,7 +102,7 @@ class ImageListApi(ListApi):
     )
     def post(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
-        _guard_request_size(request, settings.UPLOAD_MAX_IMAGE_BYTES * settings.DATA_UPLOAD_MAX_NUMBER_FILES)
+        guard_request_size(request, settings.UPLOAD_MAX_IMAGE_BYTES * settings.DATA_UPLOAD_MAX_NUMBER_FILES)
         files = request.FILES.getlist("files") or request.FILES.getlist("file")
         if not files:
             raise InvalidInput("send one or more files in the multipart field 'files'", code="no_files")
@@ -149,7 +140,7 @@ class ZipImportApi(APIView):
     )
     def post(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
-        _guard_request_size(request, settings.UPLOAD_MAX_ZIP_BYTES + 1024 * 1024)
+        guard_request_size(request, settings.UPLOAD_MAX_ZIP_BYTES + 1024 * 1024)
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidInput("send the zip in the multipart field 'file'", code="no_files")

@@ -66,6 +66,11 @@ urlpatterns = [
         annotations.AnnotationListApi.as_view(),
         name="api-annotations",
     ),
+    path(
+        "projects/<id:project_id>/annotations/import",
+        annotations.AnnotationImportApi.as_view(),
+        name="api-annotations-import",
+    ),
     path("projects/<id:project_id>/queue/next", queue.QueueNextApi.as_view(), name="api-queue-next"),
     path("projects/<id:project_id>/queue/undo", queue.QueueUndoApi.as_view(), name="api-queue-undo"),
     path(

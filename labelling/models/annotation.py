@@ -17,6 +17,10 @@ class Annotation(models.Model):
     label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="annotations")
     created_at = models.DateTimeField(auto_now_add=True)
     seconds_spent = models.FloatField(null=True, blank=True)
+    # Brought in with labels made elsewhere (POST /api/projects/{id}/annotations/import) by the
+    # engineer named as annotator: it trains and exports like any label, but spends no budget and
+    # counts in no annotator's rate or agreement.
+    imported = models.BooleanField(default=False, db_default=False)
     # The reservation it answers: one annotation per assignment, so a double submit stores one.
     assignment = models.OneToOneField(
         "labelling.Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation"

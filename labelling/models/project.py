@@ -53,6 +53,9 @@ class Project(models.Model):
         default=10, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)]
     )
     labels_at_last_cycle = models.PositiveIntegerField(default=0)
+    # Imported annotations (Annotation.imported): the retrain trigger's quick check adds them to the
+    # budget's counters, which count only labels given here.
+    imported_labels = models.PositiveIntegerField(default=0)
     current_encoder = models.ForeignKey(
         "labelling.EncoderVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

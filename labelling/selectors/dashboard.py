@@ -51,7 +51,7 @@ def budget_state(project: Project) -> dict[str, Any]:
     labelling (all annotators together, breaks left out), and how many hours of labelling at that
     rate the budget has left."""
     now = timezone.now()
-    labels = Annotation.objects.filter(image__project=project)
+    labels = Annotation.objects.filter(image__project=project, imported=False)  # imports spend no budget
     used = labels.count()
     recent = list(
         labels.filter(created_at__gte=now - BURN_WINDOW)
@@ -132,7 +132,7 @@ def annotator_stats(project: Project) -> list[dict[str, Any]]:
     median seconds per label, agreement with other annotators on overlap images and with the hidden
     reference on audit images."""
     rows = list(
-        Annotation.objects.filter(image__project=project)
+        Annotation.objects.filter(image__project=project, imported=False)
         .values_list("annotator__username", "image_id", "label_id", "seconds_spent", "created_at",
                      "image__reference_label_id", "image__is_audit")
         .order_by("created_at")

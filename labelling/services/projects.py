@@ -122,7 +122,9 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     for key, value in fields.items():
         setattr(project, key, value)
     _clean(project)
-    project.save()
+    # Only these fields: the row's others (the current model, the retrain trigger's counts) may have
+    # moved since this instance was read, and a full save would put the old values back.
+    project.save(update_fields=list(fields))
     if project.annotations_per_image != before:
         k = project.annotations_per_image
         open_items = QueueItem.objects.filter(project=project, state=QueueState.OPEN)

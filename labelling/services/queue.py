@@ -633,7 +633,9 @@ def _submit(
     return annotation, True
 
 
-_ANNOTATION_FIELDS = ("image_id", "annotator_id", "label_id", "created_at", "seconds_spent", "assignment_id")
+_ANNOTATION_FIELDS = (
+    "image_id", "annotator_id", "label_id", "created_at", "seconds_spent", "assignment_id", "imported"
+)  # fmt: skip
 
 
 def _annotation_insert(
@@ -645,11 +647,11 @@ def _annotation_insert(
     ``ON CONFLICT DO NOTHING`` instead of a savepoint to catch the IntegrityError: two statements
     fewer on every submit.
     """
-    values = [image_id, annotator.pk, label_id, now, seconds_spent, assignment.pk]
+    values = [image_id, annotator.pk, label_id, now, seconds_spent, assignment.pk, False]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Annotation._meta.db_table} ({', '.join(_ANNOTATION_FIELDS)})"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
             [*values[:3], connection.ops.adapt_datetimefield_value(now), *values[4:]],
         )
         row = cursor.fetchone()
@@ -693,9 +695,9 @@ def _maybe_queue_cycle(project: Project) -> None:
 
     It runs after every submit once the project has a model, so the exact count of training labels
     (a COUNT over the labelled images, which grows with the project) comes last: first the labels
-    given, from the budget's per-annotator counters (every training label is at least one of them,
-    so too few of those settles it), then whether a retrain is already queued or running (requesting
-    one would only lock the project row to find it).
+    given, from the budget's per-annotator counters, plus the imported ones (every training label is
+    at least one of them, so too few of those settles it), then whether a retrain is already queued
+    or running (requesting one would only lock the project row to find it).
     """
     from labelling.services.training import (  # cycle -> jobs -> queue
         running_training_job,
@@ -705,7 +707,7 @@ def _maybe_queue_cycle(project: Project) -> None:
     if project.current_encoder_id is None:
         return
     project, given = _project_and_spent(project.pk, now=timezone.now(), held=False)
-    if given - project.labels_at_last_cycle < project.cycle_every:
+    if given + project.imported_labels - project.labels_at_last_cycle < project.cycle_every:
         return
     if running_training_job(project) is not None:
         return

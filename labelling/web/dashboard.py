@@ -33,6 +33,7 @@ from labelling.services.invites import (
     invite_withdraw,
     open_invites,
 )
+from labelling.services.label_imports import IMPORT_FILE_MAX_BYTES, labels_import, rows_from_file
 from labelling.services.projects import (
     label_add,
     label_delete,
@@ -116,7 +117,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
     """Buttons of the dashboard: budget, pause/resume, retrain, re-select, strategy, unflag, labels,
-    members, invite links, upload, pretrain."""
+    members, invite links, upload, label import, pretrain."""
     project = page_project(request, project_id, min_role=Role.ADMIN)
     action = request.POST.get("action", "")
     try:
@@ -205,6 +206,24 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             )
             for r in rejected[:10]:
                 messages.error(request, f"{r.name or 'file'}: {r.reason}")
+        elif action == "import_labels":
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise ValueError("choose a CSV or JSON file of labels to import")
+            if upload.size > IMPORT_FILE_MAX_BYTES:
+                raise ValueError(f"the file is over {IMPORT_FILE_MAX_BYTES // 2**20} MB")
+            try:
+                result = labels_import(project=project, user=request.user, rows=rows_from_file(upload.read()))
+            except ServiceError as exc:
+                for problem in ((exc.details or {}).get("problems") or [])[:10]:
+                    messages.error(request, f"Row {problem['row']}: {problem['message']}")
+                raise
+            messages.success(
+                request,
+                f"{result.labelled} images labelled from the file, {result.updated} changed, "
+                f"{result.unchanged} unchanged"
+                + (f"; retrain job #{result.retrain_job_id} queued." if result.retrain_job_id else "."),
+            )
         elif action == "pretrain":
             # A new project's first step: the encoder learns the pool; embedding and the first
             # batch for annotators follow by themselves.

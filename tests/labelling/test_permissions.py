@@ -87,6 +87,8 @@ RULES = {
     ("POST", "api/models/<id:model_id>/activate"): ("engineer", None, None),
     ("GET", "api/models/<id:model_id>/download"): ("engineer", None, None),
     ("GET", "api/projects/<id:project_id>/annotations"): ("engineer", None, None),
+    ("POST", "api/projects/<id:project_id>/annotations/import"): (
+        "engineer", lambda w: {"labels": [{"image": w["image_id"], "label": w["label_id"]}]}, "json"),
     ("GET", "api/projects/<id:project_id>/queue/next"): ("annotator", None, None),
     ("POST", "api/projects/<id:project_id>/queue/undo"): ("annotator", None, None),
     ("POST", "api/assignments/<id:assignment_id>/submit"): ("holder", lambda w: {"label": w["label_id"]}, "json"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labelling.models import Image, Job, Project
+from labelling.models import Annotation, Image, Job, Project
 from tests.factories import image_bytes, zip_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,3 +47,6 @@ def test_quickstart_commands_work(live_server, redis_server, users, tmp_path):
         "pretrain",
     }
     assert (tmp_path / "labels.csv").read_text().startswith("image,")
+    seeded = Annotation.objects.get(image__project=project)  # the seed label, imported
+    assert seeded.imported and seeded.label.name == "boot" and seeded.image.original_name == "shoe1.png"
+    assert "shoe1.png,boot" in (tmp_path / "labels.csv").read_text()

@@ -1,0 +1,249 @@
+"""Labels made elsewhere, imported: matched by hash, id or file name; all rows or none; they train
+and export like labels but spend no budget, leave the queue and count in no annotator's figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from labelling.models import Annotation, AnnotationCount, EncoderVersion, Image, Job, QueueItem
+from labelling.models.image import ImageStatus
+from labelling.models.queue import QueueState
+from labelling.selectors.dashboard import annotator_stats, budget_state
+from tests.factories import image_bytes, pool, project_with_members, queue_round
+
+pytestmark = pytest.mark.django_db
+
+
+def _import(client, project, **kwargs):
+    return client.post(f"/api/projects/{project.id}/annotations/import", **kwargs)
+
+
+def _labels(project) -> dict[str, int]:
+    return {lc.name: lc.id for lc in project.label_classes.all()}
+
+
+def test_rows_match_by_hash_id_or_name_and_label_the_images(client_for, users, project):
+    images = pool(project, 5)
+    queue_round(project, images[3:])  # two of them are queued for annotators
+    names = list(_labels(project))
+    engineer = client_for(users["engineer"])
+    rows = [
+        {"sha256": images[0].sha256.upper(), "label": names[0]},  # a hash in any case
+        {"image": images[1].id, "label": names[1]},
+        {"original_name": images[2].original_name, "label": names[2]},
+        {"image": str(images[3].id), "label": str(_labels(project)[names[0]])},  # a label's id
+        {"image": images[3].id, "label": names[0]},  # the same again: once
+    ]
+    r = _import(engineer, project, data={"labels": rows}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json() == {"rows": 5, "labelled": 4, "updated": 0, "unchanged": 0, "retrain_job": None}
+    stored = {a.image_id: a for a in Annotation.objects.all()}
+    assert {i: stored[i].label.name for i in stored} == {
+        images[0].id: names[0], images[1].id: names[1], images[2].id: names[2], images[3].id: names[0]
+    }  # fmt: skip
+    assert all(
+        a.imported and a.annotator == users["engineer"] and a.assignment is None for a in stored.values()
+    )
+    assert Image.objects.filter(status=ImageStatus.LABELLED).count() == 4
+    # The queued image that got a label left the queue; the other one is still there.
+    assert QueueItem.objects.get(image=images[3]).state == QueueState.REMOVED
+    assert QueueItem.objects.get(image=images[4]).state == QueueState.OPEN
+    # No budget spent, no annotator figures; the annotations list says which labels were imported.
+    project.refresh_from_db()
+    assert budget_state(project)["labels_used"] == 0 and not AnnotationCount.objects.exists()
+    assert annotator_stats(project) == [] and project.imported_labels == 4
+    listed = engineer.get(f"/api/projects/{project.id}/annotations").json()["results"]
+    assert len(listed) == 4 and all(a["imported"] for a in listed)
+    # Training reads them as labels.
+    from workers.jobs.training import pool_labels
+
+    ids = np.array([im.id for im in images])
+    train, _ = pool_labels(project, ids)
+    assert (train >= 0).tolist() == [True, True, True, True, False]
+
+
+def test_one_bad_row_refuses_the_import_with_every_problem_listed(client_for, users, project):
+    images = pool(project, 3)
+    other = project_with_members(admin=users["admin"])
+    foreign = pool(other, 1, seed=7)[0]
+    images[2].status = ImageStatus.FLAGGED
+    images[2].save()
+    names = list(_labels(project))
+    rows = [
+        {"image": images[0].id, "label": names[0]},  # fine
+        {"image": images[1].id, "label": "no such label"},
+        {"image": foreign.id, "label": names[0]},  # another project's image
+        {"sha256": "0" * 64, "label": names[0]},
+        {"label": names[0]},
+        {"image": images[0].id},
+        {"image": images[0].id, "label": names[1]},  # row 1 says otherwise
+        {"image": images[2].id, "label": names[0]},  # flagged
+        {"image": "9" * 40, "label": names[0]},  # past any id column
+        "not a row",
+    ]
+    r = _import(client_for(users["engineer"]), project, data={"labels": rows}, format="json")
+    assert r.status_code == 400, r.content
+    error = r.json()["error"]
+    assert error["code"] == "bad_rows" and "9 of 10 rows refused, nothing imported" in error["message"]
+    codes = [(p["row"], p["code"]) for p in error["details"]["problems"]]
+    assert codes == [
+        (2, "unknown_label"), (3, "unknown_image"), (4, "unknown_image"), (5, "no_image"), (6, "no_label"),
+        (7, "conflicting_rows"), (8, "image_flagged"), (9, "unknown_image"), (10, "invalid_row"),
+    ]  # fmt: skip
+    assert not Annotation.objects.exists() and Image.objects.filter(status=ImageStatus.LABELLED).count() == 0
+
+
+def test_bad_bodies_and_files_are_400s(client_for, users, project):
+    pool(project, 1)
+    engineer = client_for(users["engineer"])
+    cases = [
+        dict(data={"labels": []}, format="json"),
+        dict(data={"labels": "x"}, format="json"),
+        dict(data={"rows": []}, format="json"),
+        dict(data={"labels": [], "extra": 1}, format="json"),
+        dict(data={"file": io.BytesIO(b"\xff\xfe\x00bad")}, format="multipart"),
+        dict(data={"file": io.BytesIO(b"name,class_name\na.png,cat\n")}, format="multipart"),
+        dict(data={"file": io.BytesIO(b'{"labels": [')}, format="multipart"),
+        dict(data={"file": io.BytesIO(b"image,label\n1," + b"x" * 200_000 + b"\n")}, format="multipart"),
+        dict(data={"file": io.BytesIO(b'image,label\n"1,cat\n')}, format="multipart"),  # unclosed quote
+    ]
+    for case in cases:
+        r = _import(engineer, project, **case)
+        assert r.status_code == 400, (case, r.content)
+        assert r.json()["error"]["code"] in ("no_rows", "unknown_field", "bad_file", "bad_rows"), r.json()
+    assert not Annotation.objects.exists()
+    from labelling.services import label_imports
+
+    too_many = [{"image": 1, "label": "x"}] * (label_imports.MAX_ROWS + 1)
+    r = _import(engineer, project, data={"labels": too_many}, format="json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_many_rows"
+
+
+def test_annotators_cannot_import(client_for, users, project):
+    image = pool(project, 1)[0]
+    r = _import(
+        client_for(users["annotator"]),
+        project,
+        data={"labels": [{"image": image.id, "label": "x"}]},
+        format="json",
+    )
+    assert r.status_code == 403 and not Annotation.objects.exists()
+
+
+def test_labels_csv_exported_from_one_project_imports_into_another(client_for, users, project):
+    # Project A labelled by its annotator through the queue (one label starts with '=', which the
+    # export quotes against spreadsheet formulas); the same files uploaded to project B; A's
+    # labels.csv imported into B as it is: B's images get A's labels, matched by content hash.
+    from labelling.services.projects import label_add
+
+    weird = label_add(project=project, name="=sum")
+    project.audit_fraction = 0.0
+    project.save()
+    images = pool(project, 4)
+    queue_round(project, images)
+    annotator = client_for(users["annotator"])
+    chosen = list(_labels(project).values())[:3] + [weird.id]
+    for label_id in chosen:
+        nxt = annotator.get(f"/api/projects/{project.id}/queue/next").json()["assignment"]
+        assert annotator.post(f"/api/assignments/{nxt['id']}/submit", {"label": label_id}).status_code == 201
+    engineer = client_for(users["engineer"])
+    exported = b"".join(engineer.get(f"/api/projects/{project.id}/export/labels.csv").streaming_content)
+    assert b"'=sum" in exported
+
+    b = project_with_members(admin=users["admin"], engineer=users["engineer"], labels=list(_labels(project)))
+    for i in range(4):  # the same files, in another order, under other names
+        from labelling.services.images import IngestItem, pool_image_ingest
+
+        pool_image_ingest(project=b, item=IngestItem(name=f"copy-{i}.png", data=image_bytes(seed=3 - i)))
+    r = _import(engineer, b, data={"file": io.BytesIO(exported)}, format="multipart")
+    assert r.status_code == 200, r.content
+    assert r.json()["labelled"] == 4
+    want = {row["sha256"]: row["label"] for row in csv.DictReader(io.StringIO(exported.decode()))}
+    got = dict(Annotation.objects.filter(image__project=b).values_list("image__sha256", "label__name"))
+    assert got == {sha: (name[1:] if name.startswith("'=") else name) for sha, name in want.items()}
+    assert "=sum" in got.values()
+
+
+def test_importing_again_changes_only_what_changed_and_a_project_with_an_encoder_retrains(
+    client_for, users, project
+):
+    images = pool(project, 3)
+    names = list(_labels(project))
+    engineer = client_for(users["engineer"])
+    rows = [{"image": im.id, "label": names[0]} for im in images]
+    assert _import(engineer, project, data={"labels": rows}, format="json").json()["labelled"] == 3
+    # A change to the project through an instance read before the import does not undo its count.
+    from labelling.services.projects import project_update
+
+    assert project.imported_labels == 0  # read before
+    project_update(project=project, cycle_every=7)
+    project.refresh_from_db()
+    assert project.imported_labels == 3 and project.cycle_every == 7
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
+    project.save()
+    rows[0]["label"] = names[1]
+    body = _import(engineer, project, data={"labels": rows}, format="json").json()
+    assert body["labelled"] == 0 and body["updated"] == 1 and body["unchanged"] == 2
+    job = Job.objects.get(pk=body["retrain_job"])
+    assert job.kind == "cycle" and job.params["trigger"] == "import"
+    assert Annotation.objects.get(image=images[0]).label.name == names[1]
+    project.refresh_from_db()
+    assert project.imported_labels == 3  # an update adds none
+
+
+def test_imported_labels_count_towards_the_retrain_trigger(client_for, users, project):
+    # cycle_every 3: two imported labels and one given in the queue make three training labels.
+    from labelling.services.queue import _maybe_queue_cycle
+
+    project.audit_fraction, project.cycle_every = 0.0, 3
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
+    project.save()
+    images = pool(project, 4)
+    names = list(_labels(project))
+    rows = [{"image": im.id, "label": names[0]} for im in images[:2]]
+    assert (
+        _import(client_for(users["engineer"]), project, data={"labels": rows}, format="json").status_code
+        == 200
+    )
+    Job.objects.all().delete()  # the import's own retrain
+    queue_round(project, images[2:])
+    annotator = client_for(users["annotator"])
+    nxt = annotator.get(f"/api/projects/{project.id}/queue/next").json()["assignment"]
+    assert (
+        annotator.post(
+            f"/api/assignments/{nxt['id']}/submit", {"label": _labels(project)[names[1]]}
+        ).status_code
+        == 201
+    )
+    _maybe_queue_cycle(project)
+    assert Job.objects.filter(project=project, kind="cycle").count() == 1
+    assert budget_state(project)["labels_used"] == 1
+
+
+def test_the_dashboard_imports_a_csv_and_lists_a_refused_files_problems(users, project):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    images = pool(project, 2)
+    names = list(_labels(project))
+    client = Client()
+    client.force_login(users["admin"])
+    url = f"/projects/{project.id}/dashboard/action"
+
+    def send(text: str) -> str:
+        upload = SimpleUploadedFile("seed.csv", text.encode(), content_type="text/csv")
+        r = client.post(url, {"action": "import_labels", "file": upload}, follow=True)
+        assert r.status_code == 200
+        return r.content.decode()
+
+    page = send(f"filename,class\n{images[0].original_name},{names[1]}\n{images[1].original_name},nope\n")
+    assert "Row 2: no label &#x27;nope&#x27;" in page and "nothing imported" in page
+    assert not Annotation.objects.exists()
+    page = send(f"Filename,Class\n{images[0].original_name},{names[1]}\n")  # other tools' column names
+    assert "1 images labelled from the file, 0 changed, 0 unchanged." in page
+    assert Annotation.objects.get().label.name == names[1]
+    assert 'id="import-labels"' in page
