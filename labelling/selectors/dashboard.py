@@ -97,6 +97,7 @@ def progress_counts(project: Project) -> dict[str, int]:
             project=project, state=AssignmentState.ACTIVE, expires_at__gt=now
         ).count(),
         "skipped": Assignment.objects.filter(project=project, state=AssignmentState.SKIPPED).count(),
+        "imported": project.imported_labels,  # labels brought in, not given here (no budget spent)
     }
 
 

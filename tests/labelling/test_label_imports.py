@@ -246,4 +246,4 @@ def test_the_dashboard_imports_a_csv_and_lists_a_refused_files_problems(users, p
     page = send(f"Filename,Class\n{images[0].original_name},{names[1]}\n")  # other tools' column names
     assert "1 images labelled from the file, 0 changed, 0 unchanged." in page
     assert Annotation.objects.get().label.name == names[1]
-    assert 'id="import-labels"' in page
+    assert 'id="import-labels"' in page and 'data-k="imported" data-n="1"' in page
