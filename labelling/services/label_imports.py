@@ -33,6 +33,21 @@ logger = logging.getLogger(__name__)
 MAX_ROWS = 50_000
 MAX_PROBLEMS_LISTED = 50
 KEYS = ("sha256", "image", "original_name")  # how a row names its image, preferred first
+IMPORT_FILE_MAX_BYTES = 20 * 1024 * 1024
+# Column names other tools and spreadsheets use, read as ours (labels.csv's own are KEYS + label).
+COLUMN_ALIASES = {"image_id": "image", "id": "image", "filename": "original_name", "file_name": "original_name",
+                  "file": "original_name", "class": "label", "label_name": "label"}  # fmt: skip
+# Ids per IN (...) list: SQLite refuses a statement with more than 32,766 parameters.
+CHUNK = 5_000
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+def _shown(value: str) -> str:
+    """A value quoted in a message, cut short (a row's cell can be 100 KB)."""
+    return repr(value if len(value) <= 60 else value[:60] + "…")
 
 
 @dataclass
@@ -84,14 +99,17 @@ def _resolve(project: Project, rows: list) -> tuple[list[tuple[int, int]], list[
         if ref:
             wanted[ref[0]].add(ref[1])
     images = Image.objects.filter(project=project)
-    by_sha = dict(images.filter(sha256__in=wanted["sha256"]).values_list("sha256", "id"))
+    by_sha: dict[str, int] = {}
+    for part in _chunks(sorted(wanted["sha256"])):
+        by_sha.update(images.filter(sha256__in=part).values_list("sha256", "id"))
     ids = [int(v) for v in wanted["image"] if v.isdigit() and len(v) <= 18]  # a bigint at most
-    by_pk = {str(pk): pk for pk in images.filter(pk__in=ids).values_list("id", flat=True)}
+    by_pk: dict[str, int] = {}
+    for part in _chunks(ids):
+        by_pk.update((str(pk), pk) for pk in images.filter(pk__in=part).values_list("id", flat=True))
     by_file: dict[str, list[int]] = {}
-    for pk, name in images.filter(original_name__in=wanted["original_name"]).values_list(
-        "id", "original_name"
-    ):
-        by_file.setdefault(name, []).append(pk)
+    for part in _chunks(sorted(wanted["original_name"])):
+        for pk, name in images.filter(original_name__in=part).values_list("id", "original_name"):
+            by_file.setdefault(name, []).append(pk)
     flagged = set(images.filter(status=ImageStatus.FLAGGED).values_list("id", flat=True))
 
     pairs: list[tuple[int, int]] = []
@@ -121,18 +139,18 @@ def _resolve(project: Project, rows: list) -> tuple[list[tuple[int, int]], list[
             found = by_file.get(value, [])
             if len(found) > 1:
                 problem(
-                    n, "ambiguous_image", f"{len(found)} images of the pool are named {value!r}; use sha256"
+                    n,
+                    "ambiguous_image",
+                    f"{len(found)} images of the pool are named {_shown(value)}; use sha256",
                 )
                 continue
             image_id = found[0] if found else None
         if image_id is None:
-            problem(n, "unknown_image", f"no image of this project has {key} {value!r}")
+            problem(n, "unknown_image", f"no image of this project has {key} {_shown(value)}")
             continue
-        label_id = by_name.get(label_text)
-        if label_id is None and isinstance(row.get("label"), int | str) and label_text in by_id:
-            label_id = by_id[label_text]  # a label id, where no label is named so
+        label_id = by_name.get(label_text) or by_id.get(label_text)  # a name, else an id
         if label_id is None:
-            problem(n, "unknown_label", f"no label {label_text!r} in this project's label set")
+            problem(n, "unknown_label", f"no label {_shown(label_text)} in this project's label set")
             continue
         if image_id in flagged:
             problem(n, "image_flagged", f"image {image_id} is flagged; unflag it first (dashboard or API)")
@@ -145,12 +163,6 @@ def _resolve(project: Project, rows: list) -> tuple[list[tuple[int, int]], list[
         first_label[image_id] = (label_id, n)
         pairs.append((image_id, label_id))
     return pairs, problems
-
-
-IMPORT_FILE_MAX_BYTES = 20 * 1024 * 1024
-# Column names other tools and spreadsheets use, read as ours (labels.csv's own are KEYS + label).
-COLUMN_ALIASES = {"image_id": "image", "id": "image", "filename": "original_name", "file_name": "original_name",
-                  "file": "original_name", "class": "label", "label_name": "label"}  # fmt: skip
 
 
 def _csv_rows(data: bytes) -> list[dict]:
@@ -213,7 +225,8 @@ def labels_import(*, project: Project, user: AbstractBaseUser, rows: list) -> Im
         image_ids = [image_id for image_id, _ in pairs]
         mine = {
             a.image_id: a
-            for a in Annotation.objects.select_for_update().filter(image_id__in=image_ids, annotator=user)
+            for part in _chunks(image_ids)
+            for a in Annotation.objects.select_for_update().filter(image_id__in=part, annotator=user)
         }
         new = []
         for image_id, label_id in pairs:
@@ -230,13 +243,14 @@ def labels_import(*, project: Project, user: AbstractBaseUser, rows: list) -> Im
                 unchanged += 1
         Annotation.objects.bulk_create(new, batch_size=1000)
         labelled = len(new)
-        Image.objects.filter(pk__in=image_ids, status=ImageStatus.UNLABELLED).update(
-            status=ImageStatus.LABELLED
-        )
-        # Labelled now: nobody is asked for them (a reservation on one answers item_removed on submit).
-        QueueItem.objects.filter(image_id__in=image_ids, state=QueueState.OPEN).update(
-            state=QueueState.REMOVED
-        )
+        for part in _chunks(image_ids):
+            Image.objects.filter(pk__in=part, status=ImageStatus.UNLABELLED).update(
+                status=ImageStatus.LABELLED
+            )
+            # Labelled now: nobody is asked for them (a reservation answers item_removed on submit).
+            QueueItem.objects.filter(image_id__in=part, state=QueueState.OPEN).update(
+                state=QueueState.REMOVED
+            )
         Project.objects.filter(pk=project.pk).update(imported_labels=F("imported_labels") + labelled)
     job_id = _queue_retrain(project) if labelled or updated else None
     return ImportResult(len(rows), labelled, updated, unchanged, job_id)
