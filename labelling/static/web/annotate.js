@@ -633,10 +633,12 @@
   $("labels").addEventListener("click", (e) => {
     const button = e.target.closest("button[data-label]");
     if (!button) return;
+    // First, even for a click ignored below: Enter afterwards accepts the suggestion instead of
+    // pressing this button again (the click's mousedown gave it the focus).
+    button.blur();
     // The next image is loaded ahead and shows within milliseconds: the second click of a
     // double-click would label it unseen. Nobody judges an image in a quarter of a second.
     if (e.detail > 1 || performance.now() - state.shownAt < 250) return;
-    button.blur(); // so Enter afterwards accepts the suggestion instead of repeating this click
     chooseLabel(labelById.get(Number(button.dataset.label)));
   });
   // Buttons let go of the focus when clicked: a window closed with Esc gives the focus back to what
