@@ -52,10 +52,19 @@ class NextOutput(serializers.Serializer):
     assignment = AssignmentOutput(allow_null=True)
     upcoming = AssignmentOutput(allow_null=True)
     empty_reason = serializers.ChoiceField(
-        choices=["paused", "budget_exhausted", "waiting_for_model", "training_failed", "queue_empty"],
+        choices=[
+            "paused",
+            "budget_exhausted",
+            "preparing",
+            "waiting_for_model",
+            "pool_labelled",
+            "training_failed",
+            "queue_empty",
+        ],  # fmt: skip
         allow_null=True,
-        help_text="why assignment is null: training_failed means the queue is empty for everyone and the "
-        "latest training job failed; queue_empty that nothing is free for this annotator now",
+        help_text="why assignment is null: preparing, the first pretraining runs; waiting_for_model, a "
+        "retrain runs; pool_labelled, no unlabelled image is left; training_failed, the queue is empty for "
+        "everyone and the latest training job failed; queue_empty, nothing is free for this annotator now",
     )
     progress = ProgressOutput()
 

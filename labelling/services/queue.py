@@ -224,7 +224,8 @@ def _locking_budget(fn):
 
 
 def queue_empty_reason(*, project: Project) -> str:
-    """Why there is nothing to label: paused, budget_exhausted, waiting_for_model, training_failed
+    """Why there is nothing to label: paused, budget_exhausted, preparing (the first pretraining runs),
+    waiting_for_model (a retrain runs), pool_labelled (no unlabelled image is left), training_failed
     (the queue is empty for everyone and the project's latest training job failed, so no round
     comes by itself) or queue_empty (for this annotator: the items left are held by others or were
     skipped by them, or the next round is yet to be selected)."""
@@ -236,9 +237,12 @@ def queue_empty_reason(*, project: Project) -> str:
             return "budget_exhausted"  # spent, or the rest is held by others right now
     training = project.jobs.filter(kind__in=TRAINING_KINDS)
     if training.filter(state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
-        return "waiting_for_model"
+        # The first images come after pretraining (minutes); later ones after a retrain.
+        return "waiting_for_model" if project.current_encoder_id else "preparing"
     if project.queue_items.filter(state=QueueState.OPEN).exists():
         return "queue_empty"  # others hold the rest, or this annotator skipped it: labels still come
+    if project.images.exists() and not project.images.filter(status=ImageStatus.UNLABELLED).exists():
+        return "pool_labelled"
     if training.order_by("-id").values_list("state", flat=True).first() == JobState.FAILED:
         return "training_failed"
     return "queue_empty"

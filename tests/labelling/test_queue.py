@@ -316,11 +316,15 @@ def test_audit_items_are_interleaved_and_hide_the_suggestion(client_for, users, 
 
 
 def test_empty_queue_says_why(client_for, users, project):
-    from labelling.models import Job
+    from labelling.models import EncoderVersion, Job
 
     client = client_for(users["annotator"])
     assert nxt(client, project)["empty_reason"] == "queue_empty"
-    job = Job.objects.create(project=project, kind="cycle", state="running")
+    job = Job.objects.create(project=project, kind="pretrain", state="running")
+    assert nxt(client, project)["empty_reason"] == "preparing"  # the first images come after it
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
+    project.save()
+    Job.objects.filter(pk=job.pk).update(kind="cycle")
     assert nxt(client, project)["empty_reason"] == "waiting_for_model"
     Job.objects.filter(pk=job.pk).update(state="failed")  # no round will come by itself
     assert nxt(client, project)["empty_reason"] == "training_failed"
@@ -338,6 +342,8 @@ def test_empty_queue_says_why(client_for, users, project):
     assert nxt(client, project)["empty_reason"] == "training_failed"
     Job.objects.create(project=project, kind="cycle", state="succeeded")
     assert nxt(client, project)["empty_reason"] == "queue_empty"
+    Image.objects.filter(project=project).update(status="labelled")  # nothing left in the pool
+    assert nxt(client, project)["empty_reason"] == "pool_labelled"
     project.labelling_paused = True
     project.save()
     assert nxt(client, project)["empty_reason"] == "paused"

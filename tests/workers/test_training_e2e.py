@@ -137,6 +137,24 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     module = torch.jit.load(io.BytesIO(b"".join(blob.streaming_content)))
     assert module(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
+    # Labels made elsewhere for every image still unlabelled, imported by file name: the retrain
+    # the import queues trains on them and, the pool being done, selects nothing and still succeeds;
+    # the annotator is told the pool is labelled.
+    rows = [
+        {"original_name": img["original_name"], "label": str(truth[img["original_name"]])}
+        for img in _all(eng, f"/api/projects/{project_id}/images")
+        if img["status"] == "unlabelled"
+    ]
+    imported = eng.post(f"/api/projects/{project_id}/annotations/import", {"labels": rows}, format="json")
+    assert imported.status_code == 200, imported.content
+    assert imported.json()["labelled"] == len(rows) > 200
+    retrain = wait_for_job(imported.json()["retrain_job"], timeout=180, worker=celery_worker)
+    assert retrain.state == "succeeded", retrain.error
+    assert "nothing left to select" in retrain.message and "selection_round" not in retrain.result
+    newest = eng.get(f"/api/projects/{project_id}/models").json()["results"][0]
+    assert newest["is_current"] and newest["train_label_count"] > 200
+    assert ann.get(f"/api/projects/{project_id}/queue/next").json()["empty_reason"] == "pool_labelled"
+
 
 def _all(client, url):
     out, page = [], 1

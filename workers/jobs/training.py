@@ -464,7 +464,10 @@ def cycle(job: Job, progress) -> dict[str, Any]:
         if probs is None and model is not None and model.encoder_version_id == version.id:
             probs = _load_probs(model)
         rnd = _select(job, project, version, ids, Z, train, audit, probs, mc)
-        result["selection_round"] = rnd.number
+        if rnd is None:
+            result["select"] = "skipped: every image of the pool is labelled, queued or in the audit slice"
+        else:
+            result["selection_round"] = rnd.number
     acc = model.metrics.get("audit_accuracy") if model is not None else None
     parts = []
     if "model_version" in result:
@@ -473,6 +476,8 @@ def cycle(job: Job, progress) -> dict[str, Any]:
         )
     if "selection_round" in result:
         parts.append(f"round {result['selection_round']} queued")
+    elif "select" in result:
+        parts.append("nothing left to select: every image of the pool is labelled or queued")
     result["_message"] = "; ".join(parts) or "nothing to do"
     return result
 
@@ -772,7 +777,7 @@ def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train,
     return sum(1 for v in values if v[1] is not None and v[2] not in reviewed)
 
 
-def _select(job, project, version, ids, Z, train, audit, probs, mc) -> SelectionRound:
+def _select(job, project, version, ids, Z, train, audit, probs, mc) -> SelectionRound | None:
     from models_zoo import selection
 
     existing = SelectionRound.objects.filter(job=job).first()
@@ -799,7 +804,7 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc) -> Selection
     mask |= (train >= 0) | (audit >= 0)
     batch = int(job.params.get("batch_size") or project.batch_size)
     if (~mask).sum() == 0:
-        raise ValueError("every image of the pool is labelled or queued: nothing left to select")
+        return None  # every image is labelled, queued or audit: a finished pool, not a failed job
     from models_zoo.encoders import learned_part
 
     chosen = selection.select(

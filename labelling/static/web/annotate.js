@@ -22,8 +22,11 @@
     paused: "Labelling is paused for this project. An admin paused it; this page checks again every few seconds.",
     budget_exhausted:
       "The project's label budget is used up (or its last labels are reserved by other annotators right now). Thank you!",
+    preparing:
+      "Getting ready: the model is learning this project's images (a few minutes). The first images to label follow by themselves; this page checks again every few seconds.",
     waiting_for_model:
       "Waiting for the model to retrain. New images are queued when it finishes; this page checks again every few seconds.",
+    pool_labelled: "Every image of this project's pool is labelled. Thank you!",
     training_failed:
       "Nothing to label: the last model training failed, so no new images are coming by themselves. An admin can retry it from the dashboard; this page checks again every few seconds.",
     queue_empty: "Nothing left for you to label right now. New images arrive with the next selection round.",
