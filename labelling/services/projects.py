@@ -119,12 +119,15 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     ``audit_fraction`` applies from the next selection round (it decides which images are audit
     images when they are queued)."""
     before = project.annotations_per_image
+    budget_before = project.label_budget
     for key, value in fields.items():
         setattr(project, key, value)
     _clean(project)
     # Only these fields: the row's others (the current model, the retrain trigger's counts) may have
     # moved since this instance was read, and a full save would put the old values back.
     project.save(update_fields=list(fields))
+    if project.label_budget is not None and (budget_before is None or project.label_budget < budget_before):
+        _reservations_trim_to_budget(project)
     if project.annotations_per_image != before:
         k = project.annotations_per_image
         open_items = QueueItem.objects.filter(project=project, state=QueueState.OPEN)
@@ -233,6 +236,24 @@ def membership_remove(*, project: Project, user_id: int) -> None:
     Assignment.objects.filter(project=project, annotator_id=user_id, state=AssignmentState.ACTIVE).update(
         state=AssignmentState.RELEASED, finished_at=timezone.now()
     )
+
+
+def _reservations_trim_to_budget(project: Project) -> None:
+    """After the budget was lowered: the live reservations past what it has left go back (the newest
+    first), so nobody is shown an image whose label the budget would refuse; annotators then hear
+    that the budget is spent. (A reservation counts against the budget from the moment it is made.)"""
+    from labelling.services.queue import _project_and_spent
+
+    now = timezone.now()
+    Project.objects.select_for_update().get(pk=project.pk)
+    _, given = _project_and_spent(project.pk, now=now, held=False)
+    live = Assignment.objects.filter(project=project, state=AssignmentState.ACTIVE, expires_at__gt=now)
+    room = max(0, project.label_budget - given)
+    excess = list(
+        live.order_by("-reserved_at", "-id").values_list("id", flat=True)[: max(0, live.count() - room)]
+    )
+    if excess:
+        Assignment.objects.filter(pk__in=excess).update(state=AssignmentState.RELEASED, finished_at=now)
 
 
 def project_delete(*, project: Project, confirm: bool) -> None:

@@ -16,6 +16,7 @@ from labelling.models import Image, Role
 from labelling.models.project import LABEL_BUDGET_MAX
 from labelling.selectors.access import projects_for_user, role_in
 from labelling.selectors.dashboard import (
+    budget_state,
     flagged_images,
     jobs_summary,
     model_version_label_counts,
@@ -125,7 +126,15 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             project_update(
                 project=project, label_budget=budget_from_form(request.POST.get("label_budget", ""))
             )
-            messages.success(request, "Budget saved.")
+            used = budget_state(project)["labels_used"]
+            if project.label_budget is not None and used >= project.label_budget:
+                messages.warning(
+                    request,
+                    f"Budget saved: {project.label_budget:,} labels, no more than the {used:,} already "
+                    "given, so labelling stops; the images annotators held went back.",
+                )
+            else:
+                messages.success(request, "Budget saved.")
         elif action in ("pause", "resume"):
             project_update(project=project, labelling_paused=action == "pause")
             messages.success(request, "Labelling paused." if action == "pause" else "Labelling resumed.")

@@ -99,6 +99,12 @@ def test_dashboard_buttons_pause_and_set_budget(users, project):
         assert response.status_code == 200 and says in response.content.decode(), raw
     project.refresh_from_db()
     assert project.label_budget == 750
+    # A budget no larger than the labels already given says that labelling stops.
+    demo_state(project, users)  # 6 labels given
+    page = client.post(url, {"action": "budget", "label_budget": "6"}, follow=True).content.decode()
+    assert "no more than the 6 already given, so labelling stops" in page
+    page = client.post(url, {"action": "budget", "label_budget": "7"}, follow=True).content.decode()
+    assert "Budget saved." in page and "labelling stops" not in page
 
 
 def test_a_new_project_shows_its_first_step_and_the_button_starts_it(users, project):

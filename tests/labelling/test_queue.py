@@ -164,6 +164,35 @@ def test_budget_stops_handing_out_labels(client_for, users, project, queued, lab
     assert Annotation.objects.count() == 2
 
 
+def test_a_budget_lowered_below_the_labels_given_takes_back_the_held_images(
+    client_for, users, project, queued, label
+):
+    # Three labels given, two images held, one by each of two annotators.
+    # Lowered to 4 labels: room for one more, so the oldest reservation stays and the rest go back.
+    # Lowered to 3: none stays, and the page hears that the budget is spent, not an image whose label
+    # would then be refused.
+    from labelling.services.projects import project_update
+
+    me, other = client_for(users["annotator"]), client_for(users["engineer"])
+    for _ in range(3):
+        assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201
+    mine = nxt(me, project)["assignment"]["id"]
+    nxt(other, project)
+    live = Assignment.objects.filter(state="active")
+    assert live.count() == 2
+    project.refresh_from_db()
+    project_update(project=project, label_budget=4)
+    assert list(live.values_list("id", flat=True)) == [mine]
+    assert nxt(me, project)["assignment"]["id"] == mine
+    assert nxt(other, project)["empty_reason"] == "budget_exhausted"
+    project_update(project=project, label_budget=3)
+    assert not live.exists()
+    body = nxt(me, project)
+    assert body["assignment"] is None and body["empty_reason"] == "budget_exhausted"
+    assert submit(me, mine, label).json()["error"]["code"] == "budget_exhausted"
+    assert Annotation.objects.count() == 3
+
+
 def counted(project) -> dict[int, int]:
     return dict(AnnotationCount.objects.filter(project=project).values_list("annotator_id", "annotations"))
 
