@@ -140,6 +140,7 @@ class ExportApi(APIView):
                     "label": labels[im.id][0], "votes": labels[im.id][1], "annotations": labels[im.id][2],
                     "needed": needed.get(im.id, project.annotations_per_image), "is_audit": labels[im.id][3],
                     "reviewed": labels[im.id][4], "label_self_confidence": im.label_self_confidence,
+                    "checked_label": names.get(im.checked_label_id),
                     "suspected_label": names.get(im.suspected_label_id),
                 }
                 for im in images
@@ -162,7 +163,7 @@ class ExportApi(APIView):
         def rows():
             yield writer.writerow(
                 ["image", "sha256", "original_name", "label", "votes", "annotations", "needed", "is_audit",
-                 "reviewed", "label_self_confidence", "suspected_label"]
+                 "reviewed", "label_self_confidence", "checked_label", "suspected_label"]
             )  # fmt: skip
             for im in images.iterator():
                 name, n, total, is_audit, reviewed = labels[im.id]
@@ -170,7 +171,8 @@ class ExportApi(APIView):
                 doubt = "" if im.label_self_confidence is None else f"{im.label_self_confidence:.4f}"
                 yield writer.writerow(
                     [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, k, int(is_audit),
-                     int(reviewed), doubt, _cell(names.get(im.suspected_label_id, ""))]
+                     int(reviewed), doubt, _cell(names.get(im.checked_label_id, "")),
+                     _cell(names.get(im.suspected_label_id, ""))]
                 )  # fmt: skip
 
         response = StreamingHttpResponse(rows(), content_type=CSV_TYPE)

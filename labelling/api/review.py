@@ -34,7 +34,11 @@ class ReviewItemOutput(serializers.Serializer):
         allow_null=True, help_text="the class confident learning puts it in (a possible mistake)"
     )
     label_self_confidence = serializers.FloatField(
-        allow_null=True, help_text="probability of its label from a probe that never saw that label"
+        allow_null=True, help_text="probability of checked_label from a probe that never saw that label"
+    )
+    checked_label = serializers.IntegerField(
+        allow_null=True,
+        help_text="the label the last check judged (its label then; a review may have changed it since)",
     )
     reviewed_label = serializers.IntegerField(allow_null=True)
     reviewed_by = serializers.CharField(allow_null=True)
@@ -51,6 +55,7 @@ def review_item(image, votes: list[tuple[int, int]]) -> dict:
         "label": image_label(image, votes),
         "suspected_label": image.suspected_label_id,
         "label_self_confidence": image.label_self_confidence,
+        "checked_label": image.checked_label_id,
         "reviewed_label": image.reviewed_label_id,
         "reviewed_by": image.reviewed_by.username if image.reviewed_by_id else None,
         "reviewed_at": image.reviewed_at,

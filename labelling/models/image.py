@@ -43,6 +43,11 @@ class Image(models.Model):
     # probability of the image's label from a probe that never saw it, and, for a suspected
     # mistake, the class it more likely is. Shown on the Review page.
     label_self_confidence = models.FloatField(null=True, blank=True)
+    # The label that probability is of: the image's label when the check ran (a review since may
+    # have changed it).
+    checked_label = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     suspected_label = models.ForeignKey(
         LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -43,6 +43,7 @@ def review_page(request: HttpRequest, project_id: int) -> HttpResponse:
                 "label_name": names.get(label),
                 "suspected": im.suspected_label_id,
                 "suspected_name": names.get(im.suspected_label_id),
+                "checked_name": names.get(im.checked_label_id),
                 "decided_name": names.get(im.reviewed_label_id),
             }
         )

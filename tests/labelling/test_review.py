@@ -27,8 +27,12 @@ def world(users, project):
     Annotation.objects.create(image=images[1], annotator=users["annotator"], label=cat)
     Annotation.objects.create(image=images[1], annotator=users["engineer"], label=dog)
     Annotation.objects.create(image=images[2], annotator=users["annotator"], label=dog)
-    Image.objects.filter(pk=images[0].pk).update(suspected_label=dog, label_self_confidence=0.05)
-    Image.objects.filter(pk=images[2].pk).update(suspected_label=cat, label_self_confidence=0.2)
+    Image.objects.filter(pk=images[0].pk).update(
+        suspected_label=dog, label_self_confidence=0.05, checked_label=cat
+    )
+    Image.objects.filter(pk=images[2].pk).update(
+        suspected_label=cat, label_self_confidence=0.2, checked_label=dog
+    )
     return {"images": images, "cat": cat, "dog": dog, "bird": bird}
 
 
@@ -80,6 +84,17 @@ def test_a_review_decides_the_label_for_training_and_exports(users, project, cli
     by_image = {int(r["image"]): r for r in rows}
     assert by_image[im[0].id]["label"] == "dog" and by_image[im[0].id]["votes"] == "0"
     assert by_image[im[0].id]["reviewed"] == "1" and by_image[im[2].id]["reviewed"] == "0"
+    # The check's probability is of the label it checked (cat, the vote), not of the decided dog.
+    assert by_image[im[0].id]["label_self_confidence"] == "0.0500"
+    assert by_image[im[0].id]["checked_label"] == "cat"
+    reviewed = {r["image"]: r for r in _list(eng, project, "reviewed")}[im[0].id]
+    assert reviewed["checked_label"] == world["cat"].id and reviewed["label"] == dog.id
+    from django.test import Client
+
+    web = Client()
+    web.force_login(users["engineer"])
+    html = web.get(f"/projects/{project.id}/review/?kind=reviewed").content.decode()
+    assert "it gives cat 5.0 % (the label it checked)" in html
     # The last check's figures travel with the labels, for work outside the service.
     assert (
         by_image[im[2].id]["label_self_confidence"] == "0.2000"
@@ -174,6 +189,9 @@ def test_the_cycle_finds_planted_mistakes(users, project):
     assert {position[s.id] for s in suspects} <= {3, 25, 44}
     assert all(s.suspected_label_id == labels[truth[position[s.id]]].id for s in suspects)
     assert Image.objects.filter(label_self_confidence__isnull=False).count() == 60
+    # Each probability is of the label the image had: the one given (or decided, for #50).
+    checked = dict(Image.objects.values_list("id", "checked_label_id"))
+    assert all(checked[im.id] == labels[given[i]].id for i, im in enumerate(images))
     # The next cycle starts afresh: a mistake corrected by its annotator is no longer listed.
     corrected = suspects[0]
     Annotation.objects.filter(image=corrected).update(label=labels[truth[position[corrected.id]]])

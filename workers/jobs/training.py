@@ -761,20 +761,24 @@ def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train,
         values.append(
             (
                 None if np.isnan(p) else float(p),
+                label_ids[labels[i]],  # the label that probability is of
                 label_ids[issues.suggested[k]] if suspect else None,
                 image_id,
             )
         )
     with transaction.atomic():  # the last round's suspects that are no longer labelled or suspected
         Image.objects.filter(project=project).exclude(
-            label_self_confidence__isnull=True, suspected_label__isnull=True
-        ).update(label_self_confidence=None, suspected_label=None)
-    sql = f"UPDATE {table} SET label_self_confidence = %s, suspected_label_id = %s WHERE id = %s"
+            label_self_confidence__isnull=True, suspected_label__isnull=True, checked_label__isnull=True
+        ).update(label_self_confidence=None, suspected_label=None, checked_label=None)
+    sql = (
+        f"UPDATE {table} SET label_self_confidence = %s, checked_label_id = %s, suspected_label_id = %s"
+        " WHERE id = %s"
+    )
     for start in range(0, len(values), 1000):  # short transactions, as _write_predictions
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(sql, values[start : start + 1000])
         time.sleep(0.02)
-    return sum(1 for v in values if v[1] is not None and v[2] not in reviewed)
+    return sum(1 for v in values if v[2] is not None and v[3] not in reviewed)
 
 
 def _select(job, project, version, ids, Z, train, audit, probs, mc) -> SelectionRound | None:
