@@ -44,13 +44,14 @@ def _power_law(params: np.ndarray, n: np.ndarray) -> np.ndarray:
     return a - b * np.power(n, -c)
 
 
-def _fit(n: np.ndarray, acc: np.ndarray, start: np.ndarray) -> np.ndarray:
+def _fit(n: np.ndarray, acc: np.ndarray, start: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     # Weighted least squares, residual weight sqrt(n): a point's accuracy is taken to scatter as
     # 1/sqrt(n) (across seeds in bench-select's harness: n^-0.27 on Fashion-MNIST, n^-0.5 on
     # digits), so the few-label points, the noisiest, steer the extrapolation less (weights that
     # grow with n as in Figueroa et al., "Predicting sample size required for classification
     # performance", BMC Med. Inform. Decis. Mak. 2012). Measured in docs/selection.md.
-    w = np.sqrt(n / n.max())
+    if w is None:
+        w = np.sqrt(n / n.max())
     res = least_squares(
         lambda p: w * (_power_law(p, n) - acc),
         start,
@@ -131,9 +132,17 @@ def fit_learning_curve(
     seed: int,
     n_boot: int = N_BOOT,
     correction: float = CORRECTION,
+    evaluated: np.ndarray | None = None,
 ) -> LearningCurve:
     """Fit ``acc(n) = a - b n^-c`` to (labels (P,), accuracies (P,) in [0, 1]), P >= 3
-    distinct label counts (repeats, e.g. several seeds, are fine)."""
+    distinct label counts (repeats, e.g. several seeds, are fine).
+
+    ``evaluated`` (P,): how many items each accuracy was measured on, when that is few (a service's
+    audit slice: 3 of 3 right is no 100 %). Then each accuracy k/m counts as its Jeffreys estimate
+    (k + 1/2) / (m + 1), a point weighs as sqrt(m) instead of sqrt(labels), and every bootstrap
+    refit also redraws each point from its Beta(k + 1/2, m - k + 1/2) posterior, so the interval
+    carries the measurement's own uncertainty (with 3-4 points the residuals alone can be ~0, and
+    the interval with them). Without it (a large test set) nothing changes."""
     n = np.asarray(labels, np.float64)
     acc = np.asarray(accuracies, np.float64)
     if n.shape != acc.shape or n.ndim != 1:
@@ -142,16 +151,26 @@ def fit_learning_curve(
         raise ValueError("a learning curve needs accuracies at >= 3 distinct label counts")
     if np.any(n <= 0) or np.any((acc < 0) | (acc > 1)):
         raise ValueError("labels must be > 0 and accuracies fractions in [0, 1]")
+    w = draw = None
+    if evaluated is not None:
+        m = np.asarray(evaluated, np.float64)
+        if m.shape != n.shape or np.any(m < 1):
+            raise ValueError("evaluated must hold a count >= 1 per accuracy")
+        k = np.round(acc * m)
+        acc = (k + 0.5) / (m + 1.0)
+        w = np.sqrt(m / m.max())
+        draw = (k + 0.5, m - k + 0.5)  # Beta posterior of each point
     start = np.array([min(1.0, acc.max() + 0.05), 1.0, 0.5])
     start[1] = max(1e-3, (start[0] - acc[np.argmin(n)]) * n.min() ** start[2])
-    params = _fit(n, acc, start)
+    params = _fit(n, acc, start, w)
     fitted = _power_law(params, n)
     resid = acc - fitted
     rng = np.random.default_rng(seed)
     boot = np.empty((n_boot, 3))
     for i in range(n_boot):
         signs = rng.choice([-1.0, 1.0], size=n.size)
-        boot[i] = _fit(n, np.clip(fitted + signs * resid, 0.0, 1.0), params)
+        noise = 0.0 if draw is None else rng.beta(*draw) - acc  # the audit sample's own spread
+        boot[i] = _fit(n, np.clip(fitted + signs * resid + noise, 0.0, 1.0), params, w)
     return LearningCurve(params, boot, float(n.max()), correction)
 
 

@@ -231,6 +231,22 @@ def _forecast(project, users, **stored):
     return page.content.decode(), api.json()["forecast"]
 
 
+def test_a_target_the_curve_has_reached_is_no_zero_labels_between_zero_and_zero(users, project):
+    # 4 training labels; the curve puts the target at 3 (interval 2-40): "≈ 0 more labels (between
+    # 0 and 0)" was printed; now the page says where the curve puts it and how far its interval reaches.
+    label = project.label_classes.first()
+    for image in pool(project, 4):
+        Annotation.objects.create(image=image, annotator=users["annotator"], label=label)
+    page, api = _forecast(project, users, labels_to_target=[3.0, 2.0, 40.0], reachable=True,
+                          target_accuracy=project.target_accuracy)  # fmt: skip
+    assert api["more_labels_to_target"][:2] == [0, 0] and api["more_labels_to_target"][2] > 0
+    assert "at the labels given so far; its interval reaches up to" in page and "between 0 and" not in page
+    client = Client()
+    client.force_login(users["admin"])
+    overview = client.get("/overview/").content.decode()
+    assert "at the target by the curve" in overview and "≈ 0 more" not in overview
+
+
 def test_forecast_with_an_unbounded_interval_says_or_more(users, project):
     # A bootstrap curve that never reaches the target leaves the upper bound infinite (stored null).
     page, api = _forecast(project, users, labels_to_target=[300.0, 200.0, None], reachable=True,

@@ -150,3 +150,26 @@ def test_plateau_is_the_first_round_never_bettered_by_more_than_a_point():
     assert plateau_round([0.5, 0.6, 0.65], gain=0.1) == 1
     with pytest.raises(ValueError, match="at least one round"):
         plateau_round([])
+
+
+def test_accuracies_measured_on_few_items_widen_the_interval_and_shrink_towards_a_half():
+    # 100 % on 3 and on 5 audit images is not 100 %: the fit uses (k + 1/2) / (m + 1), and the
+    # interval carries each point's binomial spread; on 1,000 items per point it barely moves.
+    n = np.array([20.0, 40.0, 60.0, 80.0])
+    acc = np.array([0.0, 1.0, 1.0, 1.0])
+    few = fit_learning_curve(n, acc, seed=0, evaluated=[1, 2, 3, 5])
+    plain = fit_learning_curve(n, acc, seed=0)
+    assert (
+        few.predict(80.0) == pytest.approx(5.5 / 6, abs=0.03)
+        and plain.predict(80.0) > few.predict(80.0) + 0.05
+    )
+    _, lo_few, hi_few = few.accuracy_at(80.0)
+    _, lo_plain, hi_plain = plain.accuracy_at(80.0)
+    assert hi_few - lo_few > 0.1 > hi_plain - lo_plain
+    smooth = _curve(n)
+    many = fit_learning_curve(n, smooth, seed=0, evaluated=np.full(4, 100_000))
+    assert many.predict(500.0) == pytest.approx(
+        fit_learning_curve(n, smooth, seed=0).predict(500.0), abs=2e-3
+    )
+    with pytest.raises(ValueError, match="evaluated"):
+        fit_learning_curve(n, acc, seed=0, evaluated=[1, 0, 3, 5])

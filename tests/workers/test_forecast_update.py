@@ -129,7 +129,7 @@ def test_forecast_counts_training_images_and_converts_the_budget(project):
     _update_forecast(project, last)
     last.refresh_from_db()
     stored = last.metrics["forecast"]
-    curve = fit_learning_curve(np.array(labels, float), np.array(accs), seed=0)
+    curve = fit_learning_curve(np.array(labels, float), np.array(accs), seed=0, evaluated=np.full(4, 50.0))
     assert stored["label_budget"] == 1000 and stored["target_accuracy"] == 0.8
     assert stored["accuracy_at_budget"] == pytest.approx(list(curve.accuracy_at(400)))
     assert stored["accuracy_at_budget"] != pytest.approx(list(curve.accuracy_at(1000)))
@@ -148,10 +148,10 @@ def test_a_target_the_curve_reaches_only_beyond_the_pool_is_out_of_reach(project
 
     encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
     factories.pool(project, 60)
-    for n, acc in zip([10, 20, 40], [0.70, 0.71, 0.72], strict=True):
+    for n, acc in zip([10, 20, 40], [0.70, 0.71, 0.72], strict=True):  # on 1,000 audit labels each
         last = ModelVersion.objects.create(
             project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
-            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 50},
+            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 1000},
         )  # fmt: skip
     api = client_for(users["admin"])
     for target, reachable in ((0.85, False), (0.715, True)):
@@ -188,9 +188,9 @@ def test_projection_runs_from_the_last_count_to_the_budget_or_past_the_target(pr
     for n, acc in zip(labels, accs, strict=True):
         last = ModelVersion.objects.create(
             project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
-            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 50},
+            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 1000},
         )  # fmt: skip
-    curve = fit_learning_curve(np.array(labels, float), np.array(accs), seed=0)
+    curve = fit_learning_curve(np.array(labels, float), np.array(accs), seed=0, evaluated=np.full(4, 1000.0))
 
     def projection():
         _update_forecast(project, last)
@@ -206,9 +206,9 @@ def test_projection_runs_from_the_last_count_to_the_budget_or_past_the_target(pr
     assert ahead["high"] == pytest.approx(high.tolist(), abs=1e-4)
     assert last.metrics["forecast"]["accuracy_at_budget"][0] == pytest.approx(ahead["accuracy"][-1], abs=1e-4)
 
-    project.label_budget, project.target_accuracy = None, 0.75
+    project.label_budget, project.target_accuracy = None, 0.72
     project.save()
-    reach = curve.labels_to_reach(0.75)
+    reach = curve.labels_to_reach(0.72)
     assert reach is not None and np.isfinite(reach[2]) and 1.1 * reach[2] < 70
     assert projection()["labels"][-1] == pytest.approx(1.1 * reach[2], abs=0.05)
     project.target_accuracy = 0.99  # never reached, no budget: 3x the labels so far, within the pool
@@ -216,3 +216,34 @@ def test_projection_runs_from_the_last_count_to_the_budget_or_past_the_target(pr
     assert projection()["labels"][-1] == 60
     Image.objects.filter(id__in=list(Image.objects.values_list("id", flat=True)[:25])).delete()  # 45 left
     assert projection()["labels"][-1] == 45
+
+
+def test_no_forecast_until_the_newest_version_has_enough_audit_labels(project):
+    # Audit accuracies 0 %, 100 %, 100 %, 100 % on 1, 2, 3 and 5 audit images (a review saw the
+    # dashboard say "target reached" from these): no forecast, and the note says what it waits for.
+    # With 40 audit images on the newest version, the fit counts each point's audit images: its
+    # interval is no narrower than the newest measurement's own.
+    from tests.factories import pool
+    from workers.jobs.training import MIN_AUDIT_FOR_FORECAST
+
+    pool(project, 120)
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    project.target_accuracy = 0.85
+    project.save()
+    for n, acc, m in [(20, 0.0, 1), (40, 1.0, 2), (60, 1.0, 3), (80, 1.0, 5)]:
+        last = ModelVersion.objects.create(
+            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
+            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": m},
+        )  # fmt: skip
+    _update_forecast(project, last)
+    last.refresh_from_db()
+    stored = last.metrics["forecast"]
+    assert MIN_AUDIT_FOR_FORECAST == 10 and "labels_to_target" not in stored
+    assert stored["error"].startswith("it waits for 10 audit labels on the newest model version (5 so far)")
+    last.metrics = {**last.metrics, "audit_accuracy": 0.9, "audit_labels": 40}
+    last.save()
+    _update_forecast(project, last)
+    last.refresh_from_db()
+    ahead = last.metrics["forecast"]["projection"]
+    low, high = ahead["low"][0], ahead["high"][0]  # at the newest count, 80 labels
+    assert high - low > 0.1  # 36 of 40 right: its own 80 % interval is about 0.84-0.94

@@ -54,6 +54,9 @@ STOP_SET_SIZE = 2000
 # retrain cadence: kappa between versions 20 labels apart (the default cycle) rose to 0.99 about
 # 500 labels before the accuracy plateau, 100 apart after it (docs/selection.md, "Stop rule").
 STOP_RULE_SPACING = 100
+# Audit labels the newest model version must have been measured on before a forecast is made: with
+# 5, an accuracy reads 100 % (44-100 %) and the curve says the target is reached (a review's finding).
+MIN_AUDIT_FOR_FORECAST = 10
 
 
 def _torch_setup() -> None:
@@ -617,10 +620,20 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
         if v.metrics.get("audit_accuracy") is not None
     ]
     forecast: dict[str, Any] = {"points": len(points)}
-    if len({p[0] for p in points}) >= 3:
+    if points and len({p[0] for p in points}) >= 3 and points[-1][2] < MIN_AUDIT_FOR_FORECAST:
+        forecast["error"] = (
+            f"it waits for {MIN_AUDIT_FOR_FORECAST} audit labels on the newest model version "
+            f"({points[-1][2]} so far): a few audit images say little about accuracy"
+        )
+    elif len({p[0] for p in points}) >= 3:
         try:
+            # Each point is an audit accuracy measured on few images: the fit counts how many
+            # (shrunk estimates, weights, and their sampling spread in the interval).
             curve = fit_learning_curve(
-                np.array([p[0] for p in points], float), np.array([p[1] for p in points], float), seed=0
+                np.array([p[0] for p in points], float),
+                np.array([p[1] for p in points], float),
+                seed=0,
+                evaluated=np.array([max(1, p[2]) for p in points], float),  # 0: stored before counts
             )
             # The curve counts training images; the budget counts labels (several per image, and
             # the audit slice's). The target and budget are kept so the page can tell when an admin
