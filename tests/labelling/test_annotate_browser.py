@@ -451,3 +451,11 @@ def test_labelling_page_on_a_phone_stacks_image_first_at_full_width(live_server,
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
         assert box["y"] >= -1 and box["y"] + box["height"] <= 845, box  # a pixel for rounding
     page.screenshot(path=str(ARTIFACTS / "annotate-browser-390x844.png"), full_page=True)
+    # A small phone (375 x 667): the whole image and the first labels on one screen, so labelling
+    # needs no scrolling between images (it did: the buttons began below the fold).
+    page.set_viewport_size({"width": 375, "height": 667})
+    page.evaluate("window.scrollTo(0, 0)")
+    image = page.eval_on_selector("#image", "e => e.getBoundingClientRect().toJSON()")
+    first = page.eval_on_selector("#labels button", "e => e.getBoundingClientRect().toJSON()")
+    assert image["top"] >= 0 and first["bottom"] <= 667, (image, first)
+    page.screenshot(path=str(ARTIFACTS / "annotate-browser-375x667.png"))
