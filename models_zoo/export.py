@@ -8,6 +8,7 @@ probabilities (N, K). Load it with ``torch.jit.load(path)``; only torch is neede
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -48,8 +49,11 @@ class ExportedClassifier(nn.Module):
 def export_torchscript(
     encoder: nn.Module, head: nn.Module, in_channels: int, image_size: int, path: str | os.PathLike
 ) -> None:
-    """Script encoder + head and write it atomically to ``path``."""
-    module = ExportedClassifier(encoder.cpu().eval(), head.cpu().eval(), in_channels, image_size).eval()
+    """Script encoder + head and write it atomically to ``path``. Copies, with no parameter needing
+    gradients: the loaded model's outputs do not require grad (callers need no ``torch.no_grad()``
+    to turn them into numpy), and the caller's modules keep theirs."""
+    encoder, head = copy.deepcopy(encoder).cpu().eval(), copy.deepcopy(head).cpu().eval()
+    module = ExportedClassifier(encoder, head, in_channels, image_size).eval().requires_grad_(False)
     scripted = torch.jit.script(module)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

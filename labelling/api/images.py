@@ -116,7 +116,8 @@ class ImageListApi(ListApi):
         if body["stored"]:
             return Response(body, status=status.HTTP_201_CREATED)
         only_duplicates = body["duplicates"] == len(results)
-        first = results[0]
+        # The first refused file says why (a duplicate before it is no reason to refuse).
+        first = results[0] if only_duplicates else next(r for r in results if r.status == "rejected")
         body["error"] = {
             "code": "duplicate" if only_duplicates else first.code,
             "message": f"no image stored: {first.name or 'file'}: {first.reason}"

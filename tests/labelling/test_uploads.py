@@ -125,6 +125,20 @@ def test_duplicate_alone_is_a_409_naming_the_existing_image(client_for, users, p
     assert Image.objects.count() == 1 and len(stored_files(_media)) == 1
 
 
+def test_a_duplicate_and_a_refused_file_answer_the_refusals_reason(client_for, users, project, _media):
+    # The duplicate first, then a file that is no image: the top-level code is the refusal's, not
+    # "duplicate" (the first result's), which read as if nothing was wrong with the second.
+    client = client_for(users["engineer"])
+    data = image_bytes("PNG", seed=8)
+    assert upload(client, project, ("a.png", data)).status_code == 201
+    response = upload(client, project, ("again.png", data), ("notes.png", b"just some text"))
+    assert response.status_code == 400
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == ["duplicate", "rejected"]
+    assert body["error"]["code"] == body["results"][1]["code"] != "duplicate"
+    assert body["error"]["message"].startswith("no image stored: notes.png:")
+
+
 def test_same_content_in_two_projects_is_stored_once_on_disk(client_for, users, project, _media):
     from tests.factories import project_with_members
 

@@ -131,8 +131,9 @@ def test_export_round_trips_to_the_same_outputs(tiny_artifact, tmp_path, mode, m
     scripted = torch.jit.load(str(path))  # plain torch: no models_zoo code needed
     x = torch.from_numpy(X[:7]).float()
     x = (x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)) / 255  # (N, C, H, W) in [0, 1]
-    got = scripted(x).detach().numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    out = scripted(x)
+    assert not out.requires_grad  # .numpy() works as it is
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-4)
 
 
 def test_label_spreading_on_a_pool_above_the_exact_limit_uses_approximate_neighbours():
