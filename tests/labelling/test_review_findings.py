@@ -121,7 +121,7 @@ def test_predict_never_writes_one_encoders_scores_onto_another_encoders_pool(
     project.current_encoder, project.current_model = e2, m
     project.save()
     job = Job.objects.create(project=project, kind="predict", state="running")
-    with pytest.raises(ValueError, match="trained on encoder version"):
+    with pytest.raises(ValueError, match="trained on encoder #"):
         cycle(job, lambda *a, **k: None)
     assert not Image.objects.filter(predicted_label__isnull=False).exists()
     # Activating the model brings back its encoder; then predict writes M's own scores.
@@ -512,7 +512,7 @@ def test_an_uploaded_encoder_is_not_reported_as_trained(project):
     message = _after_pretrain(job, version)["_message"]
     assert (
         message
-        == f"encoder version {version.id} taken from the uploaded checkpoint as it is; embedding the pool next"
+        == f"encoder #{version.id} taken from the uploaded checkpoint as it is; embedding the pool next"
     )
 
 

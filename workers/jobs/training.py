@@ -233,7 +233,7 @@ def _after_pretrain(job: Job, version: EncoderVersion) -> dict[str, Any]:
         "encoder_version": version.id,
         "steps": meta.get("steps"),
         "images_per_s": meta.get("images_per_s"),
-        "_message": f"encoder version {version.id} {done}; embedding the pool next",
+        "_message": f"encoder #{version.id} {done}; embedding the pool next",
     }
 
 
@@ -330,7 +330,7 @@ def _finish_embed(job_id: int, version: EncoderVersion, ids_key: str, shard_keys
         job_finish(
             job_id=job_id,
             result={**job.result, "encoder_version": version.id, "next_job": follow.id},
-            message=f"{count:,} images embedded; encoder version {version.id} is current",
+            message=f"{count:,} images embedded; encoder #{version.id} is current",
         )
 
 
@@ -338,7 +338,7 @@ def load_embeddings(version: EncoderVersion) -> tuple[np.ndarray, np.ndarray]:
     """(ids (N,), embeddings (N, d) float32) of an encoder version."""
     emb = version.embeddings
     if not emb.get("shards"):
-        raise ValueError(f"encoder version {version.id} has no embeddings yet")
+        raise ValueError(f"encoder #{version.id} has no embeddings yet")
     ids = load_npy(emb["ids_key"])
     Z = np.concatenate([load_npy(k) for k in emb["shards"]]).astype(np.float32)
     return ids, Z
@@ -454,8 +454,8 @@ def cycle(job: Job, progress) -> dict[str, Any]:
         if probs is None:
             if model.encoder_version_id != version.id:  # its scores are rows of another encoder's pool
                 raise ValueError(
-                    f"the current model (version {model.id}) was trained on encoder version "
-                    f"{model.encoder_version_id}, not the current one ({version.id}): run a finetune job"
+                    f"the current model (#{model.id}) was trained on encoder #"
+                    f"{model.encoder_version_id}, not the current one (#{version.id}): run a finetune job"
                 )
             probs = _load_probs(model)
         _write_predictions(project, model, ids, probs)
@@ -474,9 +474,7 @@ def cycle(job: Job, progress) -> dict[str, Any]:
     acc = model.metrics.get("audit_accuracy") if model is not None else None
     parts = []
     if "model_version" in result:
-        parts.append(
-            f"model version {model.id}" + (f" (audit accuracy {acc:.1%})" if acc is not None else "")
-        )
+        parts.append(f"model #{model.id}" + (f" (audit accuracy {acc:.1%})" if acc is not None else ""))
     if "selection_round" in result:
         parts.append(f"round {result['selection_round']} queued")
     elif "select" in result:
