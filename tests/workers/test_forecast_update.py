@@ -22,6 +22,18 @@ def _version(project, encoder, stop_set: dict, labels: int = 0) -> ModelVersion:
     )
 
 
+def _measured(project, encoder, labels, accuracies, audit_labels) -> ModelVersion:
+    """Model versions at ``labels`` training labels with these audit accuracies, each measured on
+    ``audit_labels`` audit images (one count, or one per version); the newest."""
+    counts = audit_labels if isinstance(audit_labels, list) else [audit_labels] * len(labels)
+    for n, acc, m in zip(labels, accuracies, counts, strict=True):
+        last = ModelVersion.objects.create(
+            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
+            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": m},
+        )  # fmt: skip
+    return last
+
+
 def test_stop_rule_leaves_out_the_stop_set_items_labelled_for_each_version(project):
     # Four versions agree everywhere except on the 30 stop-set items each one was trained on (their
     # predictions turn to their labels): a settled model, which the rule must see as settled.
@@ -121,11 +133,7 @@ def test_forecast_counts_training_images_and_converts_the_budget(project):
     project.target_accuracy = 0.8
     project.save()
     labels, accs = [100, 200, 300, 400], [0.60, 0.68, 0.72, 0.74]
-    for n, acc in zip(labels, accs, strict=True):
-        last = ModelVersion.objects.create(
-            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
-            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 50},
-        )  # fmt: skip
+    last = _measured(project, encoder, labels, accs, 50)
     _update_forecast(project, last)
     last.refresh_from_db()
     stored = last.metrics["forecast"]
@@ -148,11 +156,7 @@ def test_a_target_the_curve_reaches_only_beyond_the_pool_is_out_of_reach(project
 
     encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
     factories.pool(project, 60)
-    for n, acc in zip([10, 20, 40], [0.70, 0.71, 0.72], strict=True):  # on 1,000 audit labels each
-        last = ModelVersion.objects.create(
-            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
-            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 1000},
-        )  # fmt: skip
+    last = _measured(project, encoder, [10, 20, 40], [0.70, 0.71, 0.72], 1000)
     api = client_for(users["admin"])
     for target, reachable in ((0.85, False), (0.715, True)):
         project.target_accuracy = target
@@ -185,11 +189,7 @@ def test_projection_runs_from_the_last_count_to_the_budget_or_past_the_target(pr
     project.target_accuracy = 0.99
     project.save()
     labels, accs = [5, 10, 15, 20], [0.50, 0.62, 0.68, 0.71]
-    for n, acc in zip(labels, accs, strict=True):
-        last = ModelVersion.objects.create(
-            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
-            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": 1000},
-        )  # fmt: skip
+    last = _measured(project, encoder, labels, accs, 1000)
     curve = fit_learning_curve(np.array(labels, float), np.array(accs), seed=0, evaluated=np.full(4, 1000.0))
 
     def projection():
@@ -230,11 +230,7 @@ def test_no_forecast_until_the_newest_version_has_enough_audit_labels(project):
     encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
     project.target_accuracy = 0.85
     project.save()
-    for n, acc, m in [(20, 0.0, 1), (40, 1.0, 2), (60, 1.0, 3), (80, 1.0, 5)]:
-        last = ModelVersion.objects.create(
-            project=project, encoder_version=encoder, mode="propagate", artifact_key="m",
-            train_label_count=n, metrics={"audit_accuracy": acc, "audit_labels": m},
-        )  # fmt: skip
+    last = _measured(project, encoder, [20, 40, 60, 80], [0.0, 1.0, 1.0, 1.0], [1, 2, 3, 5])
     _update_forecast(project, last)
     last.refresh_from_db()
     stored = last.metrics["forecast"]
