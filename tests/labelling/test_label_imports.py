@@ -264,3 +264,12 @@ def test_a_large_import_stays_within_the_databases_parameter_limits(client_for, 
     assert r.status_code == 200, r.content[:500]
     assert r.json()["labelled"] == n and Annotation.objects.filter(imported=True).count() == n
     assert Image.objects.filter(status=ImageStatus.LABELLED).count() == n
+
+
+def test_a_json_body_past_the_request_limit_is_a_413_that_says_to_send_a_file(client_for, users, project):
+    # 60,000 rows as a JSON body are over Django's 5 MB body limit: that was a 400 "the request could
+    # not be understood".
+    rows = [{"sha256": "a" * 64, "label": "cat" * 10}] * 60_000
+    r = _import(client_for(users["engineer"]), project, data={"labels": rows}, format="json")
+    assert r.status_code == 413, r.content[:300]
+    assert r.json()["error"]["code"] == "too_large" and "as a file" in r.json()["error"]["message"]
