@@ -171,7 +171,11 @@ def _csv_rows(data: bytes) -> list[dict]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the CSV is not UTF-8 text", code="bad_file") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    first_line = text.split("\n", 1)[0]
+    # Commas, or what the header row is separated by where it has none: semicolons (spreadsheets in
+    # locales with a decimal comma write those) or tabs.
+    delimiter = next((d for d in ",;\t" if d in first_line), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [c.strip().lower() for c in next(reader, [])]
         columns = [COLUMN_ALIASES.get(c, c) for c in header]

@@ -243,7 +243,9 @@ def test_the_dashboard_imports_a_csv_and_lists_a_refused_files_problems(users, p
     page = send(f"filename,class\n{images[0].original_name},{names[1]}\n{images[1].original_name},nope\n")
     assert "Row 2: no label &#x27;nope&#x27;" in page and "nothing imported" in page
     assert not Annotation.objects.exists()
-    page = send(f"Filename,Class\n{images[0].original_name},{names[1]}\n")  # other tools' column names
+    page = send(
+        f"Filename;Class\r\n{images[0].original_name};{names[1]}\r\n"
+    )  # other tools' names, ; and CRLF
     assert "1 images labelled from the file, 0 changed, 0 unchanged." in page
     assert Annotation.objects.get().label.name == names[1]
     assert 'id="import-labels"' in page and 'data-k="imported" data-n="1"' in page
