@@ -377,6 +377,14 @@ class ForecastOutput(serializers.Serializer):
         allow_null=True,
         help_text="expected accuracy when label_budget runs out (point, low, high); null without a budget or until a model version is trained under the current one",
     )
+    budget_images = serializers.FloatField(
+        allow_null=True,
+        help_text="training images when the budget runs out (those now, plus what the labels left buy; at most the pool's); accuracy_at_budget is the curve's there",
+    )
+    pool_ends_first = serializers.BooleanField(
+        help_text="the pool runs out of images before the budget: budget_images is the pool's size"
+    )
+    budget_spent = serializers.BooleanField(help_text="no budget was left when the model version was trained")
     label_budget = serializers.IntegerField(allow_null=True)
     stop_rule = StopRuleOutput()
     points = serializers.IntegerField()

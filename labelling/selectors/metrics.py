@@ -126,8 +126,17 @@ def forecast(project: Project) -> dict[str, Any]:
         more_images = [None if v is None else max(0, round(v - images)) for v in reach]
         more_labels = [None if v is None else math.ceil(v * per_image) for v in more_images]
     at_budget = stored.get("accuracy_at_budget")
+    budget_images = stored.get("budget_images")
+    budget_spent = stored.get("budget_spent", False)
+    projection = stored.get("projection")
     if not project.label_budget or stored.get("label_budget") != project.label_budget:
-        at_budget = None  # no budget now, or computed for another one (or before it was recorded)
+        # No budget now, or computed for another one (or before it was recorded).
+        at_budget = budget_images = None
+        budget_spent = False
+        if stored.get("label_budget") != project.label_budget:
+            projection = None  # it ran to the old budget's end: the next version draws the new one
+    if stored.get("target_accuracy", project.target_accuracy) != project.target_accuracy:
+        projection = None  # its extent followed the old target
     stop = stored.get("stop_rule") or {"fired": False}
     return {
         "target_accuracy": project.target_accuracy,
@@ -137,6 +146,9 @@ def forecast(project: Project) -> dict[str, Any]:
         "more_labels_to_target": more_labels,
         "reachable": reachable,
         "accuracy_at_budget": at_budget,
+        "budget_images": budget_images,
+        "pool_ends_first": bool(stored.get("pool_ends_first")) if budget_images is not None else False,
+        "budget_spent": budget_spent,
         "label_budget": project.label_budget,
         "stop_rule": {
             # Judged against the project's threshold now, so that changing it shows at once.
@@ -148,6 +160,6 @@ def forecast(project: Project) -> dict[str, Any]:
             "spacing": stop.get("spacing"),
         },
         "points": stored.get("points", 0),
-        "projection": stored.get("projection"),
+        "projection": projection,
         "note": note,
     }

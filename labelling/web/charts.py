@@ -62,9 +62,14 @@ def learning_curve_svg(
         y = sy(tick)
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.0%}</text>')
-    for i in range(int(x_hi / step + 1e-9) + 1):
+    last_tick = int(x_hi / step + 1e-9)
+    for i in range(last_tick + 1):
         v = step * i
         parts.append(f'<text x="{sx(v):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{v:,.0f}</text>')
+    if x_hi - last_tick * step > 0.4 * step:  # the forecast's end, where no round tick falls
+        parts.append(
+            f'<text class="end-tick" x="{sx(x_hi):.1f}" y="{H - PAD_B + 16}" text-anchor="end">{x_hi:,.0f}</text>'
+        )
     parts.append(f'<text x="{(W + PAD_L) / 2:.0f}" y="{H - 4}" text-anchor="middle">training labels</text>')
     parts.append(f'<polygon class="band" points="{band_top} {band_bottom}"/>')
     if ahead:
@@ -92,13 +97,14 @@ def learning_curve_svg(
                 f'<text class="reach-label" x="{x - 4:.1f}" y="{H - PAD_B - 6}" text-anchor="end">'
                 f"target at ≈ {reach[0]:,.0f}</text>"
             )
-    if ahead and at_budget and budget_images and budget_images <= x_hi:
+    if ahead and at_budget and budget_images and points[-1]["labels"] <= budget_images <= x_hi:
         x, y = sx(budget_images), sy(at_budget[0])
+        end = "pool labelled" if forecast.get("pool_ends_first") else "budget runs out"
         parts.append(
             f'<line class="budget-end" x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_T}" y2="{H - PAD_B}"/>'
-            f'<text class="budget-label" x="{x - 4:.1f}" y="{PAD_T + 10}" text-anchor="end">budget runs out</text>'
+            f'<text class="budget-label" x="{x - 4:.1f}" y="{PAD_T + 10}" text-anchor="end">{end}</text>'
             f'<circle class="budget-point" cx="{x:.1f}" cy="{y:.1f}" r="4" data-labels="{budget_images:.0f}" '
-            f'data-accuracy="{at_budget[0]:.4f}"><title>When the budget runs out ({budget_images:,.0f} '
+            f'data-accuracy="{at_budget[0]:.4f}"><title>{end.capitalize()} ({budget_images:,.0f} '
             f"training labels): {at_budget[0]:.1%} ({at_budget[1]:.1%}–{at_budget[2]:.1%})</title></circle>"
         )
     parts.append(f'<polyline class="line" points="{line}"/>')

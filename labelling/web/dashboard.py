@@ -87,9 +87,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             data["learning_curve"],
             project.target_accuracy,
             data["forecast"],
-            budget_images=(
-                project.label_budget / project.labels_per_training_image() if project.label_budget else None
-            ),
+            budget_images=data["forecast"]["budget_images"],
         ),
         "classes_svg": class_bars_svg(data["classes"]),
         "confusion_svg": confusion_svg(data["by_class"]),

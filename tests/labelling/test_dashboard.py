@@ -289,27 +289,41 @@ def test_forecast_numbers_wait_for_a_changed_target_or_budget(users, project):
 
 
 def test_the_learning_curve_draws_the_forecast_ahead_with_its_marks(users, project):
-    # 500 budget labels at 1 / (1 - 0.05) each buy 475 training images: past the projection's 232,
+    # The budget ends at 475 training images (as the worker stored it): past the projection's 232,
     # so no budget mark; the target's mark sits at the forecast's point (140 training labels).
     project.label_budget = 500
     project.save()
     stored = dict(labels_to_target=[140.0, 100.0, 210.0], reachable=True, target_accuracy=project.target_accuracy,
-                  label_budget=500, accuracy_at_budget=[0.86, 0.82, 0.9], projection=PROJECTION)  # fmt: skip
+                  label_budget=500, budget_images=475.0, accuracy_at_budget=[0.86, 0.82, 0.9],
+                  projection=PROJECTION)  # fmt: skip
     page, api = _forecast(project, users, **stored)
-    assert api["projection"] == PROJECTION
+    assert api["projection"] == PROJECTION and api["budget_images"] == 475.0
     assert 'class="forecast-line" data-from="40" data-to="232"' in page and 'class="forecast-band"' in page
     assert 'class="reach" data-labels="140"' in page and "target at ≈ 140" in page
     assert 'id="curve-caption"' in page and 'class="budget-point"' not in page
-    # A projection that reaches the budget marks the accuracy expected there.
-    project.label_budget = 200  # 190 training images
-    project.save()
-    page, api = _forecast(project, users, **{**stored, "label_budget": 200})
+    assert "Expected accuracy when the budget runs out" in page
+    # A projection that reaches the budget's end marks the accuracy expected there.
+    page, api = _forecast(project, users, **{**stored, "budget_images": 190.0})
     assert 'class="budget-point" cx=' in page and 'data-labels="190" data-accuracy="0.8600"' in page
-    # A target changed since: the curve stays (it does not depend on it), the target's mark goes.
-    project.target_accuracy = 0.95
+    assert "budget runs out</text>" in page
+    # The pool runs out before the budget: said so, in the text and at the mark.
+    page, api = _forecast(project, users, **{**stored, "budget_images": 190.0, "pool_ends_first": True})
+    assert api["pool_ends_first"] is True and "when every image of the pool is labelled" in page
+    assert "pool labelled</text>" in page
+    # The budget was spent when the version was trained: no figure "when it runs out".
+    page, api = _forecast(project, users, **{**stored, "budget_spent": True, "accuracy_at_budget": None,
+                                                "budget_images": None})  # fmt: skip
+    assert api["budget_spent"] is True and "The budget was spent" in page and "budget-point" not in page
+    # A budget changed since: the curve ran to the old one's end, so it waits for the next version.
+    project.label_budget = 200
     project.save()
-    page, api = _forecast(project, users, **{**stored, "label_budget": 200})
-    assert 'class="forecast-line"' in page and 'class="reach"' not in page
+    page, api = _forecast(project, users, **stored)
+    assert api["projection"] is None and api["budget_images"] is None and "forecast-line" not in page
+    # A target changed since: its extent followed the old target, so it waits too.
+    project.label_budget, project.target_accuracy = 500, 0.95
+    project.save()
+    page, api = _forecast(project, users, **stored)
+    assert api["projection"] is None and 'class="reach"' not in page
     # No fit yet: no projection, no caption.
     ModelVersion.objects.all().delete()
     page, api = _forecast(project, users)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labelling.models import EncoderVersion, Image, ModelVersion
+from labelling.models import Annotation, EncoderVersion, Image, ModelVersion
 from workers.jobs.training import _update_forecast
 
 pytestmark = pytest.mark.django_db
@@ -122,30 +122,51 @@ def test_stop_rule_fires_at_the_projects_threshold(project):
         assert state["fired"] is fired
 
 
-def test_forecast_counts_training_images_and_converts_the_budget(project):
-    # A learning curve from audit accuracies at 100-400 training images. Two labels per image and a
-    # 20 % audit slice: a budget of 1,000 labels buys 1000 * 0.8 / 2 = 400 training images, so the
-    # accuracy forecast at the budget is the curve's at 400 images, not at 1,000.
+def test_forecast_counts_training_images_and_converts_the_budget(project, users):
+    # Audit accuracies at 100-400 training images; a pool of 1,000 images. Two labels per image and
+    # a 20 % audit slice: a training image costs 2 / 0.8 = 2.5 labels. Of a budget of 1,000 labels,
+    # 100 are spent (50 more were imported, which spend none): the 900 left buy 360 images, so the
+    # budget ends at 400 + 360 = 760 training images, and the forecast there is the curve's at 760.
     from models_zoo.forecast import fit_learning_curve
 
+    Image.objects.bulk_create(
+        [Image(project=project, sha256=f"{i:064x}", storage_key=f"k/{i}", width=1, height=1, format="PNG")
+         for i in range(1000)]
+    )  # fmt: skip
+    label = project.label_classes.first()
+    for k, image in enumerate(Image.objects.order_by("id")[:150]):
+        Annotation.objects.create(image=image, annotator=users["annotator"], label=label, imported=k >= 100)
     encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
     project.annotations_per_image, project.audit_fraction, project.label_budget = 2, 0.2, 1000
     project.target_accuracy = 0.8
     project.save()
     labels, accs = [100, 200, 300, 400], [0.60, 0.68, 0.72, 0.74]
     last = _measured(project, encoder, labels, accs, 50)
-    _update_forecast(project, last)
-    last.refresh_from_db()
-    stored = last.metrics["forecast"]
     curve = fit_learning_curve(np.array(labels, float), np.array(accs), seed=0, evaluated=np.full(4, 50.0))
-    assert stored["label_budget"] == 1000 and stored["target_accuracy"] == 0.8
-    assert stored["accuracy_at_budget"] == pytest.approx(list(curve.accuracy_at(400)))
-    assert stored["accuracy_at_budget"] != pytest.approx(list(curve.accuracy_at(1000)))
+
+    def stored() -> dict:
+        _update_forecast(project, last)
+        last.refresh_from_db()
+        return last.metrics["forecast"]
+
+    got = stored()
+    assert got["label_budget"] == 1000 and got["target_accuracy"] == 0.8 and got["pool_images"] == 1000
+    assert got["budget_images"] == pytest.approx(760) and got["pool_ends_first"] is False
+    assert got["accuracy_at_budget"] == pytest.approx(list(curve.accuracy_at(760)))
     reach = curve.labels_to_reach(0.8)
-    assert stored["pool_images"] == 0  # no images stored here: a target beyond the pool is out of reach
-    assert stored["reachable"] is False and reach is not None
     if reach is not None:  # an infinite bound is stored as None (JSON has no inf)
-        assert stored["labels_to_target"] == [v if np.isfinite(v) else None for v in reach]
+        assert got["labels_to_target"] == [v if np.isfinite(v) else None for v in reach]
+    # A budget that would buy more images than the pool holds ends with the pool.
+    project.label_budget = 5000
+    project.save()
+    got = stored()
+    assert got["budget_images"] == 1000 and got["pool_ends_first"] is True
+    assert got["accuracy_at_budget"] == pytest.approx(list(curve.accuracy_at(1000)))
+    # A budget already spent: no figure "when it runs out" (it has), and no mark.
+    project.label_budget = 100
+    project.save()
+    got = stored()
+    assert got["budget_spent"] is True and "accuracy_at_budget" not in got and "budget_images" not in got
 
 
 def test_a_target_the_curve_reaches_only_beyond_the_pool_is_out_of_reach(project, client_for, users):
@@ -177,7 +198,8 @@ def test_a_target_the_curve_reaches_only_beyond_the_pool_is_out_of_reach(project
 
 def test_projection_runs_from_the_last_count_to_the_budget_or_past_the_target(project):
     # 70 pool images (none audit), audit accuracies at 5-20 training images. A budget of 40 labels
-    # at 1 / 0.8 labels per image buys 32 images: the curve ahead runs from 20 to 32. Without a
+    # (none spent) at 1 / 0.8 labels per image buys 32 more images: the curve ahead runs from 20 to
+    # 52. Without a
     # budget it runs to a little past the far end of the target's interval, never past the pool.
     from models_zoo.forecast import fit_learning_curve
     from tests.factories import pool
@@ -199,11 +221,11 @@ def test_projection_runs_from_the_last_count_to_the_budget_or_past_the_target(pr
 
     ahead = projection()
     assert len(ahead["labels"]) == PROJECTION_POINTS
-    assert ahead["labels"][0] == 20 and ahead["labels"][-1] == pytest.approx(32, abs=0.05)
+    assert ahead["labels"][0] == 20 and ahead["labels"][-1] == pytest.approx(52, abs=0.05)
     point, low, high = curve.band(np.array(ahead["labels"]))
-    assert ahead["accuracy"] == pytest.approx(point.tolist(), abs=1e-4)
-    assert ahead["low"] == pytest.approx(low.tolist(), abs=1e-4)
-    assert ahead["high"] == pytest.approx(high.tolist(), abs=1e-4)
+    assert ahead["accuracy"] == pytest.approx(point.tolist(), abs=1e-3)  # labels stored to 0.1
+    assert ahead["low"] == pytest.approx(low.tolist(), abs=1e-3)  # labels stored to 0.1
+    assert ahead["high"] == pytest.approx(high.tolist(), abs=1e-3)  # labels stored to 0.1
     assert last.metrics["forecast"]["accuracy_at_budget"][0] == pytest.approx(ahead["accuracy"][-1], abs=1e-4)
 
     project.label_budget, project.target_accuracy = None, 0.72

@@ -647,9 +647,18 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
             forecast["labels_to_target"] = None if reach is None else [float(v) for v in reach]
             budget_images = None
             if project.label_budget:
-                budget_images = project.label_budget / project.labels_per_training_image()
+                # Where the budget ends, in training images: those trained on now, plus what the
+                # labels left buy (imported labels spent none of it), and no more than the pool has.
+                used = Annotation.objects.filter(image__project=project, imported=False).count()
+                left = max(0, project.label_budget - used)
                 forecast["label_budget"] = project.label_budget
-                forecast["accuracy_at_budget"] = [float(v) for v in curve.accuracy_at(budget_images)]
+                forecast["budget_spent"] = left == 0
+                if left:
+                    ahead = model.train_label_count + left / project.labels_per_training_image()
+                    budget_images = min(float(pool), ahead)
+                    forecast["budget_images"] = budget_images
+                    forecast["pool_ends_first"] = ahead > pool  # labelling stops with the pool
+                    forecast["accuracy_at_budget"] = [float(v) for v in curve.accuracy_at(budget_images)]
             forecast["projection"] = _projection(curve, pool, budget_images, reach)
         except Exception as exc:  # a curve that cannot be fitted yet is not a failed job
             forecast["error"] = str(exc)
