@@ -154,6 +154,8 @@ ZIP_MAX_TOTAL_BYTES = env.int("ZIP_MAX_TOTAL_BYTES", default=4 * 1024 * 1024 * 1
 # Image formats barely compress; a member inflating more than this is treated as a zip bomb.
 ZIP_MAX_RATIO = env.int("ZIP_MAX_RATIO", default=100)
 # Django buffers request bodies above this to disk; uploads larger than the zip limit are refused.
+# The labelling page checks every so many seconds that the images it holds are still reserved.
+ANNOTATE_CHECK_SECONDS = 30
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("UPLOAD_MAX_FILES_PER_REQUEST", default=1000)

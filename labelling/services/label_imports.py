@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
-from labelling.models import Annotation, Image, Project, QueueItem
+from labelling.models import Annotation, Assignment, Image, Project, QueueItem
 from labelling.models.image import ImageStatus
-from labelling.models.queue import QueueState
+from labelling.models.queue import AssignmentState, QueueState
 from labelling.services.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -251,10 +252,13 @@ def labels_import(*, project: Project, user: AbstractBaseUser, rows: list) -> Im
             Image.objects.filter(pk__in=part, status=ImageStatus.UNLABELLED).update(
                 status=ImageStatus.LABELLED
             )
-            # Labelled now: nobody is asked for them (a reservation answers item_removed on submit).
-            QueueItem.objects.filter(image_id__in=part, state=QueueState.OPEN).update(
-                state=QueueState.REMOVED
+            # Labelled now: nobody is asked for them; their reservations go back (they counted against
+            # the budget), and a submit on one answers item_removed.
+            items = QueueItem.objects.filter(image_id__in=part, state=QueueState.OPEN)
+            Assignment.objects.filter(item__in=items, state=AssignmentState.ACTIVE).update(
+                state=AssignmentState.RELEASED, finished_at=timezone.now()
             )
+            items.update(state=QueueState.REMOVED)
         Project.objects.filter(pk=project.pk).update(imported_labels=F("imported_labels") + labelled)
     job_id = _queue_retrain(project) if labelled or updated else None
     return ImportResult(len(rows), labelled, updated, unchanged, job_id)

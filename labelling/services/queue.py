@@ -741,7 +741,10 @@ def assignment_skip(*, assignment_id: int, annotator: AbstractBaseUser, reason: 
 FLAG_REASONS = ("broken", "ambiguous", "other")
 
 
-_REMOVED = "another annotator flagged this image (or it left the queue), so that label was not stored"
+_REMOVED = (
+    "this image left the queue meanwhile (another annotator flagged it, or an engineer imported its"
+    " label), so that label was not stored"
+)
 
 
 def assignment_flag(*, assignment_id: int, annotator: AbstractBaseUser, reason: str) -> Assignment:

@@ -1,7 +1,9 @@
 """Asking for training work, one job per project at a time, and making its results current.
 
 Single flight: a request while a training job is queued or running answers 409 naming that job,
-or, for automatic cycles (``coalesce``), returns it: the running job will see the new labels.
+or, for automatic cycles (``coalesce``), returns it. A queued job will see the new labels; a running
+one may have read its labels already, so when it finishes ``retrain_for_labels_during`` asks for
+the next one.
 """
 
 from __future__ import annotations
@@ -51,6 +53,25 @@ def training_job_request(
                 details={"job_id": running.id, "kind": running.kind, "state": running.state},
             )
         return job_create(project=project, kind=kind, params=params or {}, created_by=created_by)
+
+
+def retrain_for_labels_during(job: Job) -> Job | None:
+    """After a retrain (``cycle`` or ``finetune``) finished: labels that came while it ran may not be
+    in its model. Imported ones queue the next retrain at once (an import asks for one, and got this
+    running job); labels given in the queue count towards the usual ``cycle_every`` rule, checked
+    here as a submit would check it (else they would wait for the next submit)."""
+    from labelling.models import Annotation
+    from labelling.services.queue import _maybe_queue_cycle  # queue -> training, lazily
+
+    project = Project.objects.get(pk=job.project_id)
+    since = job.started_at or job.created_at
+    imported = Annotation.objects.filter(image__project=project, imported=True, created_at__gte=since)
+    if imported.exists():
+        return training_job_request(
+            project=project, kind="cycle", params={"trigger": "import"}, coalesce=True
+        )
+    _maybe_queue_cycle(project)
+    return None
 
 
 def pretraining_pool_check(*, project: Project) -> None:

@@ -7,6 +7,7 @@ and a script using the API see exactly the same assignments.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -32,6 +33,9 @@ def annotate_page(request: HttpRequest, project_id: int) -> HttpResponse:
     config = {
         "project": project.id,
         "labels": labels,
+        # How often the page checks that the images it holds are still its own (a lowered budget or
+        # an import takes reservations back).
+        "checkSeconds": settings.ANNOTATE_CHECK_SECONDS,
         "urls": {
             "next": reverse("api-queue-next", args=[project.id]) + "?lookahead=1",
             "undo": reverse("api-queue-undo", args=[project.id]),

@@ -459,3 +459,34 @@ def test_labelling_page_on_a_phone_stacks_image_first_at_full_width(live_server,
     first = page.eval_on_selector("#labels button", "e => e.getBoundingClientRect().toJSON()")
     assert image["top"] >= 0 and first["bottom"] <= 667, (image, first)
     page.screenshot(path=str(ARTIFACTS / "annotate-browser-375x667.png"))
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_images_taken_back_leave_the_open_page(live_server, settings, page, users, project):
+    # The page holds an image (and the next); an admin lowers the budget to the labels given: the
+    # server takes the reservations back, and the open page drops them by itself within its check
+    # interval and says the budget is used up, instead of letting the annotator label and be refused.
+    # The same for an image whose label an engineer imports.
+    from labelling.services.label_imports import labels_import
+    from labelling.services.projects import project_update
+
+    settings.ANNOTATE_CHECK_SECONDS = 1
+    images = queued_without_audit(settings, project, 4)
+    project.label_budget = 10
+    project.save()
+    log_in(page, live_server, users["annotator"])
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+    assignment, image = shown(page)
+    cat = project.label_classes.order_by("order").first()
+    labels_import(project=project, user=users["engineer"], rows=[{"image": image, "label": cat.name}])
+    assignment, image = shown(page, not_assignment=str(assignment))  # the imported one left
+    page.wait_for_timeout(300)
+    page.keyboard.press("1")  # one label given (the import spent none)
+    assignment, image = shown(page, not_assignment=str(assignment))
+    page.wait_for_selector("#annotate[data-pending='0']")
+    project.refresh_from_db()
+    project_update(project=project, label_budget=1)  # nothing left: every reservation goes back
+    page.wait_for_selector("#annotate[data-empty-reason='budget_exhausted']", timeout=10_000)
+    assert Annotation.objects.filter(imported=False).count() == 1 and page.errors == []
+    assert len(images) == 4

@@ -275,3 +275,56 @@ def test_a_json_body_past_the_request_limit_is_a_413_that_says_to_send_a_file(cl
     r = _import(client_for(users["engineer"]), project, data={"labels": rows}, format="json")
     assert r.status_code == 413, r.content[:300]
     assert r.json()["error"]["code"] == "too_large" and "as a file" in r.json()["error"]["message"]
+
+
+def test_an_import_during_a_running_retrain_gets_the_next_one_when_it_finishes(client_for, users, project):
+    # The running retrain may have read its labels before the import: the import's answer names it,
+    # and when it finishes the next one is queued for the imported labels (they were never trained:
+    # a review's finding). A retrain with no import during it queues none (below cycle_every).
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labelling.services.training import retrain_for_labels_during
+
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
+    project.save()
+    images = pool(project, 3)
+    running = Job.objects.create(
+        project=project, kind="cycle", state="running", started_at=timezone.now() - timedelta(minutes=1)
+    )
+    rows = [{"image": images[0].id, "label": list(_labels(project))[0]}]
+    body = _import(client_for(users["engineer"]), project, data={"labels": rows}, format="json").json()
+    assert body["retrain_job"] == running.id
+    Job.objects.filter(pk=running.pk).update(state="succeeded", finished_at=timezone.now())
+    running.refresh_from_db()
+    follow = retrain_for_labels_during(running)
+    assert follow is not None and follow.id != running.id and follow.kind == "cycle"
+    assert follow.state == "queued" and follow.params["trigger"] == "import"
+    Job.objects.filter(pk=follow.pk).update(state="succeeded", started_at=timezone.now())
+    follow.refresh_from_db()
+    assert retrain_for_labels_during(follow) is None
+    assert Job.objects.filter(project=project, state="queued").count() == 0
+
+
+def test_importing_a_held_image_takes_the_reservation_back(client_for, users, project):
+    # The annotator holds an image; its label is imported: the reservation goes back at once (it
+    # counted as held against the budget), and the annotator's label is refused as item_removed.
+    from labelling.models import Assignment
+
+    images = pool(project, 2)
+    queue_round(project, images)
+    annotator = client_for(users["annotator"])
+    held = annotator.get(f"/api/projects/{project.id}/queue/next").json()["assignment"]
+    rows = [{"image": held["image"]["id"], "label": list(_labels(project))[0]}]
+    assert (
+        _import(client_for(users["engineer"]), project, data={"labels": rows}, format="json").status_code
+        == 200
+    )
+    assert Assignment.objects.get(pk=held["id"]).state == "released"
+    r = annotator.post(
+        f"/api/assignments/{held['id']}/submit", {"label": _labels(project)[list(_labels(project))[1]]}
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "item_removed"
+    assert "imported its label" in r.json()["error"]["message"]
+    assert Annotation.objects.filter(imported=False).count() == 0

@@ -35,7 +35,8 @@
     reservation_expired: "Your reservation of that image expired and it went to someone else, so that label was not stored.",
     already_submitted: "You had already labelled that image with another label; undo it to change it.",
     budget_exhausted: "The label budget was spent before that label arrived, so it was not stored.",
-    item_removed: "Another annotator flagged that image meanwhile, so your label was not stored.",
+    item_removed:
+      "That image left the queue meanwhile (another annotator flagged it, or its label was imported), so your label was not stored.",
   };
 
   const state = {
@@ -253,6 +254,10 @@
   }
 
   function merge(body, progressIsCurrent) {
+    // Reservations the server no longer lists were taken back (the budget lowered below them, their
+    // label imported, or they lapsed): they leave the page instead of being labelled and refused.
+    const live = new Set([body.assignment, body.upcoming].filter(Boolean).map((a) => a.id));
+    state.held = state.held.filter((h) => live.has(h.id));
     for (const a of [body.assignment, body.upcoming]) {
       if (!a || state.done.has(a.id)) continue;
       const known = state.held.find((h) => h.id === a.id);
@@ -270,6 +275,9 @@
       // Nothing to label: look again later (a retrain or an admin may bring more).
       const wait = state.emptyReason === "budget_exhausted" ? 30000 : 5000;
       state.pollTimer = setTimeout(refresh, wait);
+    } else {
+      // While labelling: check now and then that what is held is still held (see above).
+      state.pollTimer = setTimeout(refresh, config.checkSeconds * 1000);
     }
   }
 
