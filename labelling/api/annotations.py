@@ -70,7 +70,9 @@ class LabelImportOutput(serializers.Serializer):
     rows = serializers.IntegerField()
     labelled = serializers.IntegerField(help_text="images that got an imported label")
     updated = serializers.IntegerField(help_text="your earlier imported labels, changed")
-    unchanged = serializers.IntegerField(help_text="rows that change nothing (the same label again)")
+    unchanged = serializers.IntegerField(
+        help_text="images whose label stays as it was (the same label again, or one you gave in the queue)"
+    )
     retrain_job = serializers.IntegerField(allow_null=True, help_text="the retrain queued on them, if any")
 
 

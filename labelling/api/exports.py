@@ -133,12 +133,21 @@ class ExportApi(APIView):
         # a model that never saw it, and for a possible mistake the class it more likely is.
         names = dict(project.label_classes.values_list("id", "name"))
         needed = labels_needed(project)
+        imported = set(
+            Annotation.objects.filter(image__project=project, imported=True).values_list(
+                "image_id", flat=True
+            )
+        )
+
+        def asked(image_id: int) -> int:  # an image never queued (its label imported): what it has
+            return needed.get(image_id, labels[image_id][2])
+
         if what == "labels.json":
             body = [
                 {
                     "image": im.id, "sha256": im.sha256, "original_name": im.original_name,
                     "label": labels[im.id][0], "votes": labels[im.id][1], "annotations": labels[im.id][2],
-                    "needed": needed.get(im.id, project.annotations_per_image), "is_audit": labels[im.id][3],
+                    "needed": asked(im.id), "imported": im.id in imported, "is_audit": labels[im.id][3],
                     "reviewed": labels[im.id][4], "label_self_confidence": im.label_self_confidence,
                     "checked_label": names.get(im.checked_label_id),
                     "suspected_label": names.get(im.suspected_label_id),
@@ -162,16 +171,16 @@ class ExportApi(APIView):
 
         def rows():
             yield writer.writerow(
-                ["image", "sha256", "original_name", "label", "votes", "annotations", "needed", "is_audit",
-                 "reviewed", "label_self_confidence", "checked_label", "suspected_label"]
+                ["image", "sha256", "original_name", "label", "votes", "annotations", "needed", "imported",
+                 "is_audit", "reviewed", "label_self_confidence", "checked_label", "suspected_label"]
             )  # fmt: skip
             for im in images.iterator():
                 name, n, total, is_audit, reviewed = labels[im.id]
-                k = needed.get(im.id, project.annotations_per_image)
+                k = asked(im.id)
                 doubt = "" if im.label_self_confidence is None else f"{im.label_self_confidence:.4f}"
                 yield writer.writerow(
-                    [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, k, int(is_audit),
-                     int(reviewed), doubt, _cell(names.get(im.checked_label_id, "")),
+                    [im.id, im.sha256, _cell(im.original_name), _cell(name), n, total, k, int(im.id in imported),
+                     int(is_audit), int(reviewed), doubt, _cell(names.get(im.checked_label_id, "")),
                      _cell(names.get(im.suspected_label_id, ""))]
                 )  # fmt: skip
 

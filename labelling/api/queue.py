@@ -58,12 +58,14 @@ class NextOutput(serializers.Serializer):
             "preparing",
             "waiting_for_model",
             "pool_labelled",
+            "not_started",
             "training_failed",
             "queue_empty",
         ],  # fmt: skip
         allow_null=True,
         help_text="why assignment is null: preparing, the first pretraining runs; waiting_for_model, a "
-        "retrain runs; pool_labelled, no unlabelled image is left; training_failed, the queue is empty for "
+        "retrain runs; pool_labelled, no unlabelled image is left; not_started, nobody asked for pretraining "
+        "yet; training_failed, the queue is empty for "
         "everyone and the latest training job failed; queue_empty, nothing is free for this annotator now",
     )
     progress = ProgressOutput()

@@ -89,11 +89,23 @@ def _image_ref(row) -> tuple[str, str] | None:
     return None
 
 
+def _keys(row):
+    """A row's keys as ours: trimmed, lower case, other tools' names read as ours (JSON rows too)."""
+    if not isinstance(row, dict):
+        return row
+    return {COLUMN_ALIASES.get(str(k).strip().lower(), str(k).strip().lower()): v for k, v in row.items()}
+
+
 def _resolve(project: Project, rows: list) -> tuple[list[tuple[int, int]], list[dict]]:
     """[(image id, label id)] for the rows, and the problems found (row numbers from 1)."""
+    rows = [_keys(row) for row in rows]
     labels = list(project.label_classes.values_list("id", "name"))
     by_name = {name: pk for pk, name in labels}
     by_id = {str(pk): pk for pk, _ in labels}
+    folded: dict[str, list[int]] = {}
+    for pk, name in labels:
+        folded.setdefault(name.casefold(), []).append(pk)
+    by_folded = {name: pks[0] for name, pks in folded.items() if len(pks) == 1}  # "pullover": Pullover
     refs = [_image_ref(row) for row in rows]
     wanted: dict[str, set[str]] = {key: set() for key in KEYS}
     for ref in refs:
@@ -149,7 +161,8 @@ def _resolve(project: Project, rows: list) -> tuple[list[tuple[int, int]], list[
         if image_id is None:
             problem(n, "unknown_image", f"no image of this project has {key} {_shown(value)}")
             continue
-        label_id = by_name.get(label_text) or by_id.get(label_text)  # a name, else an id
+        # The name, else the name in another case (when only one label reads so), else an id.
+        label_id = by_name.get(label_text) or by_folded.get(label_text.casefold()) or by_id.get(label_text)
         if label_id is None:
             problem(n, "unknown_label", f"no label {_shown(label_text)} in this project's label set")
             continue
@@ -200,6 +213,7 @@ def _csv_rows(data: bytes) -> list[dict]:
 def rows_from_file(data: bytes) -> list:
     """The rows of an uploaded file: JSON (``[...]`` or ``{"labels": [...]}``, labels.json as it is)
     or CSV with a header row (labels.csv as it is)."""
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Notepad, PowerShell)
     if data.lstrip()[:1] in (b"[", b"{"):
         try:
             body = json.loads(data)
@@ -214,7 +228,7 @@ def labels_import(*, project: Project, user: AbstractBaseUser, rows: list) -> Im
     if not isinstance(rows, list) or not rows:
         raise InvalidInput("send at least one row", code="no_rows")
     if len(rows) > MAX_ROWS:
-        raise InvalidInput(f"{len(rows):,} rows; at most {MAX_ROWS:,} per import", code="too_many_rows")
+        raise InvalidInput(f"over {MAX_ROWS:,} rows; at most {MAX_ROWS:,} per import", code="too_many_rows")
     pairs, problems = _resolve(project, rows)
     if problems:
         first = problems[0]

@@ -225,7 +225,8 @@ def _locking_budget(fn):
 
 def queue_empty_reason(*, project: Project) -> str:
     """Why there is nothing to label: paused, budget_exhausted, preparing (the first pretraining runs),
-    waiting_for_model (a retrain runs), pool_labelled (no unlabelled image is left), training_failed
+    waiting_for_model (a retrain runs), pool_labelled (no unlabelled image is left), not_started (no
+    pretraining was ever asked for, so no image is coming), training_failed
     (the queue is empty for everyone and the project's latest training job failed, so no round
     comes by itself) or queue_empty (for this annotator: the items left are held by others or were
     skipped by them, or the next round is yet to be selected)."""
@@ -243,6 +244,8 @@ def queue_empty_reason(*, project: Project) -> str:
         return "queue_empty"  # others hold the rest, or this annotator skipped it: labels still come
     if project.images.exists() and not project.images.filter(status=ImageStatus.UNLABELLED).exists():
         return "pool_labelled"
+    if project.current_encoder_id is None and not training.exists():
+        return "not_started"  # nothing comes until someone starts pretraining
     if training.order_by("-id").values_list("state", flat=True).first() == JobState.FAILED:
         return "training_failed"
     return "queue_empty"

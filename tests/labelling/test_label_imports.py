@@ -328,3 +328,30 @@ def test_importing_a_held_image_takes_the_reservation_back(client_for, users, pr
     assert r.status_code == 409 and r.json()["error"]["code"] == "item_removed"
     assert "imported its label" in r.json()["error"]["message"]
     assert Annotation.objects.filter(imported=False).count() == 0
+
+
+def test_json_files_with_a_bom_other_tools_names_and_labels_in_another_case(client_for, users, project):
+    # A JSON file as Notepad saves it (a UTF-8 byte-order mark), rows with other tools' key names,
+    # and a label written in another case: all imported. In the export, an imported image asked
+    # nobody for more labels (needed = its annotations), and says it was imported.
+    import json
+
+    project.annotations_per_image = 2
+    project.save()
+    images = pool(project, 2)
+    rows = [{"Filename": images[0].original_name, "Class": "CAT"}, {"image_id": images[1].id, "label": "Dog"}]
+    data = b"\xef\xbb\xbf" + json.dumps(rows).encode()
+    engineer = client_for(users["engineer"])
+    r = _import(engineer, project, data={"file": io.BytesIO(data)}, format="multipart")
+    assert r.status_code == 200, r.content
+    got = dict(Annotation.objects.values_list("image_id", "label__name"))
+    assert got == {images[0].id: "cat", images[1].id: "dog"}
+    exported = b"".join(engineer.get(f"/api/projects/{project.id}/export/labels.csv").streaming_content)
+    rows = {int(r["image"]): r for r in csv.DictReader(io.StringIO(exported.decode()))}
+    assert (
+        rows[images[0].id]["annotations"],
+        rows[images[0].id]["needed"],
+        rows[images[0].id]["imported"],
+    ) == ("1", "1", "1")
+    listed = engineer.get(f"/api/projects/{project.id}/export/labels.json").json()
+    assert all(r["imported"] is True and r["needed"] == 1 for r in listed)

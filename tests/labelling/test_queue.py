@@ -348,7 +348,7 @@ def test_empty_queue_says_why(client_for, users, project):
     from labelling.models import EncoderVersion, Job
 
     client = client_for(users["annotator"])
-    assert nxt(client, project)["empty_reason"] == "queue_empty"
+    assert nxt(client, project)["empty_reason"] == "not_started"  # nobody asked for pretraining yet
     job = Job.objects.create(project=project, kind="pretrain", state="running")
     assert nxt(client, project)["empty_reason"] == "preparing"  # the first images come after it
     project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")

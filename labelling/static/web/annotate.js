@@ -27,6 +27,8 @@
     waiting_for_model:
       "Waiting for the model to retrain. New images are queued when it finishes; this page checks again every few seconds.",
     pool_labelled: "Every image of this project's pool is labelled. Thank you!",
+    not_started:
+      "Labelling has not started: an admin starts it from the project's dashboard (Pretrain on the pool). This page checks again every few seconds.",
     training_failed:
       "Nothing to label: the last model training failed, so no new images are coming by themselves. An admin can retry it from the dashboard; this page checks again every few seconds.",
     queue_empty: "Nothing left for you to label right now. New images arrive with the next selection round.",
