@@ -3,12 +3,14 @@ tool's export, this service's own labels.csv / labels.json from another project)
 
 Each row names an image of the pool (by ``sha256``, ``image`` id or ``original_name``, in that order
 of preference: a content hash also matches the same file uploaded to another project) and a label
-(its name, or its id). The rows are checked first, all of them: any bad row refuses the whole import
-with every problem listed, and nothing is stored. Then, in one transaction, each image gets an
-annotation by the importing engineer marked ``imported``: it trains, exports and is checked by the
-label review like any label, but spends none of the budget and counts in no annotator's rate or
-agreement. An image queued for annotators leaves the queue. A project with an encoder queues a
-retrain at once.
+(its name, in another case where only one label reads so, or its id); other tools' column and key
+names are read as these (``COLUMN_ALIASES``). The rows are checked first, all of them: any bad row
+refuses the whole import with every problem listed, and nothing is stored. Then, in one
+transaction, each image gets an annotation by the importing engineer marked ``imported``: it
+trains, exports and is checked by the label review like any label, but spends none of the budget
+and counts in no annotator's rate or agreement. An image queued for annotators leaves the queue and
+its reservations go back. A project with an encoder queues a retrain at once, or gets one right
+after the retrain that is running (``retrain_for_labels_during``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class ImportResult:
     rows: int
     labelled: int  # images that got an imported label
     updated: int  # an earlier imported label of this engineer, changed
-    unchanged: int  # the same label again (an import run twice)
+    unchanged: int  # the same label again (an import run twice), or one this engineer gave in the queue
     retrain_job_id: int | None
 
     def as_dict(self) -> dict:
