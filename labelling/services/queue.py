@@ -636,7 +636,7 @@ def _submit(
         )
         # After commit: requesting a retrain locks the project row exclusively, and this transaction
         # may hold it shared (the budget check); two submits upgrading at once would deadlock.
-        transaction.on_commit(lambda: _maybe_queue_cycle_safely(project))
+        transaction.on_commit(lambda: _retrain_if_due_safely(project))
     return annotation, True
 
 
@@ -688,16 +688,16 @@ def _annotation_count_add(
         )
 
 
-def _maybe_queue_cycle_safely(project: Project) -> None:
-    """_maybe_queue_cycle after the label is committed: a failure here must not turn a stored label
+def _retrain_if_due_safely(project: Project) -> None:
+    """retrain_if_due after the label is committed: a failure here must not turn a stored label
     into an error response; the next submit checks the threshold again."""
     try:
-        _maybe_queue_cycle(project)
+        retrain_if_due(project)
     except Exception:
         logger.exception("could not queue a retrain for project %s after a label", project.pk)
 
 
-def _maybe_queue_cycle(project: Project) -> None:
+def retrain_if_due(project: Project) -> None:
     """After every ``cycle_every`` new training labels, queue a retrain (coalesced: one at a time).
 
     It runs after every submit once the project has a model, so the exact count of training labels

@@ -61,7 +61,7 @@ def retrain_for_labels_during(job: Job) -> Job | None:
     running job); labels given in the queue count towards the usual ``cycle_every`` rule, checked
     here as a submit would check it (else they would wait for the next submit)."""
     from labelling.models import Annotation
-    from labelling.services.queue import _maybe_queue_cycle  # queue -> training, lazily
+    from labelling.services.queue import retrain_if_due  # queue -> training, lazily
 
     project = Project.objects.get(pk=job.project_id)
     since = job.started_at or job.created_at
@@ -70,7 +70,7 @@ def retrain_for_labels_during(job: Job) -> Job | None:
         return training_job_request(
             project=project, kind="cycle", params={"trigger": "import"}, coalesce=True
         )
-    _maybe_queue_cycle(project)
+    retrain_if_due(project)
     return None
 
 

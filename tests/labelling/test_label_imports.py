@@ -197,7 +197,7 @@ def test_importing_again_changes_only_what_changed_and_a_project_with_an_encoder
 
 def test_imported_labels_count_towards_the_retrain_trigger(client_for, users, project):
     # cycle_every 3: two imported labels and one given in the queue make three training labels.
-    from labelling.services.queue import _maybe_queue_cycle
+    from labelling.services.queue import retrain_if_due
 
     project.audit_fraction, project.cycle_every = 0.0, 3
     project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
@@ -219,7 +219,7 @@ def test_imported_labels_count_towards_the_retrain_trigger(client_for, users, pr
         ).status_code
         == 201
     )
-    _maybe_queue_cycle(project)
+    retrain_if_due(project)
     assert Job.objects.filter(project=project, kind="cycle").count() == 1
     assert budget_state(project)["labels_used"] == 1
 

@@ -400,7 +400,7 @@ def test_the_retrain_threshold_reads_the_cheap_counter_first(client_for, users, 
     from django.test.utils import CaptureQueriesContext
 
     from labelling.models import EncoderVersion, Job
-    from labelling.services.queue import _maybe_queue_cycle
+    from labelling.services.queue import retrain_if_due
 
     project.audit_fraction, project.cycle_every = 0.0, 3
     project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="encoders/x.pt")
@@ -410,7 +410,7 @@ def test_the_retrain_threshold_reads_the_cheap_counter_first(client_for, users, 
 
     def check() -> list[str]:
         with CaptureQueriesContext(connection) as ctx:
-            _maybe_queue_cycle(project)
+            retrain_if_due(project)
         return [q["sql"] for q in ctx.captured_queries]
 
     def label_one():
