@@ -63,9 +63,7 @@ def queue_fill(*, project: Project, round: SelectionRound, picks: list[Pick], se
     Returns the number of items queued. Call inside a transaction.
     """
     now = timezone.now()
-    untouched = QueueItem.objects.filter(
-        project=project, state=QueueState.OPEN, annotations_done=0, is_audit=False
-    )
+    untouched = QueueItem.objects.filter(project=project, state=QueueState.OPEN, annotations_done=0)
     # Lock those items first, then look for their reservations in a statement of its own: whoever
     # reserves an item holds its row lock until commit (see _reserve_items), so under READ COMMITTED
     # a reservation committed while we waited is seen. Judged inside the UPDATE, by the snapshot it
@@ -74,13 +72,19 @@ def queue_fill(*, project: Project, round: SelectionRound, picks: list[Pick], se
     touched = Assignment.objects.filter(
         Q(state__in=FINISHED) | Q(state=AssignmentState.ACTIVE, expires_at__gt=now), project=project
     ).values("item_id")  # this project's assignments only: an item's are always its project's
-    untouched.exclude(pk__in=touched).update(state=QueueState.REMOVED)
+    untouched = untouched.exclude(pk__in=touched)
+    untouched.filter(is_audit=False).update(state=QueueState.REMOVED)
+    # Audit images stay audit images: the untouched ones of earlier rounds count towards this round's
+    # share and move into its order, and only the shortfall is drawn anew (drawn afresh each round,
+    # the ones not reached piled up below every newer round, never labelled).
+    carried = list(untouched.filter(is_audit=True).order_by("-priority", "id").values_list("pk", flat=True))
     queued = set(
         QueueItem.objects.filter(project=project, state=QueueState.OPEN).values_list("image_id", flat=True)
     )
     picks = [p for p in picks if p.image_id not in queued]
 
     n_audit = int(round_half_up(len(picks) * project.audit_fraction / max(1e-9, 1 - project.audit_fraction)))
+    n_audit = max(0, n_audit - len(carried))
     audit_ids: list[int] = []
     if n_audit and project.audit_fraction > 0:
         pick_ids = {p.image_id for p in picks}
@@ -96,7 +100,7 @@ def queue_fill(*, project: Project, round: SelectionRound, picks: list[Pick], se
         ]
         Image.objects.filter(pk__in=audit_ids).update(is_audit=True)
 
-    total = len(picks) + len(audit_ids)
+    total = len(picks) + len(carried) + len(audit_ids)
     items = []
     # Priorities count down from the newest round's top, so new rounds come first and order holds.
     base = float(round.number) * 1_000_000
@@ -107,18 +111,24 @@ def queue_fill(*, project: Project, round: SelectionRound, picks: list[Pick], se
                 score=float(pick.score), reason=pick.reason[:200], annotations_needed=project.annotations_per_image,
             )
         )  # fmt: skip
-    step = len(picks) / max(len(audit_ids), 1)
-    for j, image_id in enumerate(audit_ids):
+    audits: list[int | None] = [*carried, *[None] * len(audit_ids)]  # carried items, then new images
+    step = len(picks) / max(len(audits), 1)
+    new_audit = iter(audit_ids)
+    for j, pk in enumerate(audits):
         # Audit item j goes just before pick (j + 0.5) * step: evenly spread through the batch.
+        priority = base + total - (j + 0.5) * step + 0.5
+        if pk is not None:
+            QueueItem.objects.filter(pk=pk).update(priority=priority, round=round)
+            continue
         items.append(
             QueueItem(
-                project=project, image_id=image_id, round=round, priority=base + total - (j + 0.5) * step + 0.5,
+                project=project, image_id=next(new_audit), round=round, priority=priority,
                 score=0.0, reason="audit sample (random, measures accuracy)", is_audit=True,
                 annotations_needed=project.annotations_per_image,
             )
         )  # fmt: skip
     QueueItem.objects.bulk_create(items)
-    return len(items)
+    return len(items) + len(carried)
 
 
 def round_half_up(x: float) -> int:

@@ -427,3 +427,39 @@ def test_the_retrain_threshold_reads_the_cheap_counter_first(client_for, users, 
     label_one()  # the retrain is still queued: nothing counted, nothing more queued
     assert not any("labelling_image" in sql for sql in check())
     assert Job.objects.filter(project=project, kind="cycle").count() == 1
+
+
+def test_audit_items_carry_into_the_next_round_instead_of_piling_up(client_for, users, project, label):
+    # Eight rounds of 40 picks at a 5 % audit share, 20 labels between rounds (a retrain every 20
+    # labels, as by default): the audit images a round queued but nobody reached move into the next
+    # round's order and count towards its share. Drawn afresh each round, one per round piled up
+    # below every newer round, never labelled (8 open after 8 rounds), while the images stayed
+    # marked audit and out of selection.
+    from django.db import transaction
+
+    from labelling.models import SelectionRound
+    from labelling.services.queue import Pick, queue_fill
+
+    project.audit_fraction = 0.05
+    project.save()
+    images = pool(project, 400)
+    me = client_for(users["annotator"])
+    labelled: set[int] = set()
+    for number in range(1, 9):
+        queued = set(
+            QueueItem.objects.filter(project=project, state="open").values_list("image_id", flat=True)
+        )
+        audit = set(Image.objects.filter(project=project, is_audit=True).values_list("id", flat=True))
+        free = [im for im in images if im.id not in labelled | queued | audit][:40]
+        with transaction.atomic():
+            rnd = SelectionRound.objects.create(
+                project=project, number=number, strategy="random", batch_size=40
+            )
+            queue_fill(project=project, round=rnd, picks=[Pick(im.id, 0.0, "x") for im in free], seed=0)
+        for _ in range(20):
+            body = nxt(me, project)["assignment"]
+            assert submit(me, body["id"], label).status_code == 201
+            labelled.add(body["image"]["id"])
+    assert Annotation.objects.filter(image__is_audit=True).count() == 8  # 5 % of 160
+    assert QueueItem.objects.filter(state="open", is_audit=True).count() <= 2
+    assert Image.objects.filter(is_audit=True).count() <= 10
