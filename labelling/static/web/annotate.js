@@ -41,7 +41,9 @@
       "That image left the queue meanwhile (another annotator flagged it, or its label was imported), so your label was not stored.",
   };
 
+  const IDLE_MS = 5 * 60 * 1000;
   const state = {
+    activeAt: Date.now(), // the annotator's last key or click: an idle page stops checking its holds
     held: [],
     shownId: null, // the assignment whose image is on screen
     shownAt: 0, // performance.now() when it appeared: seconds spent are measured from here
@@ -277,8 +279,10 @@
       // Nothing to label: look again later (a retrain or an admin may bring more).
       const wait = state.emptyReason === "budget_exhausted" ? 30000 : 5000;
       state.pollTimer = setTimeout(refresh, wait);
-    } else {
-      // While labelling: check now and then that what is held is still held (see above).
+    } else if (!document.hidden && Date.now() - state.activeAt < IDLE_MS) {
+      // While labelling: check now and then that what is held is still held (see above). Not on an
+      // idle or hidden page: each check also renews its reservations, and a page left open would
+      // hold its images from everyone; the next answer or key checks again.
       state.pollTimer = setTimeout(refresh, config.checkSeconds * 1000);
     }
   }
@@ -603,6 +607,17 @@
     i: () => toggleDialog("dlg-instructions"),
   };
 
+  for (const type of ["keydown", "pointerdown"]) {
+    document.addEventListener(
+      type,
+      () => {
+        const idle = Date.now() - state.activeAt >= IDLE_MS;
+        state.activeAt = Date.now();
+        if (idle && state.held.length && !state.fetching) refresh(); // back: check the holds at once
+      },
+      { capture: true },
+    );
+  }
   document.addEventListener("keydown", (e) => {
     const open = document.querySelector("dialog[open]");
     if (open) {
