@@ -137,6 +137,50 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     module = torch.jit.load(io.BytesIO(b"".join(blob.streaming_content)))
     assert module(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
+    # The pool changes (an image flagged, one uploaded) and is embedded again: every row is its own
+    # image's embedding. The second embed used to reuse the first one's shards (keyed by encoder
+    # only): the new image got no row, and every row after the flagged image another image's.
+    from labelling.models import Image
+    from workers.jobs.pool import decode_images
+    from workers.jobs.storage import local_copy
+    from workers.jobs.training import load_embeddings
+
+    # Flagged as an engineer would find it: an image no one is asked to label now.
+    flagged = Image.objects.filter(project_id=project_id).exclude(queue_items__state="open").order_by("id")[5]
+    Image.objects.filter(pk=flagged.pk).update(status="flagged")
+    from sklearn.datasets import load_digits
+
+    extra = io.BytesIO()
+    PILImage.fromarray((load_digits().images[400] * 255 / 16).astype(np.uint8)).save(extra, format="PNG")
+    truth["new.png"] = int(load_digits().target[400])
+    up = eng.post(f"/api/projects/{project_id}/images", {"files": [SimpleUploadedFile("new.png", extra.getvalue())]},
+                  format="multipart")  # fmt: skip
+    assert up.status_code == 201, up.content
+    version = EncoderVersion.objects.get(project_id=project_id)
+    before = dict(version.embeddings)
+    started = eng.post(
+        f"/api/projects/{project_id}/jobs",
+        {"kind": "embed", "params": {"encoder_version": version.id}},
+        format="json",
+    )
+    assert started.status_code == 202, started.content
+    assert wait_for_job(started.json()["id"], timeout=180, worker=celery_worker).state == "succeeded"
+    wait_until(lambda: not Job.objects.filter(project_id=project_id, state__in=["queued", "running"]).exists(),
+               timeout=180, worker=celery_worker, what="the cycle after the embedding")  # fmt: skip
+    version.refresh_from_db()
+    ids, Z = load_embeddings(version)
+    assert len(ids) == len(Z) == version.embeddings["count"] == 300  # 301 images, one flagged
+    assert version.embeddings["shards"] != before["shards"]
+    from models_zoo.artifact import EncoderArtifact
+
+    with local_copy(version.artifact_key) as path:
+        artifact = EncoderArtifact.load(path)
+    check = [0, len(ids) // 2, len(ids) - 1]  # the first row, one past the flagged image, the new one
+    rows = [Image.objects.get(pk=int(ids[i])) for i in check]
+    expected = artifact.embed(decode_images(rows, artifact.config.image_size, 3))
+    np.testing.assert_allclose(Z[check], expected, atol=1e-4)
+    assert rows[-1].original_name == "new.png"
+
     # Labels made elsewhere for every image still unlabelled, imported by file name: the retrain
     # the import queues trains on them and, the pool being done, selects nothing and still succeeds;
     # the annotator is told the pool is labelled.

@@ -254,8 +254,10 @@ def _jsonable(value: Any) -> Any:
 # --- embed (a Celery group of chunks) -------------------------------------------------------------
 
 
-def _embedding_keys(version: EncoderVersion, n_chunks: int) -> tuple[str, list[str]]:
-    base = f"embeddings/{version.project_id}/ev-{version.id}"
+def _embedding_keys(version: EncoderVersion, job_id: int, n_chunks: int) -> tuple[str, list[str]]:
+    # One set per embed job: a chunk redelivered to the same job finds its shard and skips it, while
+    # embedding the pool again (it grew, or lost a flagged image) never reuses an older job's rows.
+    base = f"embeddings/{version.project_id}/ev-{version.id}/job-{job_id}"
     return f"{base}/ids.npy", [f"{base}/shard-{i:05d}.npy" for i in range(n_chunks)]
 
 
@@ -268,7 +270,7 @@ def embed(job: Job, progress) -> Any:
     version = EncoderVersion.objects.get(pk=job.params["encoder_version"])
     ids, _X = pool_array(version.project)  # also warms the decoded-pool cache for the chunks
     n_chunks = max(1, math.ceil(len(ids) / EMBED_CHUNK))
-    ids_key, _ = _embedding_keys(version, n_chunks)
+    ids_key, _ = _embedding_keys(version, job.id, n_chunks)
     store_npy(ids, ids_key)
     Job.objects.filter(pk=job.id).update(result={"chunks": n_chunks, "images": int(len(ids))})
     progress(0.0, f"embedding {len(ids):,} images in {n_chunks} chunks", force=True)
@@ -288,7 +290,7 @@ def embed_chunk(job_id: int, index: int) -> None:
     try:
         version = EncoderVersion.objects.get(pk=job.params["encoder_version"])
         n_chunks = int(job.result["chunks"])
-        ids_key, shard_keys = _embedding_keys(version, n_chunks)
+        ids_key, shard_keys = _embedding_keys(version, job_id, n_chunks)
         from django.core.files.storage import default_storage
 
         if not default_storage.exists(shard_keys[index]):
@@ -316,6 +318,9 @@ def _finish_embed(job_id: int, version: EncoderVersion, ids_key: str, shard_keys
             return
         first = load_npy(shard_keys[0])
         count = len(load_npy(ids_key))
+        before = version.embeddings or {}
+        stale = [k for k in [before.get("ids_key"), *before.get("shards", [])] if k and k != ids_key]
+        stale = [k for k in stale if k not in shard_keys]
         version.embeddings = {
             "dim": int(first.shape[1]),
             "count": count,
@@ -332,6 +337,14 @@ def _finish_embed(job_id: int, version: EncoderVersion, ids_key: str, shard_keys
             result={**job.result, "encoder_version": version.id, "next_job": follow.id},
             message=f"{count:,} images embedded; encoder #{version.id} is current",
         )
+        transaction.on_commit(lambda: _forget(stale))  # the previous embedding's files
+
+
+def _forget(keys: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for key in keys:
+        default_storage.delete(key)
 
 
 def load_embeddings(version: EncoderVersion) -> tuple[np.ndarray, np.ndarray]:
