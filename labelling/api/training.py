@@ -7,7 +7,6 @@ import zipfile
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -18,12 +17,17 @@ from rest_framework.views import APIView
 from labelling.api.base import ListApi, paginated, strict
 from labelling.api.jobs import JobOutput, ProjectJobListApi
 from labelling.catalog import SSL_METHODS, STRATEGIES
-from labelling.models import EncoderVersion, ModelVersion, Project, Role, SelectionRound
+from labelling.models import EncoderVersion, ModelVersion, Role, SelectionRound
 from labelling.models.job import TRAINING_KINDS
 from labelling.selectors.access import access_project
 from labelling.selectors.metrics import audit_by_class, forecast, learning_curve
 from labelling.services.errors import InvalidInput, NotFound, PayloadTooLarge
-from labelling.services.training import encoder_version_publish, pretraining_pool_check, training_job_request
+from labelling.services.training import (
+    encoder_version_activate,
+    model_version_activate,
+    pretraining_pool_check,
+    training_job_request,
+)
 
 
 class PretrainParams(serializers.Serializer):
@@ -257,7 +261,7 @@ class EncoderActivateApi(APIView):
         version = _encoder(request, encoder_id)
         if not version.embeddings.get("shards"):
             raise InvalidInput("this encoder version has no embeddings yet", code="not_ready")
-        encoder_version_publish(project=version.project, version=version)
+        encoder_version_activate(version=version)
         version.project.refresh_from_db()
         return Response(EncoderOutput(version).data)
 
@@ -278,15 +282,13 @@ class ModelDetailApi(APIView):
 
 class ModelActivateApi(APIView):
     """Make this model version current, with the encoder version it was trained on (its scores and
-    its head belong to that encoder's embeddings)."""
+    its head belong to that encoder's embeddings); a ``predict`` job writes its predictions over the
+    pool again (suggestions, predictions.csv and the next round follow it)."""
 
     @extend_schema(request=None, responses=ModelOutput, operation_id="models_activate")
     def post(self, request, model_id: int):
         version = _model(request, model_id)
-        with transaction.atomic():
-            Project.objects.filter(pk=version.project_id).update(
-                current_model=version, current_encoder=version.encoder_version
-            )
+        model_version_activate(version=version)
         version.project.refresh_from_db()
         return Response(ModelOutput(version).data)
 

@@ -102,6 +102,27 @@ def job_follow_up(*, job: Job, kind: str, params: dict[str, Any] | None = None) 
 
 
 @transaction.atomic
+def model_version_activate(*, version: ModelVersion) -> Job | None:
+    """An engineer makes an older model version current, with the encoder it was trained on, and
+    its predictions are written over the pool again (the images' suggestions, predictions.csv and
+    the next round follow it): a ``predict`` job, or the training job already on its way."""
+    with transaction.atomic():
+        Project.objects.filter(pk=version.project_id).update(
+            current_model=version, current_encoder=version.encoder_version
+        )
+    return training_job_request(project=version.project, kind="predict", coalesce=True)
+
+
+def encoder_version_activate(*, version: EncoderVersion) -> Job | None:
+    """An engineer makes another encoder version current. A model trained on another encoder's
+    embeddings cannot score this one's rows, so the current model becomes the newest trained on this
+    encoder (none if there is none), and a ``cycle`` trains, predicts and selects on it."""
+    newest = version.model_versions.order_by("-id").first()
+    with transaction.atomic():
+        Project.objects.filter(pk=version.project_id).update(current_encoder=version, current_model=newest)
+    return training_job_request(project=version.project, kind="cycle", coalesce=True)
+
+
 def encoder_version_publish(*, project: Project, version: EncoderVersion) -> None:
     """Make an encoder version (whose embeddings are complete) the project's current one."""
     Project.objects.filter(pk=project.pk).update(current_encoder=version)

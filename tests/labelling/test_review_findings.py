@@ -620,3 +620,33 @@ def test_an_uploaded_file_name_with_a_double_quote_is_stored_as_named(users, pro
     )
     assert response.status_code in (200, 201), response.content
     assert Image.objects.get(project=project).original_name == 'with "quote".png'
+
+
+def test_activating_a_version_brings_its_predictions_and_a_matching_model(users, project, client_for):
+    # A third review: activating an older model left the pool's predictions (suggestions,
+    # predictions.csv) on the newer one; activating another encoder kept a model trained on the
+    # first encoder's rows. Now a model's activation queues a predict job, and an encoder's makes the
+    # newest model of that encoder current (none if it has none) and queues a cycle.
+    from labelling.models import EncoderVersion, Job, ModelVersion
+
+    e1 = EncoderVersion.objects.create(project=project, artifact_key="x", embeddings={"shards": ["s"]})
+    e2 = EncoderVersion.objects.create(project=project, artifact_key="y", embeddings={"shards": ["s"]})
+    old, new = (
+        ModelVersion.objects.create(project=project, encoder_version=e1, mode="probe", artifact_key="m")
+        for _ in range(2)
+    )
+    project.current_encoder, project.current_model = e1, new
+    project.save()
+    eng = client_for(users["engineer"])
+    assert eng.post(f"/api/models/{old.id}/activate").status_code == 200
+    job = Job.objects.get(project=project)
+    assert job.kind == "predict" and job.state == "queued"
+    job.delete()
+    assert eng.post(f"/api/encoders/{e2.id}/activate").status_code == 200
+    project.refresh_from_db()
+    assert project.current_encoder_id == e2.id and project.current_model_id is None
+    assert Job.objects.get(project=project).kind == "cycle"
+    Job.objects.all().delete()
+    assert eng.post(f"/api/encoders/{e1.id}/activate").status_code == 200
+    project.refresh_from_db()
+    assert project.current_model_id == new.id  # the newest of e1's models

@@ -107,6 +107,9 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     assert sum(c["correct"] for c in by_class["classes"]) == round(point["accuracy"] * point["audit_labels"])
     rounds = eng.get(f"/api/projects/{project_id}/rounds").json()["results"]
     assert [r["number"] for r in rounds] == [2, 1]
+    # Each round names the model whose probabilities ranked it: none at cold start, then the one its
+    # cycle trained (it named the model current before the cycle).
+    assert [r["model_version"] for r in rounds] == [models[0]["id"], None]
     items = eng.get(f"/api/projects/{project_id}/rounds/2/items").json()["results"]
     assert items and all(item["reason"] for item in items)
     # Predictions reached the pool, and the annotator sees a suggestion on non-audit items.

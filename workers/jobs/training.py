@@ -479,7 +479,7 @@ def cycle(job: Job, progress) -> dict[str, Any]:
         progress(0.8, "selecting the next batch", force=True)
         if probs is None and model is not None and model.encoder_version_id == version.id:
             probs = _load_probs(model)
-        rnd = _select(job, project, version, ids, Z, train, audit, probs, mc)
+        rnd = _select(job, project, version, ids, Z, train, audit, probs, mc, model)
         if rnd is None:
             result["select"] = "skipped: every image of the pool is labelled, queued or in the audit slice"
         else:
@@ -814,7 +814,9 @@ def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train,
     return sum(1 for v in values if v[2] is not None and v[3] not in reviewed)
 
 
-def _select(job, project, version, ids, Z, train, audit, probs, mc) -> SelectionRound | None:
+def _select(job, project, version, ids, Z, train, audit, probs, mc, model=None) -> SelectionRound | None:
+    """The next round; ``model`` the version whose probabilities (``probs``) rank it: the one this
+    job just trained, or the current one (the project row read at the job's start is older)."""
     from models_zoo import selection
 
     existing = SelectionRound.objects.filter(job=job).first()
@@ -877,7 +879,7 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc) -> Selection
             number=number,
             strategy=strategy,
             requested_strategy=requested,
-            model_version=project.current_model,
+            model_version=model if probs is not None else None,
             encoder_version=version,
             batch_size=len(picks),
             labels_at_selection=int((train >= 0).sum()),
