@@ -237,8 +237,8 @@ def queue_empty_reason(*, project: Project) -> str:
     """Why there is nothing to label: paused, budget_exhausted, preparing (the first pretraining runs),
     waiting_for_model (a retrain runs), pool_labelled (no unlabelled image is left), not_started (no
     pretraining was ever asked for, so no image is coming), training_failed
-    (the queue is empty for everyone and the project's latest training job failed, so no round
-    comes by itself) or queue_empty (for this annotator: the items left are held by others or were
+    (the queue is empty for everyone and the project's latest training job failed or was cancelled,
+    so no round comes by itself) or queue_empty (for this annotator: the items left are held by others or were
     skipped by them, or the next round is yet to be selected)."""
     if project.labelling_paused:
         return "paused"
@@ -256,8 +256,11 @@ def queue_empty_reason(*, project: Project) -> str:
         return "pool_labelled"
     if project.current_encoder_id is None and not training.exists():
         return "not_started"  # nothing comes until someone starts pretraining
-    if training.order_by("-id").values_list("state", flat=True).first() == JobState.FAILED:
-        return "training_failed"
+    if training.order_by("-id").values_list("state", flat=True).first() in (
+        JobState.FAILED,
+        JobState.CANCELLED,
+    ):
+        return "training_failed"  # or cancelled: either way no round comes by itself
     return "queue_empty"
 
 

@@ -369,6 +369,8 @@ def test_empty_queue_says_why(client_for, users, project):
     assert nxt(client, project)["empty_reason"] == "queue_empty"
     QueueItem.objects.filter(project=project).update(state="done")
     assert nxt(client, project)["empty_reason"] == "training_failed"
+    Job.objects.create(project=project, kind="cycle", state="cancelled")  # no round comes either
+    assert nxt(client, project)["empty_reason"] == "training_failed"
     Job.objects.create(project=project, kind="cycle", state="succeeded")
     assert nxt(client, project)["empty_reason"] == "queue_empty"
     Image.objects.filter(project=project).update(status="labelled")  # nothing left in the pool

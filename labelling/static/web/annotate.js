@@ -30,7 +30,7 @@
     not_started:
       "Labelling has not started: an admin starts it from the project's dashboard (Pretrain on the pool). This page checks again every few seconds.",
     training_failed:
-      "Nothing to label: the last model training failed, so no new images are coming by themselves. An admin can retry it from the dashboard; this page checks again every few seconds.",
+      "Nothing to label: the last model training failed or was cancelled, so no new images are coming by themselves. An admin can retry it from the dashboard; this page checks again every few seconds.",
     queue_empty: "Nothing left for you to label right now. New images arrive with the next selection round.",
   };
   const CODE_TEXT = {
