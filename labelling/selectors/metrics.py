@@ -137,6 +137,15 @@ def forecast(project: Project) -> dict[str, Any]:
             projection = None  # it ran to the old budget's end: the next version draws the new one
     if stored.get("target_accuracy", project.target_accuracy) != project.target_accuracy:
         projection = None  # its extent followed the old target
+    if (
+        stored.get("labels_per_image", project.labels_per_training_image())
+        != project.labels_per_training_image()
+    ):
+        at_budget = budget_images = projection = None  # annotations per image or the audit share changed
+    if project.label_budget and not budget_spent:
+        spent = Annotation.objects.filter(image__project=project, imported=False).count()
+        if spent >= project.label_budget:  # spent since the version was trained
+            at_budget, budget_images, budget_spent = None, None, True
     stop = stored.get("stop_rule") or {"fired": False}
     return {
         "target_accuracy": project.target_accuracy,

@@ -314,6 +314,21 @@ def test_the_learning_curve_draws_the_forecast_ahead_with_its_marks(users, proje
     page, api = _forecast(project, users, **{**stored, "budget_spent": True, "accuracy_at_budget": None,
                                                 "budget_images": None})  # fmt: skip
     assert api["budget_spent"] is True and "The budget was spent" in page and "budget-point" not in page
+    # Annotations per image (or the audit share) changed since: the budget's end moved, so the
+    # figure and the curve wait for the next version.
+    page, api = _forecast(project, users, **{**stored, "labels_per_image": 2.0})
+    assert api["accuracy_at_budget"] is None and api["projection"] is None
+    # The budget got spent since the version was trained: said so, no figure.
+    project.label_budget = 6
+    project.save()
+    label = project.label_classes.first()
+    for image in pool(project, 6):
+        Annotation.objects.create(image=image, annotator=users["annotator"], label=label)
+    page, api = _forecast(project, users, **{**stored, "label_budget": 6})
+    assert api["budget_spent"] is True and api["accuracy_at_budget"] is None
+    Annotation.objects.all().delete()
+    project.label_budget = 500
+    project.save()
     # A budget changed since: the curve ran to the old one's end, so it waits for the next version.
     project.label_budget = 200
     project.save()

@@ -665,6 +665,7 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
                 used = Annotation.objects.filter(image__project=project, imported=False).count()
                 left = max(0, project.label_budget - used)
                 forecast["label_budget"] = project.label_budget
+                forecast["labels_per_image"] = project.labels_per_training_image()
                 forecast["budget_spent"] = left == 0
                 if left:
                     ahead = model.train_label_count + left / project.labels_per_training_image()
