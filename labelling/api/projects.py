@@ -163,7 +163,9 @@ class ProjectDetailApi(APIView):
     )
     def delete(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ADMIN)
-        project_delete(project=project, confirm=request.query_params.get("confirm") in ("true", "1", "yes"))
+        project_delete(
+            project=project, confirm=request.query_params.get("confirm", "").lower() in ("true", "1", "yes")
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -116,6 +116,8 @@ def forecast(project: Project) -> dict[str, Any]:
         reach = reachable = None
         note = "the target changed since the last model version; the forecast follows the next one"
     more_images = more_labels = None
+    if reachable is False and not reach and not note:
+        note = f"the fitted curve levels off below {project.target_accuracy:.0%}"
     if reach and reachable is False:  # the curve gets there only beyond the pool's images
         note = (
             f"the curve reaches the target only after about {round(reach[0]):,} training images; "

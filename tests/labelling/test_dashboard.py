@@ -260,6 +260,7 @@ def test_forecast_sentences_out_of_reach_fit_error_and_too_few_label_counts(user
         project, users, labels_to_target=None, reachable=False, target_accuracy=project.target_accuracy
     )
     assert api["reachable"] is False and "looks out of reach" in page
+    assert api["note"] == "the fitted curve levels off below 90%"  # the API says why, too
     ModelVersion.objects.all().delete()
     page, api = _forecast(project, users, error="the curve did not converge")
     assert api["reachable"] is None and "No forecast: the curve did not converge" in page

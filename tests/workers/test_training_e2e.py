@@ -136,6 +136,7 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     assert finetune.state == "succeeded", finetune.error
     newest = eng.get(f"/api/projects/{project_id}/models").json()["results"][0]
     assert newest["mode"] == "consistency" and newest["is_current"]
+    assert f"model #{newest['id']} (audit accuracy" in finetune.message and "audit image" in finetune.message
     blob = eng.get(f"/api/models/{newest['id']}/download")
     module = torch.jit.load(io.BytesIO(b"".join(blob.streaming_content)))
     assert module(torch.rand(2, 1, 8, 8)).shape == (2, 10)

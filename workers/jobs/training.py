@@ -487,7 +487,11 @@ def cycle(job: Job, progress) -> dict[str, Any]:
     acc = model.metrics.get("audit_accuracy") if model is not None else None
     parts = []
     if "model_version" in result:
-        parts.append(f"model #{model.id}" + (f" (audit accuracy {acc:.1%})" if acc is not None else ""))
+        audit = model.metrics.get("audit_labels")
+        on = f" on {audit:,} audit image{'s' if audit != 1 else ''}" if audit else ""
+        parts.append(f"model #{model.id}" + (f" (audit accuracy {acc:.1%}{on})" if acc is not None else ""))
+    elif "predict" in steps and model is not None:
+        parts.append(f"predictions of model #{model.id} written over the pool")
     if "selection_round" in result:
         parts.append(f"round {result['selection_round']} queued")
     elif "select" in result:

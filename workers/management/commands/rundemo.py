@@ -53,7 +53,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="where the web server listens")
         parser.add_argument("--limit", type=int, default=10_000, help="demo pool size")
-        parser.add_argument("--pretrain-minutes", type=float, default=2.0, help="demo pretraining budget")
+        parser.add_argument(
+            "--pretrain-minutes",
+            type=float,
+            default=float(os.environ.get("PRETRAIN_MINUTES", 2.0)),  # the demo's own default: 2
+            help="demo pretraining budget (default: PRETRAIN_MINUTES if set, else 2)",
+        )
 
     def handle(self, *args, addr: str, limit: int, pretrain_minutes: float, **options):
         self.pretrain_minutes = pretrain_minutes
