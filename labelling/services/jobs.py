@@ -124,4 +124,6 @@ def job_cancel(*, job: Job) -> Job:
 
 
 def job_is_cancelled(*, job_id: int) -> bool:
-    return Job.objects.filter(pk=job_id, state=JobState.CANCELLED).exists()
+    """Cancelled, or gone with its deleted project: either way its worker should stop."""
+    state = Job.objects.filter(pk=job_id).values_list("state", flat=True).first()
+    return state is None or state == JobState.CANCELLED

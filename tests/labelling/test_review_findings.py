@@ -650,3 +650,22 @@ def test_activating_a_version_brings_its_predictions_and_a_matching_model(users,
     assert eng.post(f"/api/encoders/{e1.id}/activate").status_code == 200
     project.refresh_from_db()
     assert project.current_model_id == new.id  # the newest of e1's models
+
+
+def test_a_job_deleted_with_its_project_stops_its_worker(users, project):
+    # A third review: deleting a project while its job ran let the worker train to the end and fail
+    # writing the result (IntegrityError). Its progress ticks and commit points now see it gone.
+    from labelling.models import Job
+    from labelling.services.jobs import job_is_cancelled
+    from workers.jobs.base import JobCancelled, Progress
+    from workers.jobs.training import _unless_cancelled
+
+    job = Job.objects.create(project=project, kind="pretrain", state="running")
+    assert not job_is_cancelled(job_id=job.id)
+    job_id = job.id
+    project.delete()
+    assert job_is_cancelled(job_id=job_id)
+    with pytest.raises(JobCancelled):
+        Progress(job_id)(0.5, "training", force=True)
+    with pytest.raises(JobCancelled):
+        _unless_cancelled(job_id)

@@ -212,9 +212,10 @@ def _publish_encoder(job, project, artifact, X, *, source, parent, pretrain_conf
 def _unless_cancelled(job_id: int) -> None:
     """Call inside the transaction that makes a job's work visible (a current model, a queued round,
     the follow-up job): holds the job's row so a cancel waits for the commit, and raises
-    JobCancelled if the job was cancelled already (the transaction then rolls back)."""
+    JobCancelled if the job was cancelled already, or deleted with its project (the transaction then
+    rolls back)."""
     state = Job.objects.select_for_update().filter(pk=job_id).values_list("state", flat=True).first()
-    if state == JobState.CANCELLED:
+    if state is None or state == JobState.CANCELLED:  # None: deleted with its project
         raise JobCancelled()
 
 
