@@ -110,13 +110,26 @@ class JobCreateApi(APIView):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
         data = strict(self.JobCreateInput, request.data)
         kind = data.validated_data["kind"]
-        params_in = PARAMS[kind](data=data.validated_data["params"])
-        if not params_in.is_valid():
-            raise InvalidInput("invalid params", details=params_in.errors)
-        params = dict(params_in.validated_data)
         unknown = set(data.validated_data["params"]) - set(PARAMS[kind]().fields)
         if unknown:
-            raise InvalidInput(f"unknown params for {kind}: {', '.join(sorted(unknown))}")
+            raise InvalidInput(
+                f"unknown params for {kind}: {', '.join(sorted(unknown))}", code="unknown_field"
+            )
+        params_in = PARAMS[kind](data=data.validated_data["params"])
+        if not params_in.is_valid():
+            named = "; ".join(
+                f"{field}: {' '.join(map(str, msgs))}" for field, msgs in params_in.errors.items()
+            )
+            raise InvalidInput(f"invalid params: {named}", details=params_in.errors)
+        params = dict(params_in.validated_data)
+        if kind == "select" and params.get("strategy") == "bald":
+            # BALD reads MC samples of a model trained in the same job; a select job has none (it
+            # used to run margin instead, saying nothing).
+            raise InvalidInput(
+                "bald needs the MC samples of a model trained in the same job: set the project's "
+                "selection_strategy to bald (cycles use it) or choose another strategy",
+                code="invalid",
+            )
         if kind == "pretrain" and params.get("from_encoder"):
             source = EncoderVersion.objects.filter(pk=params["from_encoder"]).first()
             if source is None:

@@ -239,10 +239,11 @@ JSON = {
     ),
     "job: consistency steps on a predict job": (
         "engineer", "post", "/api/projects/{p}/jobs", {"kind": "predict", "params": {"consistency_steps": 5}},
-        400, "invalid",
+        400, "unknown_field",  # as an unknown field of any body
     ),
     "job: unknown param": (
-        "engineer", "post", "/api/projects/{p}/jobs", {"kind": "pretrain", "params": {"gpus": 8}}, 400, "invalid",
+        "engineer", "post", "/api/projects/{p}/jobs", {"kind": "pretrain", "params": {"gpus": 8}}, 400,
+        "unknown_field",
     ),
     "job: another project's encoder": (
         "engineer", "post", "/api/projects/{p}/jobs", {"kind": "pretrain", "params": {"from_encoder": "{e}"}},

@@ -669,3 +669,23 @@ def test_a_job_deleted_with_its_project_stops_its_worker(users, project):
         Progress(job_id)(0.5, "training", force=True)
     with pytest.raises(JobCancelled):
         _unless_cancelled(job_id)
+
+
+def test_job_params_errors_name_the_field_and_bald_is_refused_for_a_select_job(users, project, client_for):
+    # A third review: unknown params answered code "invalid", a bad value's message named no field,
+    # and a select job asked for bald (which needs MC samples only a cycle has) quietly ran margin.
+    from labelling.models import Job
+
+    eng = client_for(users["engineer"])
+    url = f"/api/projects/{project.id}/jobs"
+    r = eng.post(url, {"kind": "select", "params": {"stratgy": "margin"}}, format="json")
+    assert (
+        r.status_code == 400
+        and r.json()["error"]["code"] == "unknown_field"
+        and "stratgy" in r.json()["error"]["message"]
+    )
+    r = eng.post(url, {"kind": "select", "params": {"batch_size": 0}}, format="json")
+    assert r.status_code == 400 and "batch_size" in r.json()["error"]["message"]
+    r = eng.post(url, {"kind": "select", "params": {"strategy": "bald"}}, format="json")
+    assert r.status_code == 400 and "bald needs the MC samples" in r.json()["error"]["message"]
+    assert not Job.objects.exists()
