@@ -225,8 +225,7 @@ class EncoderUploadApi(APIView):
     )
     def post(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
-        data = self.EncoderUploadInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = strict(self.EncoderUploadInput, request.data)  # an unknown field is an error, not dropped
         upload = data.validated_data["file"]
         pretraining_pool_check(project=project)  # the uploaded encoder embeds the pool in a pretrain job
         if upload.size > settings.UPLOAD_MAX_CHECKPOINT_BYTES:

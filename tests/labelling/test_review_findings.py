@@ -498,6 +498,14 @@ def test_an_encoder_upload_is_checked_for_what_it_is_before_a_worker_gets_it(
     assert not Job.objects.exists() and stored_files(_media) == files
     saved = io.BytesIO()
     torch.save({"state_dict": {}}, saved)
+    # An unknown form field is refused, not dropped (a review's -F method=vicreg was silently ignored).
+    f = io.BytesIO(saved.getvalue())
+    f.name = "encoder.pt"
+    response = eng.post(
+        f"/api/projects/{project.id}/encoders/upload", {"file": f, "method": "vicreg"}, format="multipart"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_field"
+    assert not Job.objects.exists() and stored_files(_media) == files
     assert upload(saved.getvalue()).status_code == 202  # what torch.save writes goes to the worker
 
 
