@@ -1,6 +1,24 @@
 from rest_framework.pagination import PageNumberPagination
 
+from labelling.services.errors import InvalidInput
+
 
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        """``page_size`` if given, 1 to 500; anything else is a 400 on every list (DRF's own falls back
+        to the default without a word, so ``?page_size=0`` was ignored where a filter refused it)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= self.max_page_size:
+            raise InvalidInput(
+                f"page_size must be a whole number from 1 to {self.max_page_size}", code="invalid"
+            )
+        return size

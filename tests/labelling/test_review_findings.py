@@ -697,3 +697,13 @@ def test_job_params_errors_name_the_field_and_bald_is_refused_for_a_select_job(u
     r = eng.post(url, {"kind": "select", "params": {"strategy": "bald"}}, format="json")
     assert r.status_code == 400 and "bald needs the MC samples" in r.json()["error"]["message"]
     assert not Job.objects.exists()
+
+
+def test_every_list_refuses_a_bad_page_size(users, project, client_for):
+    # A third review: rounds?page_size=0 was ignored (DRF's default) where images?page_size=0 was a 400.
+    eng = client_for(users["engineer"])
+    for url in (f"/api/projects/{project.id}/rounds", f"/api/projects/{project.id}/images", "/api/projects"):
+        for bad in ("0", "-3", "501", "ten"):
+            r = eng.get(url, {"page_size": bad})
+            assert r.status_code == 400 and "page_size" in r.json()["error"]["message"], (url, bad)
+        assert eng.get(url, {"page_size": "2"}).status_code == 200
