@@ -18,7 +18,7 @@ from labelling.models import Annotation, Assignment, Image, Project, QueueItem
 from labelling.models.image import ImageStatus
 from labelling.models.job import JobState
 from labelling.models.queue import AssignmentState, QueueState
-from labelling.selectors.metrics import audit_by_class, forecast, learning_curve
+from labelling.selectors.metrics import audit_by_class, forecast, given_labels, learning_curve
 from labelling.selectors.review import review_counts
 
 BURN_WINDOW = timedelta(days=7)
@@ -51,7 +51,7 @@ def budget_state(project: Project) -> dict[str, Any]:
     labelling (all annotators together, breaks left out), and how many hours of labelling at that
     rate the budget has left."""
     now = timezone.now()
-    labels = Annotation.objects.filter(image__project=project, imported=False)  # imports spend no budget
+    labels = given_labels(project)
     used = labels.count()
     recent = list(
         labels.filter(created_at__gte=now - BURN_WINDOW)
@@ -133,7 +133,7 @@ def annotator_stats(project: Project) -> list[dict[str, Any]]:
     median seconds per label, agreement with other annotators on overlap images and with the hidden
     reference on audit images."""
     rows = list(
-        Annotation.objects.filter(image__project=project, imported=False)
+        given_labels(project)
         .values_list("annotator__username", "image_id", "label_id", "seconds_spent", "created_at",
                      "image__reference_label_id", "image__is_audit")
         .order_by("created_at")

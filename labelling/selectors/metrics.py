@@ -12,6 +12,12 @@ from labelling.models import Annotation, Project
 from labelling.models.image import ImageStatus
 
 
+def given_labels(project: Project):
+    """The labels given in this project's queue: what its budget spends and its annotators' figures
+    count (imported labels are neither)."""
+    return Annotation.objects.filter(image__project=project, imported=False)
+
+
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion ``correct / n`` ((0, 1) when n = 0)."""
     if n == 0:
@@ -145,7 +151,7 @@ def forecast(project: Project) -> dict[str, Any]:
     ):
         at_budget = budget_images = projection = None  # annotations per image or the audit share changed
     if project.label_budget and not budget_spent:
-        spent = Annotation.objects.filter(image__project=project, imported=False).count()
+        spent = given_labels(project).count()
         if spent >= project.label_budget:  # spent since the version was trained
             at_budget, budget_images, budget_spent = None, None, True
     stop = stored.get("stop_rule") or {"fired": False}

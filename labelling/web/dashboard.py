@@ -16,7 +16,6 @@ from labelling.models import Image, Role
 from labelling.models.project import LABEL_BUDGET_MAX
 from labelling.selectors.access import projects_for_user, role_in
 from labelling.selectors.dashboard import (
-    budget_state,
     flagged_images,
     jobs_summary,
     model_version_label_counts,
@@ -24,6 +23,7 @@ from labelling.selectors.dashboard import (
     project_dashboard,
     recent_rounds,
 )
+from labelling.selectors.metrics import given_labels
 from labelling.services.errors import ServiceError
 from labelling.services.images import uploaded_files_ingest
 from labelling.services.invites import (
@@ -124,7 +124,7 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             project_update(
                 project=project, label_budget=budget_from_form(request.POST.get("label_budget", ""))
             )
-            used = budget_state(project)["labels_used"]
+            used = given_labels(project).count()
             if project.label_budget is not None and used >= project.label_budget:
                 messages.warning(
                     request,

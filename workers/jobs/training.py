@@ -33,7 +33,7 @@ from labelling.models import (
 )
 from labelling.models.image import ImageStatus
 from labelling.models.job import JobKind, JobState
-from labelling.selectors.metrics import wilson_interval
+from labelling.selectors.metrics import given_labels, wilson_interval
 from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress
 from labelling.services.queue import Pick, queue_fill
 from labelling.services.training import encoder_version_publish, job_follow_up, model_version_publish
@@ -667,7 +667,7 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
             if project.label_budget:
                 # Where the budget ends, in training images: those trained on now, plus what the
                 # labels left buy (imported labels spent none of it), and no more than the pool has.
-                used = Annotation.objects.filter(image__project=project, imported=False).count()
+                used = given_labels(project).count()
                 left = max(0, project.label_budget - used)
                 forecast["label_budget"] = project.label_budget
                 forecast["labels_per_image"] = project.labels_per_training_image()
