@@ -160,6 +160,11 @@ class ProjectDetailApi(APIView):
         ],
         responses={204: None},
         operation_id="projects_destroy",
+        description=(
+            "Deletes the project, its pool, labels, jobs and versions, and its stored files: images no"
+            " other project has, their thumbnails, and every encoder, embedding, model and upload."
+            " A project with labels needs confirm=true (409 project_has_labels): export them first."
+        ),
     )
     def delete(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ADMIN)

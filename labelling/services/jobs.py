@@ -73,12 +73,35 @@ def job_start(*, job_id: int) -> Job | None:
                 " (out of memory? a crash in native code?); it is not retried again"
             )
             job.save(update_fields=["state", "message", "finished_at", "error"])
+            _job_uploads_forget(job_id)
             return None
         job.state = JobState.RUNNING
         job.started_at = job.started_at or timezone.now()
         job.deliveries += 1
         job.save(update_fields=["state", "started_at", "deliveries"])
     return job
+
+
+# Params naming an uploaded file the job consumes (a zip to import, a checkpoint to start from), and the
+# folders such files live in: once the job has ended, however it ended, nothing reads the file again.
+_UPLOAD_PARAMS = ("storage_key", "upload_key")
+_UPLOAD_FOLDERS = ("imports/", "uploads/")
+
+
+def _job_uploads_forget(job_id: int) -> None:
+    """Delete the uploaded files an ended job consumed, once the surrounding transaction commits
+    (a job cancelled while queued never ran to delete them; a worker killed mid-job redelivers,
+    so the files stay until then)."""
+    from labelling.services.storage import storage_file_delete
+
+    params = Job.objects.filter(pk=job_id).values_list("params", flat=True).first() or {}
+    keys = [
+        key
+        for key in (params.get(name) for name in _UPLOAD_PARAMS)
+        if isinstance(key, str) and key.startswith(_UPLOAD_FOLDERS)
+    ]
+    if keys:
+        transaction.on_commit(lambda: [storage_file_delete(key) for key in keys])
 
 
 def job_progress(*, job_id: int, fraction: float, message: str = "") -> None:
@@ -89,30 +112,37 @@ def job_progress(*, job_id: int, fraction: float, message: str = "") -> None:
 
 def job_finish(*, job_id: int, result: dict[str, Any], message: str = "done") -> bool:
     """Mark a running job succeeded; a job cancelled meanwhile stays cancelled (returns False)."""
-    return bool(
-        Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(
-            state=JobState.SUCCEEDED,
-            progress=1.0,
-            result=result,
-            message=message[:500],
-            finished_at=timezone.now(),
-        )
+    finished = Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(
+        state=JobState.SUCCEEDED,
+        progress=1.0,
+        result=result,
+        message=message[:500],
+        finished_at=timezone.now(),
     )
+    if finished:
+        _job_uploads_forget(job_id)
+    return bool(finished)
 
 
 def job_fail(*, job_id: int, error: str) -> None:
-    Job.objects.filter(pk=job_id).exclude(state__in=FINISHED_STATES).update(
-        state=JobState.FAILED, error=error[:10_000], message="failed", finished_at=timezone.now()
-    )
+    if (
+        Job.objects.filter(pk=job_id)
+        .exclude(state__in=FINISHED_STATES)
+        .update(state=JobState.FAILED, error=error[:10_000], message="failed", finished_at=timezone.now())
+    ):
+        _job_uploads_forget(job_id)
 
 
 def job_cancel(*, job: Job) -> Job:
     """Ask a job to stop: a queued one never starts, a running one stops at its next progress check.
     A job that already succeeded or failed cannot be cancelled (Conflict); cancelling a cancelled
     one again is a no-op."""
-    Job.objects.filter(pk=job.pk).exclude(state__in=FINISHED_STATES).update(
-        state=JobState.CANCELLED, message="cancelled", finished_at=timezone.now()
-    )
+    if (
+        Job.objects.filter(pk=job.pk)
+        .exclude(state__in=FINISHED_STATES)
+        .update(state=JobState.CANCELLED, message="cancelled", finished_at=timezone.now())
+    ):
+        _job_uploads_forget(job.pk)
     job.refresh_from_db()
     if job.state in (JobState.SUCCEEDED, JobState.FAILED):
         raise Conflict(

@@ -258,8 +258,10 @@ def _reservations_trim_to_budget(project: Project) -> None:
 
 def project_delete(*, project: Project, confirm: bool) -> None:
     """Delete a project, its pool and its labels. Labels are the one thing money was spent on, so a
-    project that has any is only deleted with ``confirm``; stored bytes no other project uses go too."""
-    from django.core.files.storage import default_storage
+    project that has any is only deleted with ``confirm``. Its stored files go once the deletion
+    commits: image bytes (and thumbnails) no other project uses, and every artifact its jobs wrote
+    (a job still running stops at its next progress check)."""
+    from labelling.services.storage import image_bytes_delete, project_files_delete
 
     labels = Annotation.objects.filter(image__project=project).count()
     if labels and not confirm:
@@ -268,6 +270,7 @@ def project_delete(*, project: Project, confirm: bool) -> None:
             code="project_has_labels",
         )
     keys = set(project.images.values_list("storage_key", flat=True))
+    project_id = project.pk  # delete() sets it to None
     with transaction.atomic():
         Annotation.objects.filter(image__project=project).delete()
         # Model versions first: each PROTECTs its encoder version, which the project's cascade
@@ -278,6 +281,7 @@ def project_delete(*, project: Project, confirm: bool) -> None:
     def forget_files() -> None:
         still_used = set(Image.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
         for key in keys - still_used:
-            default_storage.delete(key)
+            image_bytes_delete(key)
+        project_files_delete(project_id)
 
     transaction.on_commit(forget_files)

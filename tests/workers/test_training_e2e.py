@@ -4,6 +4,7 @@ upload, pretrain (tiny budget), the cold-start round, labels, an automatic cycle
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,6 +204,19 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     assert newest["is_current"] and newest["train_label_count"] > 200
     assert ann.get(f"/api/projects/{project_id}/queue/next").json()["empty_reason"] == "pool_labelled"
 
+    # One decoded pool is kept (the pool changed twice: one array per pool was left before), and
+    # deleting the project deletes every file it stored: images, thumbnails and every artifact.
+    from django.conf import settings
+
+    media = Path(settings.MEDIA_ROOT)
+    assert len(list((media / "cache" / "pool" / str(project_id)).iterdir())) == 1
+    assert eng.get(f"/api/images/{flagged.id}/thumbnail").status_code == 200
+    stored = {p.relative_to(media).parts[0] for p in media.rglob("*") if p.is_file()}
+    assert {"images", "thumbs", "encoders", "embeddings", "models", "cache"} <= stored, stored
+    assert eng.delete(f"/api/projects/{project_id}?confirm=true").status_code == 204  # its creator
+    left = [p.relative_to(media) for p in media.rglob("*") if p.is_file()]
+    assert left == [], left[:10]
+
 
 def _all(client, url):
     out, page = [], 1
@@ -261,10 +275,13 @@ def test_cancel_stops_a_running_pretrain(celery_worker, client_for, users, proje
     job_id = eng.post(
         f"/api/projects/{project.id}/jobs", {"kind": "pretrain", "params": {"max_minutes": 10}}, format="json"
     ).json()["id"]
+    from workers.jobs.training import pretrain_checkpoint_path
+
+    checkpoint = pretrain_checkpoint_path(Job.objects.get(pk=job_id))  # the worker's VAR_DIR is ours
     wait_until(
-        lambda: Job.objects.get(pk=job_id).message.startswith("step"),
+        lambda: Job.objects.get(pk=job_id).message.startswith("step") and checkpoint.exists(),
         worker=celery_worker,
-        what="training steps",
+        what="training steps and a checkpoint",
     )
     cancelled = eng.post(f"/api/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
@@ -278,6 +295,7 @@ def test_cancel_stops_a_running_pretrain(celery_worker, client_for, users, proje
     assert Job.objects.get(pk=job_id).state == "cancelled"
     assert not EncoderVersion.objects.filter(project=project).exists()
     assert not Job.objects.filter(project=project, kind="embed").exists()
+    assert not checkpoint.exists()  # a cancelled job never resumes: its checkpoint went with it
 
 
 def _png() -> bytes:

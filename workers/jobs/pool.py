@@ -66,13 +66,23 @@ def pool_array(project: Project, progress=None) -> tuple[np.ndarray, np.ndarray]
     side = side_for(images)
     # "|b8": decoded through as_8bit (arrays cached before it had 16-bit images clipped).
     digest = hashlib.sha256(("|".join(im.sha256 for im in images) + f"|{side}|b8").encode()).hexdigest()[:24]
-    key = f"cache/pool/{project.id}/{digest}.npy"
+    folder = f"cache/pool/{project.id}"
+    key = f"{folder}/{digest}.npy"
     if default_storage.exists(key):
-        return ids, load_npy(key)
+        try:
+            return ids, load_npy(key)
+        except FileNotFoundError:  # a job that saw the pool change deleted it meanwhile: decode
+            pass
     rgb = decode_images(images, side, 3, progress)
     grey = bool(rgb.size) and bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
     X = rgb[..., 0].copy() if grey else rgb
     store_npy(X, key)
+    # One decoded pool per project: the arrays of earlier pools (a whole pool each, before an
+    # upload or a flag changed it) are not read again. Writers' temp files (".name.pid.tmp") stay.
+    _, names = default_storage.listdir(folder)
+    for name in names:
+        if name != f"{digest}.npy" and not name.startswith("."):
+            default_storage.delete(f"{folder}/{name}")
     return ids, X
 
 

@@ -147,7 +147,11 @@ def pretrain(job: Job, progress) -> dict[str, Any]:
                 X, cfg, checkpoint_path=checkpoint, progress=report, should_stop=_stopper(job.id), init=init
             )
     except TrainingCancelled:
+        checkpoint.unlink(missing_ok=True)  # a cancelled job never resumes
         raise JobCancelled() from None
+    except Exception:
+        checkpoint.unlink(missing_ok=True)  # nor does a failed one (a killed worker raises nothing)
+        raise
     artifact.metadata.update(
         {
             "job": job.id,
