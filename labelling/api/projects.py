@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -67,6 +67,40 @@ class LabelInput(serializers.Serializer):
     hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": 100, "description": "the label's name"},
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "hotkey": {"type": "string", "maxLength": 1},
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+)
+class LabelItemField(serializers.Field):
+    """One label of a new project: its name, or ``{"name", "hotkey"}`` to choose its key."""
+
+    default_error_messages = {"invalid": 'a label is a name or an object {{"name", "hotkey"}}'}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = {"name": data}
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        unknown = set(data) - set(LabelInput().fields)
+        if unknown:
+            raise serializers.ValidationError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+        label = LabelInput(data=data)
+        label.is_valid(raise_exception=True)
+        return dict(label.validated_data)
+
+
 class ProjectFields(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     instructions = serializers.CharField(required=False, allow_blank=True, max_length=50_000)
@@ -115,7 +149,12 @@ def _with_counts(qs):
 class ProjectListApi(ListApi):
     class ProjectCreateInput(ProjectFields):
         name = serializers.CharField(max_length=200)
-        labels = LabelInput(many=True, min_length=2, max_length=1000)
+        labels = serializers.ListField(
+            child=LabelItemField(),
+            min_length=2,
+            max_length=1000,
+            help_text='names (["boot", "sandal"]) or objects with a hotkey ([{"name": "boot", "hotkey": "b"}])',
+        )
 
     @extend_schema(responses=ProjectOutput(many=True), operation_id="projects_list")
     def get(self, request):
@@ -129,7 +168,7 @@ class ProjectListApi(ListApi):
     def post(self, request):
         data = strict(self.ProjectCreateInput, request.data)
         fields = dict(data.validated_data)
-        labels = [dict(label) for label in fields.pop("labels")]
+        labels = fields.pop("labels")
         project = project_create(name=fields.pop("name"), labels=labels, created_by=request.user, **fields)
         project = _with_counts(Project.objects.filter(pk=project.pk)).get()
         return Response(self._out(project).data, status=status.HTTP_201_CREATED)

@@ -164,7 +164,11 @@ _P = "/api/projects"
 JSON = {
     "project: labels missing": ("admin", "post", _P, {"name": "x"}, 400, "invalid"),
     "project: one label": ("admin", "post", _P, {"name": "x", "labels": [{"name": "a"}]}, 400, "invalid"),
-    "project: label is a string": ("admin", "post", _P, {"name": "x", "labels": ["a", "b"]}, 400, "invalid"),
+    "project: label is a number": ("admin", "post", _P, {"name": "x", "labels": [1, 2]}, 400, "invalid"),
+    "project: label with an unknown field": (
+        "admin", "post", _P, {"name": "x", "labels": ["a", {"name": "b", "colour": "red"}]}, 400, "invalid",
+    ),
+    "project: empty label name": ("admin", "post", _P, {"name": "x", "labels": ["a", ""]}, 400, "invalid"),
     "project: duplicate labels": (
         "admin", "post", _P, {"name": "x", "labels": [{"name": "a"}, {"name": "a"}]}, 400, None,
     ),

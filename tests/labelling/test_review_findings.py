@@ -707,3 +707,17 @@ def test_every_list_refuses_a_bad_page_size(users, project, client_for):
             r = eng.get(url, {"page_size": bad})
             assert r.status_code == 400 and "page_size" in r.json()["error"]["message"], (url, bad)
         assert eng.get(url, {"page_size": "2"}).status_code == 200
+
+
+def test_a_project_takes_its_labels_as_plain_names_or_objects(users, client_for):
+    # A third review: `"labels": ["boot", "sandal"]` was a 400 (each label had to be an object).
+    admin = client_for(users["admin"])
+    r = admin.post("/api/projects", {"name": "Shoes", "labels": ["boot", {"name": "sandal", "hotkey": "s"}]},
+                   format="json")  # fmt: skip
+    assert r.status_code == 201, r.content
+    assert [(label["name"], label["hotkey"]) for label in r.json()["labels"]] == [
+        ("boot", "1"),
+        ("sandal", "s"),
+    ]
+    r = admin.post("/api/projects", {"name": "Dup", "labels": ["boot", {"name": "boot"}]}, format="json")
+    assert r.status_code == 400, r.content
