@@ -36,6 +36,23 @@ def strict(serializer_class, data, **kwargs):
     return serializer
 
 
+def strict_query(serializer_class, request, *, lists: tuple[str, ...] = ()):
+    """Validate the query string like a body (:func:`strict`). A parameter given twice is an error
+    (only its last value counted before), except those named in ``lists``: each of these arrives as
+    a list of every value given, repeated or comma-separated (``status=a&status=b``, ``status=a,b``)."""
+    data = {}
+    for name, values in request.query_params.lists():
+        if name in lists:
+            data[name] = [part for value in values for part in value.split(",") if part]
+        elif len(values) > 1:
+            raise InvalidInput(
+                f"the parameter {name} is given {len(values)} times; give it once", code="invalid"
+            )
+        else:
+            data[name] = values[0]
+    return strict(serializer_class, data)
+
+
 def guard_request_size(request, limit: int) -> None:
     """413 before reading a body its Content-Length says is over ``limit`` bytes."""
     try:

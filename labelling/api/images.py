@@ -14,7 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelling.api.base import ListApi, guard_request_size, paginated, strict
+from labelling.api.base import ListApi, guard_request_size, paginated, strict_query
 from labelling.api.jobs import JobOutput
 from labelling.models import Image, Role
 from labelling.models.image import ImageStatus
@@ -46,7 +46,11 @@ MAX_ID = 2**63 - 1  # the largest id a database column holds; SQLite overflows o
 
 
 class ImageFilter(serializers.Serializer):
-    status = serializers.ChoiceField(choices=ImageStatus.values, required=False)
+    status = serializers.ListField(
+        child=serializers.ChoiceField(choices=ImageStatus.values),
+        required=False,
+        help_text="one status, or several: repeated (status=unlabelled&status=flagged) or comma-separated",
+    )
     predicted_label = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     min_confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
     max_confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
@@ -81,10 +85,10 @@ class ImageListApi(ListApi):
     @extend_schema(parameters=[ImageFilter], responses=ImageOutput(many=True), operation_id="images_list")
     def get(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
-        filters = strict(ImageFilter, request.query_params.dict()).validated_data
+        filters = strict_query(ImageFilter, request, lists=("status",)).validated_data
         qs = project.images.all().order_by("id")
-        if "status" in filters:
-            qs = qs.filter(status=filters["status"])
+        if filters.get("status"):
+            qs = qs.filter(status__in=filters["status"])
         if "predicted_label" in filters:
             qs = qs.filter(predicted_label_id=filters["predicted_label"])
         if "min_confidence" in filters:

@@ -721,3 +721,27 @@ def test_a_project_takes_its_labels_as_plain_names_or_objects(users, client_for)
     ]
     r = admin.post("/api/projects", {"name": "Dup", "labels": ["boot", {"name": "boot"}]}, format="json")
     assert r.status_code == 400, r.content
+
+
+def test_the_image_list_takes_several_statuses_and_refuses_a_repeated_filter(users, project, client_for):
+    # A third review: ?status=flagged&status=labelled listed the labelled images only (the last value).
+    from labelling.models import Image
+
+    images = pool(project, 3)
+    Image.objects.filter(pk=images[0].pk).update(status="flagged")
+    Image.objects.filter(pk=images[1].pk).update(status="labelled")
+    eng = client_for(users["engineer"])
+    url = f"/api/projects/{project.id}/images"
+
+    def ids(query):
+        r = eng.get(f"{url}?{query}")
+        assert r.status_code == 200, r.content
+        return [row["id"] for row in r.json()["results"]]
+
+    both = sorted([images[0].id, images[1].id])
+    assert ids("status=flagged&status=labelled") == ids("status=flagged,labelled") == both
+    assert ids("status=unlabelled") == [images[2].id] and len(ids("")) == 3
+    r = eng.get(f"{url}?status=flaged")
+    assert r.status_code == 400 and "flaged" in r.json()["error"]["message"]
+    r = eng.get(f"{url}?min_confidence=0.1&min_confidence=0.9")
+    assert r.status_code == 400 and "min_confidence is given 2 times" in r.json()["error"]["message"]
