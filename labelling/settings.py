@@ -218,6 +218,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # <id:...> (labelling/converters.py): digits, at most 18 of them.
+    # A project's selection_strategy and a job's strategy param are the same choice set.
+    "ENUM_NAME_OVERRIDES": {"StrategyEnum": "labelling.catalog.STRATEGIES"},
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
     # The default enum hook, then the shared error body on every operation (labelling/api/schema.py).
     "POSTPROCESSING_HOOKS": [

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,6 +72,24 @@ PARAMS = {
 }
 
 
+def _job_input(kind: str) -> type[serializers.Serializer]:
+    """The request body of a job of one kind, for the schema: its kind and that kind's params."""
+    fields = {
+        "kind": serializers.ChoiceField(choices=[kind]),
+        "params": PARAMS[kind](required=False, help_text=f"what a {kind} job takes; every one optional"),
+    }
+    name = "".join(part.title() for part in kind.split("_")) + "JobInput"
+    return type(name, (serializers.Serializer,), fields)
+
+
+# One body per kind in the schema (a discriminated oneOf on "kind"), so clients see each kind's params.
+JOB_INPUT_SCHEMA = PolymorphicProxySerializer(
+    component_name="JobCreateInput",
+    serializers={kind: _job_input(kind) for kind in TRAINING_KINDS},
+    resource_type_field_name="kind",
+)
+
+
 def _check_checkpoint_archive(upload) -> None:
     """What can be told of an encoder checkpoint without loading it (the web process has no torch):
     torch.save writes a zip with a data.pkl; a TorchScript file (what a model download is) has its
@@ -105,7 +123,7 @@ class JobCreateApi(APIView):
         kind = serializers.ChoiceField(choices=TRAINING_KINDS)
         params = serializers.DictField(required=False, default=dict)
 
-    @extend_schema(request=JobCreateInput, responses={202: JobOutput}, operation_id="jobs_create")
+    @extend_schema(request=JOB_INPUT_SCHEMA, responses={202: JobOutput}, operation_id="jobs_create")
     def post(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
         data = strict(self.JobCreateInput, request.data)

@@ -57,6 +57,15 @@ def test_schema_is_served_and_lists_every_api_route(client_for, users):
         if not str(p.pattern).startswith(("schema", "docs"))
     }
     assert api_routes <= paths, api_routes - paths
+    # A job's body is one shape per kind, each with its own params (one untyped object before).
+    schemas = schema["components"]["schemas"]
+    body = schemas["JobCreateInputRequest"]
+    assert body["discriminator"]["propertyName"] == "kind" and len(body["oneOf"]) == 6
+    assert {"max_minutes", "method", "from_encoder"} <= set(schemas["PretrainParamsRequest"]["properties"])
+    assert "consistency_steps" in schemas["TrainParamsRequest"]["properties"]
+    # A new project's labels: names or objects.
+    labels = schemas["ProjectCreateInputRequest"]["properties"]["labels"]["items"]
+    assert [v["type"] for v in labels["oneOf"]] == ["string", "object"]
 
 
 def test_compose_file_is_valid():
