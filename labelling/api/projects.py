@@ -135,7 +135,13 @@ class ProjectFields(serializers.Serializer):
         "(at least 100 training labels apart) reaches this (default 0.99, Bloodgood & Vijay-Shanker); lower stops sooner at some accuracy",
     )
     cycle_every = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
-    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
+    batch_size = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=10_000,
+        help_text="images per selection round, at least (default 40): a retrain's round grows to outlast the "
+        "next retrain at the team's labelling pace",
+    )
     reservation_minutes = serializers.IntegerField(required=False, min_value=1, max_value=24 * 60)
 
 

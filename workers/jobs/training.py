@@ -13,12 +13,14 @@ import math
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from labelling.catalog import MIN_PRETRAIN_POOL, NEEDS_MODEL
 from labelling.models import (
@@ -489,6 +491,8 @@ def cycle(job: Job, progress) -> dict[str, Any]:
             result["select"] = "skipped: every image of the pool is labelled, queued or in the audit slice"
         else:
             result["selection_round"] = rnd.number
+            if getattr(rnd, "grown", ""):
+                result["round_size"] = rnd.grown
     acc = model.metrics.get("audit_accuracy") if model is not None else None
     parts = []
     if "model_version" in result:
@@ -498,7 +502,10 @@ def cycle(job: Job, progress) -> dict[str, Any]:
     elif "predict" in steps and model is not None:
         parts.append(f"predictions of model #{model.id} written over the pool")
     if "selection_round" in result:
-        parts.append(f"round {result['selection_round']} queued")
+        parts.append(
+            f"round {result['selection_round']} queued"
+            + (f" ({result['round_size']})" if result.get("round_size") else "")
+        )
     elif "select" in result:
         parts.append("nothing left to select: every image of the pool is labelled or queued")
     result["_message"] = "; ".join(parts) or "nothing to do"
@@ -824,6 +831,50 @@ def _write_label_issues(project: Project, ids: np.ndarray, Z: np.ndarray, train,
     return sum(1 for v in values if v[2] is not None and v[3] not in reviewed)
 
 
+# How far back the labelling pace is measured, and the margin a round keeps over one retrain.
+PACE_WINDOW_S = 300
+PACE_MARGIN = 1.5
+ROUND_MAX = 10_000  # as a select job's batch_size
+
+
+def round_size(job, project, *, now=None) -> tuple[int, str]:
+    """Items the next round queues (before its audit share), and why, when not the project's batch.
+
+    A batch_size the job was given is taken as it is. Otherwise at least the project's batch_size,
+    and, in a retrain, enough for annotators to keep labelling until the round after it is queued:
+    that round comes after ``cycle_every`` more training images and one more retrain, and at the pace
+    of the last five minutes a retrain of this one's length (so far) takes ``pace x length`` labels;
+    a round shorter than that left annotators waiting at every retrain. The rest of a round nobody
+    reached is dropped when the next one is queued, so a longer round costs selection time only.
+    Never more than the budget left can label, nor 10,000."""
+    asked = job.params.get("batch_size")
+    if asked:
+        return int(asked), ""
+    base = project.batch_size
+    if job.kind not in ("cycle", "finetune") or job.started_at is None:
+        return base, ""
+    now = now or timezone.now()
+    first = given_labels(project).order_by("created_at").values_list("created_at", flat=True).first()
+    if first is None:
+        return base, ""
+    window = max(30.0, min(PACE_WINDOW_S, (now - first).total_seconds()))
+    recent = given_labels(project).filter(created_at__gte=now - timedelta(seconds=window)).count()
+    per_second = recent / window
+    retrain_s = max(0.0, (now - job.started_at).total_seconds())
+    during = PACE_MARGIN * per_second * retrain_s / max(1, project.annotations_per_image)  # images
+    size = min(ROUND_MAX, max(base, project.cycle_every, math.ceil(during)))
+    if project.label_budget is not None:  # no more than the budget left can still label
+        left = max(0, project.label_budget - given_labels(project).count())
+        size = min(size, max(base, math.ceil(left / max(1, project.annotations_per_image))))
+    if size <= base:
+        return base, ""
+    pace = per_second * 60
+    return size, (
+        f"{size} images, not {base}: at {pace:.0f} labels a minute a {retrain_s:.0f} s retrain"
+        " would empty a shorter queue"
+    )
+
+
 def _select(job, project, version, ids, Z, train, audit, probs, mc, model=None) -> SelectionRound | None:
     """The next round; ``model`` the version whose probabilities (``probs``) rank it: the one this
     job just trained, or the current one (the project row read at the job's start is older)."""
@@ -851,7 +902,9 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc, model=None) 
         ]
     )
     mask |= (train >= 0) | (audit >= 0)
-    batch = int(job.params.get("batch_size") or project.batch_size)
+    batch, grown = round_size(job, project)
+    if grown:
+        log.info("job %s: round of %s", job.id, grown)
     if (~mask).sum() == 0:
         return None  # every image is labelled, queued or audit: a finished pool, not a failed job
     from models_zoo.encoders import learned_part
@@ -895,4 +948,5 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc, model=None) 
             labels_at_selection=int((train >= 0).sum()),
         )
         queue_fill(project=project, round=rnd, picks=picks, seed=project.id)
+    rnd.grown = grown  # for the job's message
     return rnd

@@ -1,0 +1,55 @@
+"""A retrain's round outlasts the next retrain at the pace annotators label (they waited at every
+retrain when they labelled faster than a retrain ran: a review's two annotators at 1 label/s)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from labelling.models import Annotation, Job
+from tests.factories import pool
+from workers.jobs.training import round_size
+
+pytestmark = pytest.mark.django_db
+
+
+def _labels(project, annotator, n: int, *, over_s: float, now, imported: bool = False) -> None:
+    label = project.label_classes.first()
+    images = pool(project, n, seed=len(Annotation.objects.all()) + 100 * imported)
+    for k, image in enumerate(images):
+        a = Annotation.objects.create(image=image, annotator=annotator, label=label, imported=imported)
+        Annotation.objects.filter(pk=a.pk).update(created_at=now - timedelta(seconds=over_s * (k + 1) / n))
+
+
+def test_a_round_grows_to_cover_a_retrain_at_the_labelling_pace(project, users):
+    now = timezone.now()
+    project.batch_size, project.cycle_every = 40, 20
+    job = Job.objects.create(project=project, kind="cycle", started_at=now - timedelta(seconds=60))
+    assert round_size(job, project, now=now) == (40, "")  # nobody has labelled yet
+    # 120 labels over the last two minutes: 1 a second; a 60 s retrain takes 60 more, 90 with the margin.
+    _labels(project, users["annotator"], 120, over_s=120, now=now)
+    size, why = round_size(job, project, now=now)
+    assert size == 90 and "60 labels a minute" in why and "60 s retrain" in why
+    # Imported labels are no one's pace; three labels per image need a third of the images.
+    _labels(project, users["engineer"], 60, over_s=60, now=now, imported=True)
+    project.annotations_per_image = 3
+    assert round_size(job, project, now=now) == (40, "")
+    project.annotations_per_image = 1
+    # A slow retrain at that pace: more; the budget left caps it (never under batch_size).
+    slow = Job.objects.create(project=project, kind="cycle", started_at=now - timedelta(seconds=600))
+    assert round_size(slow, project, now=now)[0] == 900
+    project.label_budget = 120 + 300
+    assert round_size(slow, project, now=now)[0] == 300
+    project.label_budget = 130
+    assert round_size(slow, project, now=now) == (40, "")
+    # An engineer's batch_size is taken as given; a select job (no retrain) keeps the project's.
+    asked = Job.objects.create(project=project, kind="cycle", params={"batch_size": 7}, started_at=now)
+    assert round_size(asked, project, now=now) == (7, "")
+    select = Job.objects.create(project=project, kind="select", started_at=now - timedelta(seconds=600))
+    assert round_size(select, project, now=now) == (40, "")
+    # The pace is that of the last five minutes: labels of an hour ago do not count.
+    Annotation.objects.update(created_at=now - timedelta(hours=1))
+    project.label_budget = None
+    assert round_size(slow, project, now=now) == (40, "")
