@@ -27,3 +27,5 @@ app.conf.update(
     worker_hijack_root_logger=False,
     task_default_queue="celery",
 )
+
+import workers.shutdown  # noqa: E402,F401 - its signal handlers (a running job goes back to the queue on SIGTERM)

@@ -124,6 +124,23 @@ def job_finish(*, job_id: int, result: dict[str, Any], message: str = "done") ->
     return bool(finished)
 
 
+def job_hand_back(*, job_id: int) -> bool:
+    """A running job whose worker is stopping goes back to the queue and its task is sent again: the
+    next worker resumes it (a pretraining from its checkpoint). The stop is not counted as a delivery
+    (those count workers that died), so redeploys never fail a job. False if it was not running."""
+    job = Job.objects.filter(pk=job_id, state=JobState.RUNNING).first()
+    if job is None:
+        return False
+    handed = Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(
+        state=JobState.QUEUED,
+        deliveries=max(0, job.deliveries - 1),
+        message="its worker stopped: it resumes on the next worker",
+    )
+    if handed:
+        transaction.on_commit(lambda: _send(job_id, job.kind))
+    return bool(handed)
+
+
 def job_fail(*, job_id: int, error: str) -> None:
     if (
         Job.objects.filter(pk=job_id)

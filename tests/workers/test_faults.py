@@ -220,6 +220,43 @@ def test_whole_worker_killed_task_comes_back_after_the_visibility_timeout(redis_
     assert version.metadata["resumed_from_step"] > 0
 
 
+def test_a_worker_stopped_with_sigterm_hands_its_job_back(redis_server, transactional_db, settings, tmp_path,
+                                                           users, project):  # fmt: skip
+    """SIGTERM (docker stop, a redeploy): the worker stops within seconds instead of waiting for a
+    pretraining to end (killed when the stop's grace ran out, its job showed "running" for the 12 h
+    of the visibility timeout and blocked the project's training); the job goes back to the queue
+    and the next worker resumes it from its checkpoint."""
+    pool(project, 32)
+    env = {"MEDIA_ROOT": str(settings.MEDIA_ROOT)}  # the production visibility timeout: no redelivery
+    first = start_worker(env_extra=env, log_path=tmp_path / "w1.log")
+    first.log_path = tmp_path / "w1.log"
+    job = training_job_request(
+        project=project, kind="pretrain", params={"max_minutes": 0.3, "batch_size": 16, "checkpoint_every": 5}
+    )
+    from workers.jobs.training import pretrain_checkpoint_path
+
+    checkpoint = pretrain_checkpoint_path(job)
+    try:
+        wait_until(checkpoint.exists, timeout=120, worker=first, what="a first checkpoint")
+        first.terminate()
+        first.wait(30)  # by itself: the job stops at its next check
+    finally:
+        if first.poll() is None:
+            first.kill()
+    job.refresh_from_db()
+    assert job.state == "queued" and job.deliveries == 0, (job.state, job.message, job.deliveries)
+    assert "worker stopped" in job.message and checkpoint.exists()
+    assert Job.objects.filter(project=project, state="running").count() == 0
+    second = start_worker(env_extra=env, log_path=tmp_path / "w2.log")
+    second.log_path = tmp_path / "w2.log"
+    try:
+        done = wait_for_job(job.id, timeout=240, worker=second)
+    finally:
+        stop_process(second, timeout=20)
+    assert done.state == "succeeded", done.error
+    assert EncoderVersion.objects.get(project=project).metadata["resumed_from_step"] > 0
+
+
 def _redis(socket_path: Path, command: bytes) -> int:
     """One Redis command with an integer answer, over the unix socket."""
     import socket

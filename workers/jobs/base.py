@@ -10,7 +10,15 @@ from typing import Any
 from django.conf import settings
 
 from labelling.models import Job
-from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress, job_start
+from labelling.services.jobs import (
+    job_fail,
+    job_finish,
+    job_hand_back,
+    job_is_cancelled,
+    job_progress,
+    job_start,
+)
+from workers.shutdown import JobHandedBack, worker_stopping
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,8 @@ class Progress:
         self._last = now
         if job_is_cancelled(job_id=self.job_id):
             raise JobCancelled()
+        if worker_stopping():
+            raise JobHandedBack()
         job_progress(job_id=self.job_id, fraction=fraction, message=message)
 
 
@@ -69,6 +79,10 @@ def run_job(job_id: int, fn: JobFunction) -> None:
         result = fn(job, progress)
     except JobCancelled:
         log.info("job %s cancelled", job_id)
+        return
+    except JobHandedBack:
+        log.info("job %s handed back: the worker is stopping", job_id)
+        job_hand_back(job_id=job_id)
         return
     except Exception as exc:  # a failed job records why; the worker keeps serving
         log.exception("job %s failed", job_id)  # the traceback goes to the worker's log only

@@ -43,6 +43,7 @@ from workers.jobs.base import PENDING, JobCancelled
 from workers.jobs.pool import decode_images, images_for, pool_array
 from workers.jobs.storage import load_npy, local_copy, scratch_dir, store_file, store_npy
 from workers.runtime import cpu_threads
+from workers.shutdown import JobHandedBack, worker_stopping
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def _stopper(job_id: int, every: float = 2.0):
     def should_stop() -> bool:
         now = time.monotonic()
         if now - last[0] >= every:
-            last[0], last[1] = now, job_is_cancelled(job_id=job_id)
+            last[0], last[1] = now, job_is_cancelled(job_id=job_id) or worker_stopping(every=0)
         return last[1]
 
     return should_stop
@@ -149,6 +150,8 @@ def pretrain(job: Job, progress) -> dict[str, Any]:
                 X, cfg, checkpoint_path=checkpoint, progress=report, should_stop=_stopper(job.id), init=init
             )
     except TrainingCancelled:
+        if worker_stopping(every=0):
+            raise JobHandedBack() from None  # the checkpoint just written is where the next worker resumes
         checkpoint.unlink(missing_ok=True)  # a cancelled job never resumes
         raise JobCancelled() from None
     except Exception:
@@ -557,6 +560,8 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
             view_before=live_view_decision(project, version),
         )
     except TrainingCancelled:
+        if worker_stopping(every=0):
+            raise JobHandedBack() from None
         raise JobCancelled() from None
     probs = learner.predict_proba(X, features=Z).astype(np.float32)  # (N, C)
     mc = None
