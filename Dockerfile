@@ -8,6 +8,9 @@ COPY requirements.txt .
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
 COPY . .
 RUN DJANGO_SETTINGS_MODULE=labelling.settings SECRET_KEY=build python manage.py collectstatic --noinput
+# Not root: the service writes only under /data (the compose file's volume, created owned by app).
+RUN useradd --system --create-home --uid 1000 app && mkdir -p /data && chown app /data
+USER app
 EXPOSE 8000
 # The same gunicorn settings as docker-compose.yml (threads per worker, timeouts: labelling/gunicorn_conf.py).
 CMD ["gunicorn", "-c", "python:labelling.gunicorn_conf", "labelling.wsgi"]

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from labelling.api.errors import error_body
@@ -141,7 +142,16 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    return _error(request, 500, "server_error", "something went wrong on our side; it has been logged")
+    """The 500 page touches nothing that may be what failed: no session, user or database lookup
+    (with the database down, the page's own user menu failed and gunicorn's bare page showed)."""
+    message = "something went wrong on our side; it has been logged"
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", message), status=500)
+    try:
+        html = render_to_string("web/error.html", {"status": 500, "message": message})  # no request
+    except Exception:
+        html = f"<!doctype html><title>500</title><h1>500</h1><p>{message}</p>"
+    return HttpResponse(html, status=500)
 
 
 class LoginView(auth_views.LoginView):

@@ -45,3 +45,37 @@ def test_an_empty_secret_key_stops_the_service_from_starting(tmp_path):
     done = check_deploy(tmp_path, "")
     assert done.returncode != 0
     assert "SECRET_KEY is set but empty" in done.stderr
+
+
+def _settings(var_dir: Path, **extra: str) -> dict:
+    """A few production settings as a process started with this environment reads them."""
+    import json
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "labelling.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "x" * 60,
+        "VAR_DIR": str(var_dir),
+        **extra,
+    }
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s;"
+        "print(json.dumps({'static': str(s.STATIC_ROOT), 'proxy': getattr(s, 'SECURE_PROXY_SSL_HEADER', None),"
+        "'health': s.DATABASES['default'].get('CONN_HEALTH_CHECKS')}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_production_settings_a_deployment_review_found_wrong(tmp_path):
+    # Static files were collected under VAR_DIR: the image's build step put them in /app/var, the
+    # compose file ran it with VAR_DIR=/data/var, and every CSS and JS file was a 404.
+    assert _settings(tmp_path)["static"] == str(ROOT / "staticfiles")
+    # X-Forwarded-Proto was trusted from any client, behind a proxy or not.
+    assert _settings(tmp_path)["proxy"] is None
+    assert _settings(tmp_path, BEHIND_TLS_PROXY="1")["proxy"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    # PostgreSQL connections are kept for a minute and checked before reuse (a restart of the
+    # database made each gunicorn thread's next request a 500).
+    assert _settings(tmp_path, DATABASE_URL="postgres://u:p@localhost:5432/x")["health"] is True

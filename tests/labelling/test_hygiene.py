@@ -84,3 +84,14 @@ def test_user_files_are_served_with_nosniff(users, project, client_for):
     image = engineer.get(urls[0])
     assert image["Content-Type"] == "image/png"
     assert "sandbox" in image["Content-Security-Policy"]
+
+
+def test_the_image_leaves_out_local_data_and_does_not_run_as_root():
+    # A deployment review: `COPY . .` took a developer's .venv and var/ (the SQLite file, media,
+    # demo logins with passwords) into the image, and the services ran as root.
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "var/", ".env", ".git", "*.sqlite3"} <= set(ignored)
+    users = [
+        line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("USER ")
+    ]
+    assert users and users[-1] not in ("root", "0")

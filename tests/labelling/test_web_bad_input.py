@@ -85,3 +85,24 @@ def test_zip_names_stay_under_the_file_system_limit():
     member = zip_member_name(123456789, emoji * 3 + ".png", "png")
     assert len(member.encode()) <= 255 and member.startswith("123456789-") and member.endswith(".png")
     assert zip_member_name(7, "a.b.tif", "png") == "7-a.b.png"
+
+
+def test_the_500_page_needs_no_database(rf):
+    # With the database down, the error page's user menu queried it again and gunicorn's bare
+    # "Internal Server Error" showed instead of the service's page.
+    from django.db import OperationalError
+    from django.utils.functional import SimpleLazyObject
+
+    from labelling.web.views import server_error
+
+    def unreachable():
+        raise OperationalError("the database is down")
+
+    request = rf.get("/projects/1/dashboard/")
+    request.user = SimpleLazyObject(unreachable)
+    request.session = SimpleLazyObject(unreachable)
+    response = server_error(request)
+    assert response.status_code == 500 and b"something went wrong on our side" in response.content
+    assert b"<h1>500</h1>" in response.content
+    api = server_error(rf.get("/api/projects"))
+    assert api.status_code == 500 and b'"server_error"' in api.content
