@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponse
 from django.urls import include, path
 
 from labelling.web.views import LoginView
@@ -12,12 +13,19 @@ urlpatterns = [
     # Django's account pages, less password reset (it mails a link, and no mail is set up).
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    # The service's own pages (named: django.contrib.admin's registration templates come first).
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(template_name="web/password_change_form.html"),
+        name="password_change",
+    ),
     path(
         "accounts/password_change/done/",
-        auth_views.PasswordChangeDoneView.as_view(),
+        auth_views.PasswordChangeDoneView.as_view(template_name="web/password_change_done.html"),
         name="password_change_done",
     ),
+    # The pages name their icon inline; Django's admin pages make browsers ask for this one.
+    path("favicon.ico", lambda request: HttpResponse(status=204)),
     path("", include("labelling.web.urls")),
 ]
 

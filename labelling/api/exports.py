@@ -154,7 +154,9 @@ class ExportApi(APIView):
                 }
                 for im in images
             ]  # fmt: skip
-            return HttpResponse(json.dumps(body, indent=1), content_type="application/json")
+            response = HttpResponse(json.dumps(body, indent=1), content_type="application/json")
+            response["Content-Disposition"] = f'attachment; filename="project-{project.id}-labels.json"'
+            return response
         if what == "labels.zip":
             buf = io.BytesIO()
             folders = class_folders(sorted({name for name, *_ in labels.values()}))

@@ -115,3 +115,31 @@ def test_a_project_is_created_on_the_home_page_and_images_added_on_its_dashboard
     ).content.decode()
     assert "1 stored, 1 already in the pool, 1 refused." in page and "notes.txt" in page
     assert Image.objects.filter(project=project).count() == 1
+
+
+def test_the_account_pages_are_the_services_and_exports_download_as_files(users, project, client_for):
+    # A deployment review: the password change used Django admin's page ("Django site admin"),
+    # /favicon.ico was a 404 on the admin's pages, and labels.json alone had no file name.
+    client = Client()
+    client.force_login(users["annotator"])
+    page = client.get("/accounts/password_change/").content.decode()
+    assert "Change my password" in page and "Django site admin" not in page
+    short = client.post(
+        "/accounts/password_change/",
+        {"old_password": "pw-for-tests", "new_password1": "x", "new_password2": "x"},
+    )
+    assert short.status_code == 200 and "too short" in short.content.decode()
+    done = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "pw-for-tests",
+            "new_password1": "a-long-new-pass-9",
+            "new_password2": "a-long-new-pass-9",
+        },
+        follow=True,
+    )
+    assert "Password changed" in done.content.decode() and "Django site admin" not in done.content.decode()
+    assert Client().login(username="ann-annotator", password="a-long-new-pass-9")
+    assert Client().get("/favicon.ico").status_code == 204
+    response = client_for(users["engineer"]).get(f"/api/projects/{project.id}/export/labels.json")
+    assert response["Content-Disposition"] == f'attachment; filename="project-{project.id}-labels.json"'
