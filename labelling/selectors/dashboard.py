@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from labelling.models import Annotation, Assignment, Image, Project, QueueItem
+from labelling.models import Annotation, Assignment, Image, Job, Project, QueueItem
 from labelling.models.image import ImageStatus
 from labelling.models.job import JobState
 from labelling.models.queue import AssignmentState, QueueState
@@ -167,11 +167,34 @@ def annotator_stats(project: Project) -> list[dict[str, Any]]:
     return out
 
 
+# A job queued this long while no job of any project runs: probably no worker is taking jobs.
+QUEUE_STALL_S = 120
+
+
+def queue_wait(project: Project, *, now=None) -> dict[str, Any] | None:
+    """The project's oldest queued job when it has waited over QUEUE_STALL_S, with why it may wait:
+    ``behind`` jobs (of any project) queued before it or running, none running meaning no worker
+    is taking jobs (workers take one job at a time, oldest first)."""
+    now = now or timezone.now()
+    oldest = project.jobs.filter(state=JobState.QUEUED).order_by("created_at", "id").first()
+    if oldest is None or (now - oldest.created_at).total_seconds() < QUEUE_STALL_S:
+        return None
+    running = Job.objects.filter(state=JobState.RUNNING).count()
+    earlier = Job.objects.filter(state=JobState.QUEUED, created_at__lt=oldest.created_at).count()
+    return {
+        "job": oldest,
+        "minutes": int((now - oldest.created_at).total_seconds() // 60),
+        "running": running,
+        "behind": running + earlier,
+    }
+
+
 def jobs_summary(project: Project, limit: int = 10) -> dict[str, Any]:
     jobs = list(project.jobs.order_by("-id")[:limit])
     running = next((j for j in jobs if j.state in (JobState.RUNNING, JobState.QUEUED)), None)
     return {
         "running": running,
+        "waiting": queue_wait(project),
         "recent": [
             {
                 "job": j,
