@@ -114,6 +114,7 @@ RULES = {
     ("POST", "projects/<id:project_id>/review/action"): (
         "engineer", lambda w: {"image": w["image_id"], "label": w["label_id"]}, "form"),
     # The link is the permission: anyone holding it may open it and join (its own tests).
+    ("GET", "favicon.ico"): ("public", None, None),  # an empty 204
     ("GET", "invite/<str:token>"): ("public", None, None),
     ("POST", "invite/<str:token>/join"): ("public", lambda w: {}, "form"),
 }  # fmt: skip

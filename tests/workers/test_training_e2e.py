@@ -90,7 +90,10 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
         worker=celery_worker,
         what="the automatic cycle's round",
     )
-    cycle = Job.objects.filter(project_id=project_id, kind="cycle").get()
+    # The round is committed a moment before its job finishes: wait for the job, not the round.
+    cycle = wait_for_job(
+        Job.objects.filter(project_id=project_id, kind="cycle").get().id, worker=celery_worker
+    )
     assert cycle.params.get("trigger") == "labels"
     # The cycle looked for possible label mistakes (the oracle made none; few labels per class).
     assert isinstance(cycle.result.get("label_suspects"), int)
