@@ -81,7 +81,16 @@ def queue_fill(*, project: Project, round: SelectionRound, picks: list[Pick], se
     queued = set(
         QueueItem.objects.filter(project=project, state=QueueState.OPEN).values_list("image_id", flat=True)
     )
-    picks = [p for p in picks if p.image_id not in queued]
+    # The picks were ranked from a snapshot taken when the job started: an image labelled (or
+    # flagged) while it ran is not queued again (it was: an annotator was offered an image they had
+    # labelled, and another one labelled it a second time, spending budget twice). An image being
+    # labelled now has a live reservation on an open item, so it is in ``queued``.
+    still_unlabelled = set(
+        Image.objects.filter(pk__in=[p.image_id for p in picks], status=ImageStatus.UNLABELLED).values_list(
+            "id", flat=True
+        )
+    )
+    picks = [p for p in picks if p.image_id not in queued and p.image_id in still_unlabelled]
 
     n_audit = int(round_half_up(len(picks) * project.audit_fraction / max(1e-9, 1 - project.audit_fraction)))
     n_audit = max(0, n_audit - len(carried))
@@ -378,6 +387,7 @@ def _candidates(
     it than the database to run it (2.8 ms against 0.26 ms on the benchmark machine).
     """
     q, a, i = QueueItem._meta.db_table, Assignment._meta.db_table, Image._meta.db_table
+    n = Annotation._meta.db_table
     at = connection.ops.adapt_datetimefield_value(now)
     active = AssignmentState.ACTIVE
     sql = (
@@ -385,6 +395,9 @@ def _candidates(
         " WHERE q.project_id = %s AND q.state = %s"
         f" AND q.id NOT IN (SELECT m.item_id FROM {a} m WHERE m.project_id = %s AND m.annotator_id = %s"
         "  AND (m.state IN (%s, %s, %s) OR (m.state = %s AND m.expires_at > %s)))"
+        # Never an image this annotator labelled already, through whichever item (its submit could
+        # only answer already_labelled, and the same reservation came back on every request).
+        f" AND NOT EXISTS (SELECT 1 FROM {n} d WHERE d.image_id = q.image_id AND d.annotator_id = %s)"
         " AND q.annotations_done < q.annotations_needed"
         # Items whose live reservations already make up what they still need: one uncorrelated
         # subquery over the project's live reservations (the partial index assignment_live_idx),
@@ -400,6 +413,7 @@ def _candidates(
     params: list = [
         *(project.pk, QueueState.OPEN),
         *(project.pk, annotator.pk, *FINISHED, active, at),
+        annotator.pk,
         *(project.pk, active, at),
     ]
     if seen:

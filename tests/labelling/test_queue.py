@@ -465,3 +465,34 @@ def test_audit_items_carry_into_the_next_round_instead_of_piling_up(client_for, 
     assert Annotation.objects.filter(image__is_audit=True).count() == 8  # 5 % of 160
     assert QueueItem.objects.filter(state="open", is_audit=True).count() <= 2
     assert Image.objects.filter(is_audit=True).count() <= 10
+
+
+def test_a_round_never_queues_an_image_labelled_while_its_retrain_ran(
+    client_for, users, project, queued, label
+):
+    # A scale review: a retrain ranked the pool, an annotator labelled one of its picks meanwhile,
+    # and the round queued it again: the same annotator was handed it on every request (submit:
+    # 409 already_labelled), and a second annotator labelled it again, spending the budget twice.
+    ann = client_for(users["annotator"])
+    done = nxt(ann, project)["assignment"]
+    assert submit(ann, done["id"], label).status_code == 201
+    flagged = Image.objects.filter(project=project, status="unlabelled").order_by("id").first()
+    Image.objects.filter(pk=flagged.pk).update(status="flagged")
+    fresh = pool(project, 2, seed=11)
+    labelled = Image.objects.get(pk=done["image"]["id"])
+    queue_round(project, [labelled, flagged, *fresh])  # ranked before the label and the flag
+    open_images = set(
+        QueueItem.objects.filter(state="open", round__number=2).values_list("image_id", flat=True)
+    )
+    assert open_images == {i.id for i in fresh}
+    # Whatever queued it, an image an annotator labelled is never offered to them again.
+    from labelling.models import SelectionRound
+
+    QueueItem.objects.create(project=project, image=labelled, round=SelectionRound.objects.get(number=2),
+                             priority=10**9, annotations_needed=1)  # fmt: skip
+    seen = set()
+    while (body := nxt(ann, project))["assignment"]:
+        image_id = body["assignment"]["image"]["id"]
+        assert image_id != labelled.id and image_id not in seen
+        seen.add(image_id)
+        assert ann.post(f"/api/assignments/{body['assignment']['id']}/skip").status_code in (200, 204)
