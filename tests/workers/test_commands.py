@@ -46,3 +46,24 @@ def test_import_images_walks_a_folder_tree(tmp_path, users, project, capsys):
 def test_import_images_needs_an_existing_project(tmp_path):
     with pytest.raises(CommandError, match="no project"):
         call_command("import_images", "nope", str(tmp_path))
+
+
+def test_a_project_import_dataset_creates_has_an_admin(users, capsys):
+    # A scale review: the project it created had no member at all, so nobody could open it.
+    from django.contrib.auth import get_user_model
+
+    from labelling.selectors.access import role_in
+
+    call_command("import_dataset", "Nobody's", "digits", "--limit", "3")
+    assert "Nobody is a member yet: run this again with --admin USERNAME" in capsys.readouterr().out
+    call_command("import_dataset", "Nobody's", "digits", "--limit", "3", "--admin", "erin-engineer")
+    assert role_in(users["engineer"], Project.objects.get(name="Nobody's")) == "admin"
+    root = get_user_model().objects.create_superuser("root", password="pw-for-tests")
+    call_command("import_dataset", "Supers", "digits", "--limit", "3")
+    assert "Admins: root (every superuser)" in capsys.readouterr().out
+    assert role_in(root, Project.objects.get(name="Supers")) == "admin"
+    call_command("import_dataset", "Mine", "digits", "--limit", "3", "--admin", "ann-annotator")
+    mine = Project.objects.get(name="Mine")
+    assert role_in(users["annotator"], mine) == "admin" and role_in(root, mine) is None
+    with pytest.raises(CommandError, match="no user named 'ghost'"):
+        call_command("import_dataset", "x", "digits", "--admin", "ghost")
