@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -14,7 +13,7 @@ from labelling.api.base import ListApi, paginated, strict
 from labelling.catalog import STRATEGIES
 from labelling.models import Invite, LabelClass, Membership, Project, Role
 from labelling.models.project import LABEL_BUDGET_MAX
-from labelling.selectors.access import access_project, projects_for_user, role_in
+from labelling.selectors.access import access_project, projects_for_user, role_in, with_image_counts
 from labelling.services.errors import NotFound
 from labelling.services.invites import (
     INVITE_DAYS_DEFAULT,
@@ -146,10 +145,7 @@ class ProjectFields(serializers.Serializer):
 
 
 def _with_counts(qs):
-    return qs.annotate(
-        image_count=Count("images", distinct=True),
-        labelled_count=Count("images", filter=Q(images__status="labelled"), distinct=True),
-    ).prefetch_related("label_classes")
+    return with_image_counts(qs).prefetch_related("label_classes")
 
 
 class ProjectListApi(ListApi):

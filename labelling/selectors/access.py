@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from labelling.models import Image, Job, Membership, Project, Role
 from labelling.selectors.rows import Columns
@@ -19,7 +20,20 @@ _RANK = {Role.ANNOTATOR: 0, Role.ENGINEER: 1, Role.ADMIN: 2}
 
 
 def projects_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
-    return Project.objects.filter(memberships__user=user).distinct()
+    return Project.objects.filter(pk__in=Membership.objects.filter(user=user).values("project_id"))
+
+
+def with_image_counts(projects: QuerySet[Project]) -> QuerySet[Project]:
+    """``image_count`` and ``labelled_count`` on each project, as correlated counts over the
+    (project, status) index: computed for the rows fetched only, and left out of a paginator's
+    COUNT. A join with COUNT(DISTINCT) counted every image of every project of the user, and the
+    paginator did it all again (0.6-1.1 s for two projects of 60,000 images)."""
+    images = Image.objects.filter(project=OuterRef("pk")).order_by().values("project")
+    total = images.annotate(n=Count("id")).values("n")
+    labelled = images.filter(status="labelled").annotate(n=Count("id")).values("n")
+    return projects.annotate(
+        image_count=Coalesce(Subquery(total), 0), labelled_count=Coalesce(Subquery(labelled), 0)
+    )
 
 
 def role_in(user: AbstractBaseUser, project: Project) -> str | None:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from labelling.api.errors import error_body
 from labelling.models import Role
-from labelling.selectors.access import access_project, projects_for_user, role_in
+from labelling.selectors.access import access_project, projects_for_user, role_in, with_image_counts
 from labelling.selectors.queue import annotator_progress
 from labelling.services.errors import InvalidInput, NotFound, ServiceError
 from labelling.services.login_guard import TooManyAttempts, login_allowed
@@ -28,14 +28,7 @@ from labelling.web.fields import budget_from_form
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    projects = (
-        projects_for_user(request.user)
-        .annotate(
-            image_count=Count("images", distinct=True),
-            labelled_count=Count("images", filter=Q(images__status="labelled"), distinct=True),
-        )
-        .order_by("id")
-    )
+    projects = with_image_counts(projects_for_user(request.user)).order_by("id")
     rows = [
         {
             "project": p,
