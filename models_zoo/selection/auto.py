@@ -41,7 +41,9 @@ def phase(
     switch = SWITCH_LABELS_PER_CLASS if switch is None else switch
     cold, warm = cold or COLD, warm or WARM
     c = inp.class_count()
-    n_lab = int(inp.labelled_mask.sum())
+    # Labels, not excluded rows: a service also masks rows it must not pick (audit images, images
+    # being labelled, flagged ones), which are no labels the model learns from.
+    n_lab = int((inp.labels >= 0).sum()) if inp.labels is not None else int(inp.labelled_mask.sum())
     if inp.probs is None:
         return cold, f"{n_lab} labels, no model yet"
     need = switch * c

@@ -53,3 +53,15 @@ def test_a_round_grows_to_cover_a_retrain_at_the_labelling_pace(project, users):
     Annotation.objects.update(created_at=now - timedelta(hours=1))
     project.label_budget = None
     assert round_size(slow, project, now=now) == (40, "")
+
+
+def test_a_rounds_reasons_name_classes_by_their_labels():
+    # A scale review read "predicted class 1" in the selection's reasons: the class's index.
+    from workers.jobs.training import _class_named
+
+    reason = (
+        "auto: balanced_margin (300 labels >= 20 per class x 2 classes): margin 0.031 among predicted class 1"
+    )
+    assert _class_named(reason, ["T-shirt/top", "Trouser"]).endswith('among predicted class "Trouser"')
+    assert "per class x 2" in _class_named(reason, ["a", "b"])
+    assert _class_named("densest point of cluster 17", ["a"]) == "densest point of cluster 17"

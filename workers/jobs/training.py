@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import tempfile
 import time
 from collections import Counter
@@ -880,6 +881,16 @@ def round_size(job, project, *, now=None) -> tuple[int, str]:
     )
 
 
+_CLASS_INDEX = re.compile(r"\bclass (\d+)\b")
+
+
+def _class_named(reason: str, names: list[str]) -> str:
+    """A strategy's reason names classes by index ("predicted class 1"): the project's label name."""
+    return _CLASS_INDEX.sub(
+        lambda m: f'class "{names[int(m.group(1))]}"' if int(m.group(1)) < len(names) else m.group(0), reason
+    )
+
+
 def _select(job, project, version, ids, Z, train, audit, probs, mc, model=None) -> SelectionRound | None:
     """The next round; ``model`` the version whose probabilities (``probs``) rank it: the one this
     job just trained, or the current one (the project row read at the job's start is older)."""
@@ -927,8 +938,9 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc, model=None) 
     )
     if strategy == "auto":
         strategy = "auto:" + chosen.strategy  # what auto chose this round, for the dashboard
+    names = list(project.label_classes.order_by("order", "id").values_list("name", flat=True))
     picks = [
-        Pick(int(ids[i]), float(s), r)
+        Pick(int(ids[i]), float(s), _class_named(r, names))
         for i, s, r in zip(chosen.indices, chosen.scores, chosen.reasons, strict=True)
     ]
     with transaction.atomic():

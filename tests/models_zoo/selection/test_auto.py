@@ -93,3 +93,15 @@ def test_a_bad_variant_says_the_accepted_form(spec, message):
     with pytest.raises(ValueError, match=message) as err:
         auto_module.variant(spec)
     assert "auto@K or auto@K:WARM" in str(err.value)
+
+
+def test_the_switch_counts_labels_not_other_excluded_rows():
+    # The service masks audit images, held and flagged ones too: those are no labels (a scale
+    # review read "auto: ... (404 labels ...)" on a round selected at 380 training labels).
+    kw = _pool(79)
+    extra = np.flatnonzero(~kw["labelled_mask"])[:30]
+    kw["labelled_mask"] = kw["labelled_mask"].copy()
+    kw["labelled_mask"][extra] = True  # excluded, unlabelled
+    sel = select("auto", batch_size=5, seed=0, **kw)
+    assert sel.strategy == "typiclust" and "(79 labels < 20 per class" in sel.reasons[0]
+    assert not set(sel.indices.tolist()) & set(extra.tolist())
