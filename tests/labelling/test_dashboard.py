@@ -261,6 +261,14 @@ def test_forecast_sentences_out_of_reach_fit_error_and_too_few_label_counts(user
     )
     assert api["reachable"] is False and "looks out of reach" in page
     assert api["note"] == "the fitted curve levels off below 90%"  # the API says why, too
+    assert "newest audit accuracy is at it" not in page  # 70 % measured
+    client = Client()
+    client.force_login(users["admin"])
+    assert "target out of reach on the curve" in client.get("/overview/").content.decode()  # was "–"
+    # Measured at the target, yet the (low-erring) curve levels off below it: the page says both.
+    ModelVersion.objects.update(metrics={**ModelVersion.objects.get().metrics, "audit_accuracy": 0.9})
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "looks out of reach on the current curve, though the newest audit accuracy is at it" in page
     ModelVersion.objects.all().delete()
     page, api = _forecast(project, users, error="the curve did not converge")
     assert api["reachable"] is None and "No forecast: the curve did not converge" in page
