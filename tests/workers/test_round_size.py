@@ -49,7 +49,7 @@ def test_a_round_grows_to_cover_a_retrain_at_the_labelling_pace(project, users):
     assert round_size(asked, project, now=now) == (7, "")
     select = Job.objects.create(project=project, kind="select", started_at=now - timedelta(seconds=600))
     assert round_size(select, project, now=now) == (40, "")
-    # The pace is that of the last five minutes: labels of an hour ago do not count.
+    # The pace is that of the last ten minutes: labels of an hour ago do not count.
     Annotation.objects.update(created_at=now - timedelta(hours=1))
     project.label_budget = None
     assert round_size(slow, project, now=now) == (40, "")
@@ -65,3 +65,19 @@ def test_a_rounds_reasons_name_classes_by_their_labels():
     assert _class_named(reason, ["T-shirt/top", "Trouser"]).endswith('among predicted class "Trouser"')
     assert "per class x 2" in _class_named(reason, ["a", "b"])
     assert _class_named("densest point of cluster 17", ["a"]) == "densest point of cluster 17"
+
+
+def test_the_pace_is_the_teams_while_labelling_not_counting_waits(project, users):
+    # A scale review: a 50 s wait for a retrain among the labels of the window made the team read
+    # half as fast (29 labels a minute against 55), so the next round was too short and they waited again.
+    from workers.jobs.training import labelling_pace
+
+    now = timezone.now()
+    label = project.label_classes.first()
+    stamps = [now - timedelta(seconds=t) for t in [*range(0, 30), *range(80, 110)]]  # 1/s, a 50 s wait
+    for image, at in zip(pool(project, len(stamps)), stamps, strict=True):
+        a = Annotation.objects.create(image=image, annotator=users["annotator"], label=label)
+        Annotation.objects.filter(pk=a.pk).update(created_at=at)
+    assert labelling_pace(project, now=now) == pytest.approx(1.0, rel=0.05)
+    Annotation.objects.filter(pk__in=list(Annotation.objects.values_list("pk", flat=True)[:52])).delete()
+    assert labelling_pace(project, now=now) == 0.0  # 8 labels: too few to tell
