@@ -185,68 +185,27 @@ def test_kill_9_at_random_points_in_pretrain_and_finetune(celery_worker, users, 
     assert leftovers == []
 
 
-def test_whole_worker_killed_task_comes_back_after_the_visibility_timeout(redis_server, transactional_db,
-                                                                          settings, tmp_path, users, project):  # fmt: skip
-    """kill -9 of the main worker process and its pool: nobody requeues the task, Redis re-delivers
-    it to the next worker once the visibility timeout (CELERY_VISIBILITY_TIMEOUT, 12 h in
-    production, 8 s here) has passed since delivery; it resumes from its checkpoint."""
-    pool(project, 32)
-    env = {"MEDIA_ROOT": str(settings.MEDIA_ROOT), "CELERY_VISIBILITY_TIMEOUT": "8"}
-    first = start_worker(env_extra=env, log_path=tmp_path / "w1.log")
-    first.log_path = tmp_path / "w1.log"
-    job = training_job_request(
-        project=project, kind="pretrain", params={"max_steps": 20, "batch_size": 16, "checkpoint_every": 5}
-    )
+def _pretrain_stopped_at_a_checkpoint(project, tmp_path, env, params, stop):
+    """A worker starts a pretraining of ``params``; at its first checkpoint ``stop(worker)`` ends the
+    worker (killed outright if it is still running then). Returns the job and its checkpoint path."""
     from workers.jobs.training import pretrain_checkpoint_path
 
+    pool(project, 32)
+    first = start_worker(env_extra=env, log_path=tmp_path / "w1.log")
+    first.log_path = tmp_path / "w1.log"
+    job = training_job_request(project=project, kind="pretrain", params=params)
     checkpoint = pretrain_checkpoint_path(job)
     try:
         wait_until(checkpoint.exists, timeout=120, worker=first, what="a first checkpoint")
-        for proc in [*psutil.Process(first.pid).children(), psutil.Process(first.pid)]:
-            os.kill(proc.pid, signal.SIGKILL)
-        first.wait(10)
+        stop(first)
     finally:
         if first.poll() is None:
             first.kill()
-    second = start_worker(env_extra=env, log_path=tmp_path / "w2.log")
-    second.log_path = tmp_path / "w2.log"
-    try:
-        done = wait_for_job(job.id, timeout=240, worker=second)
-    finally:
-        second.terminate()
-        second.wait(20)
-    assert done.state == "succeeded", done.error
-    version = EncoderVersion.objects.get(project=project)
-    assert version.metadata["resumed_from_step"] > 0
+    return job, checkpoint
 
 
-def test_a_worker_stopped_with_sigterm_hands_its_job_back(redis_server, transactional_db, settings, tmp_path,
-                                                           users, project):  # fmt: skip
-    """SIGTERM (docker stop, a redeploy): the worker stops within seconds instead of waiting for a
-    pretraining to end (killed when the stop's grace ran out, its job showed "running" for the 12 h
-    of the visibility timeout and blocked the project's training); the job goes back to the queue
-    and the next worker resumes it from its checkpoint."""
-    pool(project, 32)
-    env = {"MEDIA_ROOT": str(settings.MEDIA_ROOT)}  # the production visibility timeout: no redelivery
-    first = start_worker(env_extra=env, log_path=tmp_path / "w1.log")
-    first.log_path = tmp_path / "w1.log"
-    job = training_job_request(
-        project=project, kind="pretrain", params={"max_minutes": 0.3, "batch_size": 16, "checkpoint_every": 5}
-    )
-    from workers.jobs.training import pretrain_checkpoint_path
-
-    checkpoint = pretrain_checkpoint_path(job)
-    try:
-        wait_until(checkpoint.exists, timeout=120, worker=first, what="a first checkpoint")
-        first.terminate()
-        first.wait(30)  # by itself: the job stops at its next check
-    finally:
-        if first.poll() is None:
-            first.kill()
-    job.refresh_from_db()
-    assert job.state == "queued" and job.deliveries == 0, (job.state, job.message, job.deliveries)
-    assert "worker stopped" in job.message and checkpoint.exists()
-    assert Job.objects.filter(project=project, state="running").count() == 0
+def _resumed_by_the_next_worker(job, project, tmp_path, env) -> None:
+    """A second worker finishes the job, from the checkpoint the first one left."""
     second = start_worker(env_extra=env, log_path=tmp_path / "w2.log")
     second.log_path = tmp_path / "w2.log"
     try:
@@ -255,6 +214,44 @@ def test_a_worker_stopped_with_sigterm_hands_its_job_back(redis_server, transact
         stop_process(second, timeout=20)
     assert done.state == "succeeded", done.error
     assert EncoderVersion.objects.get(project=project).metadata["resumed_from_step"] > 0
+
+
+def test_whole_worker_killed_task_comes_back_after_the_visibility_timeout(redis_server, transactional_db,
+                                                                          settings, tmp_path, users, project):  # fmt: skip
+    """kill -9 of the main worker process and its pool: nobody requeues the task, Redis re-delivers
+    it to the next worker once the visibility timeout (CELERY_VISIBILITY_TIMEOUT, 12 h in
+    production, 8 s here) has passed since delivery; it resumes from its checkpoint."""
+    env = {"MEDIA_ROOT": str(settings.MEDIA_ROOT), "CELERY_VISIBILITY_TIMEOUT": "8"}
+
+    def kill_all(worker) -> None:
+        for proc in [*psutil.Process(worker.pid).children(), psutil.Process(worker.pid)]:
+            os.kill(proc.pid, signal.SIGKILL)
+        worker.wait(10)
+
+    params = {"max_steps": 20, "batch_size": 16, "checkpoint_every": 5}
+    job, _ = _pretrain_stopped_at_a_checkpoint(project, tmp_path, env, params, kill_all)
+    _resumed_by_the_next_worker(job, project, tmp_path, env)
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_job_back(redis_server, transactional_db, settings, tmp_path,
+                                                           users, project):  # fmt: skip
+    """SIGTERM (docker stop, a redeploy): the worker stops within seconds instead of waiting for a
+    pretraining to end (killed when the stop's grace ran out, its job showed "running" for the 12 h
+    of the visibility timeout and blocked the project's training); the job goes back to the queue
+    and the next worker resumes it from its checkpoint."""
+    env = {"MEDIA_ROOT": str(settings.MEDIA_ROOT)}  # the production visibility timeout: no redelivery
+
+    def terminate(worker) -> None:
+        worker.terminate()
+        worker.wait(30)  # by itself: the job stops at its next check
+
+    params = {"max_minutes": 0.3, "batch_size": 16, "checkpoint_every": 5}
+    job, checkpoint = _pretrain_stopped_at_a_checkpoint(project, tmp_path, env, params, terminate)
+    job.refresh_from_db()
+    assert job.state == "queued" and job.deliveries == 0, (job.state, job.message, job.deliveries)
+    assert "worker stopped" in job.message and checkpoint.exists()
+    assert Job.objects.filter(project=project, state="running").count() == 0
+    _resumed_by_the_next_worker(job, project, tmp_path, env)
 
 
 def _redis(socket_path: Path, command: bytes) -> int:
