@@ -206,6 +206,7 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
     """Add a member or change their role; a project always keeps at least one admin."""
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {', '.join(Role.values)}", code="invalid_role")
+    _lock_team(project)
     membership, created = Membership.objects.select_for_update().get_or_create(
         project=project, user=user, defaults={"role": role}
     )
@@ -214,6 +215,13 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
         membership.role = role
         membership.save(update_fields=["role"])
     return membership
+
+
+def _lock_team(project: Project) -> None:
+    """Changes to a project's team run one at a time (the project row locked first, as everywhere):
+    two admins removing or demoting each other at once each saw the other still admin, and both
+    went, leaving the project with none (PostgreSQL, READ COMMITTED; a security review)."""
+    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True).first()
 
 
 def _keep_an_admin(*, project: Project, leaving: Membership) -> None:
@@ -226,6 +234,7 @@ def _keep_an_admin(*, project: Project, leaving: Membership) -> None:
 
 @transaction.atomic
 def membership_remove(*, project: Project, user_id: int) -> None:
+    _lock_team(project)
     membership = Membership.objects.select_for_update().filter(project=project, user_id=user_id).first()
     if membership is None:
         raise NotFound("no such member")

@@ -7,6 +7,7 @@ the point where the race happens.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import timedelta
@@ -115,3 +116,36 @@ def test_undo_and_a_coannotators_submit_do_not_deadlock(users, project, client_f
     assert not t.is_alive()
     assert out["undo"].status_code == 200, out["undo"].content[:300]
     assert Annotation.objects.filter(image_id=nb["image"]["id"]).count() == 0
+
+
+def test_two_admins_removing_each_other_at_once_leave_one(users, project, monkeypatch):
+    # A security review: each removal checked that another admin remained, then deleted; under
+    # READ COMMITTED both checks passed before either delete, and the project was left with none.
+    from labelling.services import projects as svc
+    from labelling.services.errors import Conflict
+
+    bea = UserFactory(username="bea-admin")
+    membership_set(project=project, user=bea, role=Role.ADMIN)
+    barrier = threading.Barrier(2, timeout=3)  # holds the first past its check until the second checks
+    real = svc._keep_an_admin
+
+    def paused(**kwargs):
+        real(**kwargs)
+        with contextlib.suppress(threading.BrokenBarrierError):  # the other waits for the team lock
+            barrier.wait()
+
+    monkeypatch.setattr(svc, "_keep_an_admin", paused)
+    outcomes = []
+
+    def remove(user_id: int) -> None:
+        try:
+            svc.membership_remove(project=project, user_id=user_id)
+            outcomes.append("removed")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+
+    threads = [_in_thread(lambda: remove(bea.id)), _in_thread(lambda: remove(users["admin"].id))]
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["last_admin", "removed"]
+    assert project.memberships.filter(role=Role.ADMIN).count() == 1

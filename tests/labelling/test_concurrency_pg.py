@@ -122,4 +122,4 @@ def test_queue_races_only_postgresql_shows(postgres, tmp_path):  # noqa: F811
         cwd=root, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "2 passed in" in run.stdout, run.stdout[-2000:]
+    assert "3 passed in" in run.stdout, run.stdout[-2000:]
