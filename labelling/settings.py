@@ -219,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, image pools, labels and background jobs of the data-efficient labelling service.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page for logged-in users only (anyone could map the API before).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Swagger UI from the pinned drf-spectacular-sidecar's static files, not a CDN's "latest".
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

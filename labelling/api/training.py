@@ -263,20 +263,26 @@ class EncoderUploadApi(APIView):
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-def _encoder(request, encoder_id: int) -> EncoderVersion:
-    version = EncoderVersion.objects.select_related("project").filter(pk=encoder_id).first()
+def _version(request, model, version_id: int, what: str):
+    """A version of a project the caller is an engineer of. Someone outside the project gets the
+    same 404 as for an id that does not exist (it said "project not found" for the one and "... not
+    found" for the other, telling outsiders which ids exist; a security review)."""
+    version = model.objects.select_related("project").filter(pk=version_id).first()
     if version is None:
-        raise NotFound("encoder version not found")
-    access_project(request.user, version.project_id, min_role=Role.ENGINEER)
+        raise NotFound(f"{what} not found")
+    try:
+        access_project(request.user, version.project_id, min_role=Role.ENGINEER)
+    except NotFound:
+        raise NotFound(f"{what} not found") from None
     return version
+
+
+def _encoder(request, encoder_id: int) -> EncoderVersion:
+    return _version(request, EncoderVersion, encoder_id, "encoder version")
 
 
 def _model(request, model_id: int) -> ModelVersion:
-    version = ModelVersion.objects.select_related("project").filter(pk=model_id).first()
-    if version is None:
-        raise NotFound("model version not found")
-    access_project(request.user, version.project_id, min_role=Role.ENGINEER)
-    return version
+    return _version(request, ModelVersion, model_id, "model version")
 
 
 class EncoderDetailApi(APIView):

@@ -1,14 +1,28 @@
+from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.renderers import JSONRenderer
 
 import labelling.converters  # noqa: F401  (registers <id:...>)
 from labelling.api import annotations, auth, exports, images, jobs, projects, queue, review, training
 
+
+class SchemaView(SpectacularAPIView):
+    """The schema (logged-in users only, SPECTACULAR_SETTINGS' SERVE_PERMISSIONS); its errors in this
+    API's JSON body, not rendered by the schema's YAML renderer the request negotiated."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return response
+
+
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     # Split: the page's own script is a separate request (?script), so the pages' CSP needs no
     # inline script.
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    # Logged-in users only (SPECTACULAR_SETTINGS' SERVE_PERMISSIONS); a browser is sent to log in.
+    path("docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"),
     path("auth/token", auth.TokenApi.as_view(), name="api-token"),
     path("me", auth.MeApi.as_view(), name="api-me"),
     path("projects", projects.ProjectListApi.as_view(), name="api-projects"),

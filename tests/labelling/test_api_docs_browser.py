@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.labelling.test_annotate_browser import page  # noqa: F401  (the fixture)
+from tests.labelling.test_annotate_browser import log_in, page  # noqa: F401  (page: the fixture)
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_swagger_ui_renders_offline(live_server, page):  # noqa: F811
+def test_swagger_ui_renders_offline(live_server, settings, page, users):  # noqa: F811
     outside = []
 
     def only_this_server(route):
@@ -22,6 +22,8 @@ def test_swagger_ui_renders_offline(live_server, page):  # noqa: F811
             route.abort()
 
     page.route("**/*", only_this_server)
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False  # plain-HTTP live server
+    log_in(page, live_server, users["engineer"])  # the docs are for logged-in users
     page.goto(live_server.url + "/api/docs/")
     page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)  # the schema's operations drawn
     assert page.locator(".swagger-ui .opblock").count() >= 30

@@ -24,7 +24,7 @@ def test_every_page_has_the_policy_and_no_inline_script(users, project):
     pages = [
         (anonymous, "/accounts/login/"),
         (anonymous, f"/invite/{token}"),
-        (anonymous, "/api/docs/"),
+        (admin, "/api/docs/"),
         (admin, "/"),
         (admin, "/overview/"),
         (admin, f"/projects/{project.id}/"),
@@ -51,7 +51,17 @@ def test_every_page_has_the_policy_and_no_inline_script(users, project):
     )
 
 
-def test_the_api_docs_script_comes_from_the_split_view():
-    response = Client().get("/api/docs/?script=")
+def test_the_api_docs_script_comes_from_the_split_view(users):
+    client = Client()
+    client.force_login(users["engineer"])
+    response = client.get("/api/docs/?script=")
     assert response.status_code == 200 and response["Content-Type"].startswith("application/javascript")
     assert "SwaggerUIBundle" in response.content.decode()
+
+
+def test_the_api_schema_and_docs_are_for_logged_in_users(users, client_for):
+    # A security review: anyone could read the whole API surface. A browser is sent to log in first.
+    assert Client().get("/api/docs/").url == "/accounts/login/?next=/api/docs/"
+    response = Client().get("/api/schema/")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
+    assert client_for(users["annotator"]).get("/api/schema/").status_code == 200
