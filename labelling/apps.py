@@ -10,6 +10,7 @@ class LabellingConfig(AppConfig):
         from django.core.servers import basehttp
 
         import labelling.services.login_guard  # noqa: F401  (connects the failed-login counter)
+        import labelling.services.tokens  # noqa: F401  (a new password ends the user's API token)
 
         # The dev server (`make run`) writes a response's headers and body in separate sends; with
         # Nagle's algorithm on, a keep-alive client's delayed ACK then holds every response back

@@ -6,6 +6,7 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 from labelling.api.base import strict
 from labelling.services.errors import InvalidInput
 from labelling.services.login_guard import login_allowed
+from labelling.services.tokens import token_revoke
 
 
 class MeApi(APIView):
@@ -26,10 +28,16 @@ class MeApi(APIView):
 
 
 class TokenApi(APIView):
-    """Exchange a username and password for an API token (send it as ``Authorization: Token ...``)."""
+    """Exchange a username and password for an API token (send it as ``Authorization: Token ...``),
+    or end your token (``DELETE``: it stops working at once; a new password ends it too)."""
 
     permission_classes = [AllowAny]
-    authentication_classes: list = []
+
+    def perform_authentication(self, request) -> None:
+        # POST is the way in: it reads no credentials but the body's (a stale token header, or a
+        # browser session without its CSRF token, must not refuse it). DELETE needs to know whose.
+        if request.method != "POST":
+            super().perform_authentication(request)
 
     class TokenInput(serializers.Serializer):
         username = serializers.CharField(max_length=150)
@@ -47,3 +55,10 @@ class TokenApi(APIView):
             raise InvalidInput("wrong username or password", code="bad_credentials")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
+
+    @extend_schema(responses={204: None}, operation_id="token_destroy")
+    def delete(self, request):
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        token_revoke(user=request.user)
+        return Response(status=204)

@@ -127,3 +127,36 @@ def test_password_reset_is_not_offered_without_mail(users):
     client = Client()
     client.force_login(users["annotator"])
     assert client.get("/accounts/password_change/").status_code == 200
+
+
+def test_a_token_ends_with_delete_and_with_a_new_password(users):
+    # A security review: a token kept working for ever, through a password change and a logout.
+    from rest_framework.authtoken.models import Token
+
+    def me(token):
+        return Client().get("/api/me", HTTP_AUTHORIZATION=f"Token {token}").status_code
+
+    first = _token(Client(), "pw-for-tests").json()["token"]
+    assert me(first) == 200
+    # A stale token header does not stand in the way of asking for a token.
+    assert _token(Client(), "pw-for-tests", HTTP_AUTHORIZATION="Token stale").status_code == 200
+    gone = Client().delete("/api/auth/token", HTTP_AUTHORIZATION=f"Token {first}")
+    assert gone.status_code == 204 and me(first) == 401
+    assert Client().delete("/api/auth/token").status_code == 401
+    second = _token(Client(), "pw-for-tests").json()["token"]
+    assert second != first and me(second) == 200
+    # The password page's change ends it; so does any other way of setting a password.
+    web = Client()
+    web.force_login(users["admin"])
+    changed = web.post("/accounts/password_change/", {"old_password": "pw-for-tests",
+                       "new_password1": "a-new-long-pass-7", "new_password2": "a-new-long-pass-7"})  # fmt: skip
+    assert changed.status_code == 302 and me(second) == 401
+    third = Token.objects.create(user=users["admin"]).key
+    admin = get_user_model().objects.get(pk=users["admin"].pk)
+    admin.save(update_fields=["last_login"])  # every login saves the user: the token stays
+    admin.first_name = "Alice"
+    admin.save()
+    assert me(third) == 200
+    admin.set_password("another-long-pass-8")
+    admin.save()
+    assert me(third) == 401

@@ -49,6 +49,7 @@ RULES = {
     ("GET", "api/schema/"): ("user", None, None),
     ("GET", "api/docs/"): ("user", None, None),
     ("POST", "api/auth/token"): ("public", lambda w: {"username": "x", "password": "y"}, "json"),
+    ("DELETE", "api/auth/token"): ("user", None, None),
     ("GET", "api/me"): ("user", None, None),
     ("GET", "api/projects"): ("user", None, None),
     ("POST", "api/projects"): ("user", lambda w: {"name": "n", "labels": [{"name": "a"}, {"name": "b"}]}, "json"),
