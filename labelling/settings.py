@@ -115,6 +115,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # Failed logins per username and client address before that pair waits out the window (429);
 # labelling/services/login_guard.py.
 LOGIN_FAILURES_MAX = env.int("LOGIN_FAILURES_MAX", default=10)
+# ... and per client address, whatever the usernames (password spraying).
+LOGIN_ADDRESS_FAILURES_MAX = env.int("LOGIN_ADDRESS_FAILURES_MAX", default=50)
 LOGIN_WINDOW_S = env.int("LOGIN_WINDOW_S", default=15 * 60)
 # Behind a reverse proxy: the request header (as Django names it in META) whose last address is the
 # client's, e.g. HTTP_X_FORWARDED_FOR; empty: REMOTE_ADDR. Only set it when a proxy you run adds it.

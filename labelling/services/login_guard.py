@@ -2,7 +2,8 @@
 ``LOGIN_WINDOW_S`` that pair is refused until the window ends, whether the password is right or
 not, on every way in (the login page, the API's token exchange, Django's admin): the check is in
 the authentication backend, and failures are counted from Django's ``user_login_failed`` signal.
-A successful login clears the count.
+A successful login clears the count. An address is also counted whatever the names it tries
+(``LOGIN_ADDRESS_FAILURES_MAX``, 50 by default): a success does not clear that one.
 
 Counts live in Django's cache: by default each web process's own memory (so with N gunicorn
 workers a pair gets up to N x the limit); a shared cache (``CACHES`` on Redis) makes it one count.
@@ -49,17 +50,30 @@ def _key(request: HttpRequest, username: str) -> str:
     return "login-failures:" + hashlib.sha256(who.encode()).hexdigest()
 
 
-def seconds_locked(request: HttpRequest, username: str) -> int:
-    """0 while this name may try from this address; else the seconds until its window ends."""
-    key = _key(request, username)
-    if (cache.get(key) or 0) < settings.LOGIN_FAILURES_MAX:
+def _address_key(request: HttpRequest) -> str:
+    return "login-failures-address:" + hashlib.sha256(client_address(request).encode()).hexdigest()
+
+
+def _left(key: str, limit: int) -> int:
+    if (cache.get(key) or 0) < limit:
         return 0
     started = cache.get(key + ":start") or time.time()
     return max(1, math.ceil(settings.LOGIN_WINDOW_S - (time.time() - started)))
 
 
+def seconds_locked(request: HttpRequest, username: str) -> int:
+    """0 while this name may try from this address; else the seconds until its window ends. An
+    address that failed ``LOGIN_ADDRESS_FAILURES_MAX`` times, whatever the names, waits too: a few
+    guesses at every username (password spraying) passed the per-name count (a security review)."""
+    return max(
+        _left(_key(request, username), settings.LOGIN_FAILURES_MAX),
+        _left(_address_key(request), settings.LOGIN_ADDRESS_FAILURES_MAX),
+    )
+
+
 def login_allowed(request: HttpRequest, username: str) -> None:
-    """Raise ``TooManyAttempts`` (with the time left) if this name has failed too often from here."""
+    """Raise ``TooManyAttempts`` (with the time left) if this name has failed too often from here,
+    or this address has, whatever the names."""
     left = seconds_locked(request, username)
     if left:
         minutes = max(1, math.ceil(left / 60))
@@ -70,14 +84,18 @@ def login_allowed(request: HttpRequest, username: str) -> None:
         )
 
 
-def login_failed(request: HttpRequest, username: str) -> None:
-    key = _key(request, username)
+def _count(key: str) -> None:
     cache.add(key + ":start", time.time(), timeout=settings.LOGIN_WINDOW_S)  # the window's start
     cache.add(key, 0, timeout=settings.LOGIN_WINDOW_S)
     try:
         cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=settings.LOGIN_WINDOW_S)
+
+
+def login_failed(request: HttpRequest, username: str) -> None:
+    _count(_key(request, username))
+    _count(_address_key(request))
 
 
 def login_succeeded(request: HttpRequest, username: str) -> None:

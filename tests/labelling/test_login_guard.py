@@ -160,3 +160,22 @@ def test_a_token_ends_with_delete_and_with_a_new_password(users):
     admin.set_password("another-long-pass-8")
     admin.save()
     assert me(third) == 401
+
+
+def test_an_address_guessing_at_many_usernames_is_refused(users, settings):
+    # A security review: 27 wrong passwords over three usernames from one address, no 429.
+    settings.LOGIN_FAILURES_MAX, settings.LOGIN_ADDRESS_FAILURES_MAX = 10, 6
+    client = Client()
+    for name in ["alice-admin", "erin-engineer", "ann-annotator"] * 2:
+        r = client.post(
+            "/api/auth/token", {"username": name, "password": "x"}, content_type="application/json"
+        )
+        assert r.status_code == 400
+    spray = client.post(
+        "/api/auth/token",
+        {"username": "oscar-outsider", "password": "pw-for-tests"},
+        content_type="application/json",
+    )
+    assert spray.status_code == 429 and int(spray["Retry-After"]) > 800
+    # Another address is not held back by it.
+    assert _token(client, "pw-for-tests", REMOTE_ADDR="10.9.9.9").status_code == 200
