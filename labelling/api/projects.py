@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -13,7 +12,13 @@ from labelling.api.base import ListApi, paginated, strict
 from labelling.catalog import STRATEGIES
 from labelling.models import Invite, LabelClass, Membership, Project, Role
 from labelling.models.project import LABEL_BUDGET_MAX
-from labelling.selectors.access import access_project, projects_for_user, role_in, with_image_counts
+from labelling.selectors.access import (
+    access_project,
+    member_candidate,
+    projects_for_user,
+    role_in,
+    with_image_counts,
+)
 from labelling.services.errors import NotFound
 from labelling.services.invites import (
     INVITE_DAYS_DEFAULT,
@@ -296,9 +301,13 @@ class MemberListApi(ListApi):
     def post(self, request, project_id: int):
         project = access_project(request.user, project_id, min_role=Role.ADMIN)
         data = strict(self.MemberSetInput, request.data)
-        user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
+        user = member_candidate(request.user, data.validated_data["username"])
         if user is None:
-            raise NotFound("no user with that username", code="unknown_user")
+            raise NotFound(
+                "no user you work with in another project has that username: send them an invite link"
+                " (POST /api/projects/{id}/invites)",
+                code="unknown_user",
+            )
         added = not project.memberships.filter(user=user).exists()
         membership = membership_set(project=project, user=user, role=data.validated_data["role"])
         code = status.HTTP_201_CREATED if added else status.HTTP_200_OK  # 200: a member's role changed

@@ -6,6 +6,7 @@ role is too low gets 403.
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
@@ -34,6 +35,19 @@ def with_image_counts(projects: QuerySet[Project]) -> QuerySet[Project]:
     return projects.annotate(
         image_count=Coalesce(Subquery(total), 0), labelled_count=Coalesce(Subquery(labelled), 0)
     )
+
+
+def member_candidate(actor: AbstractBaseUser, username: str):
+    """The active user an admin may add to a project by name, or None: for site staff anyone; for
+    others someone they already share a project with. None too for a name nobody has, so the
+    answer tells nothing about which names exist (any account could create a project, add anyone
+    to it by name and so learn the site's usernames and put its text in front of them; newcomers
+    come in by an invite link, which they choose to open)."""
+    users = get_user_model().objects.filter(username=username, is_active=True)
+    if not (actor.is_staff or actor.is_superuser):
+        shared = Membership.objects.filter(user=actor).values("project_id")
+        users = users.filter(memberships__project_id__in=shared)
+    return users.distinct().first()
 
 
 def role_in(user: AbstractBaseUser, project: Project) -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,7 +13,7 @@ from django.views.decorators.http import require_POST
 from labelling.catalog import STRATEGIES
 from labelling.models import Image, Role
 from labelling.models.project import LABEL_BUDGET_MAX
-from labelling.selectors.access import projects_for_user, role_in
+from labelling.selectors.access import member_candidate, projects_for_user, role_in
 from labelling.selectors.dashboard import (
     flagged_images,
     jobs_summary,
@@ -169,9 +168,12 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
             messages.success(request, f"Label {label.name!r} added ({label.hotkey or 'no hotkey'}).")
         elif action == "member_set":
             username = request.POST.get("username", "").strip()
-            user = get_user_model().objects.filter(username=username).first() if username else None
+            user = member_candidate(request.user, username) if username else None
             if user is None:
-                raise ValueError(f"no user named {username[:150]!r}: a site administrator creates accounts")
+                raise ValueError(
+                    f"no one you work with in another project is named {username[:150]!r}: send them an"
+                    " invite link (below)"
+                )
             membership_set(project=project, user=user, role=request.POST.get("role", ""))
             messages.success(request, f"{user.username} is {request.POST.get('role')} of this project.")
         elif action == "member_remove":

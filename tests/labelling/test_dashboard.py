@@ -505,6 +505,16 @@ def test_the_team_is_managed_on_the_dashboard(users, project):
     assert 'id="team"' in page and users["annotator"].username in page
     url = f"/projects/{project.id}/dashboard/action"
     outsider = users["outsider"]
+    # By name: only someone the admin already works with (a security review: any account could pull
+    # anyone into its project by name); a stranger hears what a name nobody has hears.
+    page = client.post(
+        url, {"action": "member_set", "username": outsider.username, "role": "engineer"}, follow=True
+    ).content.decode()
+    assert "no one you work with in another project is named &#x27;oscar-outsider&#x27;" in page
+    assert not Membership.objects.filter(project=project, user=outsider).exists()
+    from tests.factories import project_with_members
+
+    project_with_members(admin=users["admin"], annotator=outsider, name="Elsewhere")
     page = client.post(
         url, {"action": "member_set", "username": outsider.username, "role": "engineer"}, follow=True
     )
@@ -512,7 +522,7 @@ def test_the_team_is_managed_on_the_dashboard(users, project):
     client.post(url, {"action": "member_set", "username": outsider.username, "role": "annotator"})
     assert Membership.objects.get(project=project, user=outsider).role == "annotator"
     for data, says in (
-        ({"action": "member_set", "username": "nobody-here", "role": "annotator"}, "no user named"),
+        ({"action": "member_set", "username": "nobody-here", "role": "annotator"}, "no one you work with"),
         ({"action": "member_set", "username": outsider.username, "role": "boss"}, "role must be one of"),
         ({"action": "member_remove", "user_id": "x"}, "no such member"),
         ({"action": "member_remove", "user_id": str(users["admin"].pk)}, "at least one admin"),

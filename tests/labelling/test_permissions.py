@@ -61,7 +61,7 @@ RULES = {
     ("DELETE", "api/projects/<id:project_id>/labels/<id:label_id>"): ("admin", None, None),
     ("GET", "api/projects/<id:project_id>/members"): ("admin", None, None),
     ("POST", "api/projects/<id:project_id>/members"): (
-        "admin", lambda w: {"username": "oscar-outsider", "role": "annotator"}, "json"),
+        "admin", lambda w: {"username": "ann-annotator", "role": "annotator"}, "json"),  # a member already
     ("DELETE", "api/projects/<id:project_id>/members/<id:user_id>"): ("admin", None, None),
     ("GET", "api/projects/<id:project_id>/invites"): ("admin", None, None),
     ("POST", "api/projects/<id:project_id>/invites"): ("admin", lambda w: {"role": "annotator"}, "json"),

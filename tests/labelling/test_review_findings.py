@@ -421,7 +421,10 @@ def test_team_changes_and_exports_a_second_review_found_wrong(users, project, cl
     assert len(held) == 2
     assert admin.delete(f"/api/projects/{project.id}/members/{annotator.id}").status_code == 204
     assert not Assignment.objects.filter(annotator=annotator, state="active").exists()
-    # Adding them back answers 201; changing their role 200.
+    # Adding them back (by name: someone the admin works with elsewhere) answers 201; a role change 200.
+    from tests.factories import project_with_members
+
+    project_with_members(admin=users["admin"], annotator=annotator, name="Elsewhere")
     body = {"username": annotator.username, "role": "annotator"}
     assert admin.post(f"/api/projects/{project.id}/members", body, format="json").status_code == 201
     body["role"] = "engineer"
@@ -745,3 +748,25 @@ def test_the_image_list_takes_several_statuses_and_refuses_a_repeated_filter(use
     assert r.status_code == 400 and "flaged" in r.json()["error"]["message"]
     r = eng.get(f"{url}?min_confidence=0.1&min_confidence=0.9")
     assert r.status_code == 400 and "min_confidence is given 2 times" in r.json()["error"]["message"]
+
+
+def test_a_stranger_is_not_added_by_name_and_the_answer_tells_nothing(users, project, client_for):
+    # A security review: any account could make a project, add anyone to it by name (their home page
+    # then showed its text) and tell taken names from free ones (201 against 404).
+    from django.contrib.auth import get_user_model
+
+    from labelling.models import Membership
+
+    admin = client_for(users["admin"])
+    url = f"/api/projects/{project.id}/members"
+    stranger = admin.post(url, {"username": "oscar-outsider", "role": "annotator"}, format="json")
+    nobody = admin.post(url, {"username": "no-such-name", "role": "annotator"}, format="json")
+    assert stranger.status_code == nobody.status_code == 404
+    assert stranger.json() == nobody.json() and "invite link" in nobody.json()["error"]["message"]
+    assert not Membership.objects.filter(project=project, user=users["outsider"]).exists()
+    staff = get_user_model().objects.create_user("site-staff", password="pw-for-tests", is_staff=True)
+    from labelling.services.projects import membership_set
+
+    membership_set(project=project, user=staff, role="admin")
+    added = client_for(staff).post(url, {"username": "oscar-outsider", "role": "annotator"}, format="json")
+    assert added.status_code == 201  # site staff add anyone
