@@ -47,6 +47,33 @@ def atomic_save(obj: object, path: str | os.PathLike) -> None:
         raise
 
 
+MAX_IMAGE_SIZE = 512
+MAX_PARAMETERS = 100_000_000
+
+
+def check_config(config: encoders.EncoderConfig) -> None:
+    """ValueError unless ``config`` names an encoder this library can build within bounds."""
+    if config.in_channels not in (1, 3):
+        raise ValueError(f"in_channels must be 1 or 3, not {config.in_channels!r}")
+    for name in ("width", "depth", "image_size", "input_view", "input_view_side"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    if not 1 <= config.image_size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"image_size {config.image_size} is outside 1-{MAX_IMAGE_SIZE}")
+    if config.input_view_side > MAX_IMAGE_SIZE or config.input_view > MAX_IMAGE_SIZE**2:
+        raise ValueError("the input view is larger than any image this library embeds")
+    try:
+        with torch.device("meta"):  # shapes only: no memory for the weights
+            count = sum(p.numel() for p in encoders.build(config).parameters())
+    except ValueError:
+        raise
+    except Exception as exc:  # an unknown encoder name, a depth its family does not have
+        raise ValueError(f"cannot build that encoder ({type(exc).__name__}: {exc})") from None
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"that encoder has {count:,} weights, over the limit of {MAX_PARAMETERS:,}")
+
+
 @dataclass
 class EncoderArtifact:
     """A pretrained encoder.
@@ -81,10 +108,20 @@ class EncoderArtifact:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EncoderArtifact:
+        """Read an artifact; its config is checked before anything is built from it (a file of a few
+        bytes could name an encoder too large for memory, and a worker building it was killed on
+        every delivery): at most MAX_IMAGE_SIZE px, 1 or 3 channels, MAX_PARAMETERS weights
+        (counted on torch's meta device, which allocates nothing), and the weights given must be
+        the ones that encoder has."""
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != FORMAT:
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError(f"{path} is not a models_zoo encoder artifact")
-        return cls(encoders.EncoderConfig(**payload["config"]), payload["state_dict"], payload["metadata"])
+        try:
+            config = encoders.EncoderConfig(**payload["config"])
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"the encoder config is not one this library writes ({exc})") from None
+        check_config(config)
+        return cls(config, payload["state_dict"], payload["metadata"])
 
     def adapt(self, images: np.ndarray) -> torch.Tensor:
         """uint8 images of any size/channels -> uint8 (N, C, S, S) for this encoder."""

@@ -56,3 +56,25 @@ def test_augment_is_reproducible_from_the_generator():
     a = augment(x, AugmentConfig(), torch.Generator().manual_seed(3))
     b = augment(x, AugmentConfig(), torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_an_artifact_naming_an_encoder_too_large_is_refused_before_it_is_built(tmp_path):
+    # A security review: a checkpoint of a few bytes set width 1024 (1.6 GB when built) or more, and
+    # the worker building it from an upload was killed for memory on every delivery.
+    import pytest
+    import torch
+
+    from models_zoo.artifact import FORMAT, EncoderArtifact
+
+    for config, says in (
+        ({"width": 4096, "depth": 6}, "over the limit"),
+        ({"image_size": 100_000}, "image_size"),
+        ({"in_channels": 5}, "in_channels"),
+        ({"name": "nope"}, "cannot build"),
+        ({"width": "16"}, "whole number"),
+        ({"colour": True}, "not one this library writes"),
+    ):
+        path = tmp_path / "bomb.pt"
+        torch.save({"format": FORMAT, "config": config, "state_dict": {}, "metadata": {}}, path)
+        with pytest.raises(ValueError, match=says):
+            EncoderArtifact.load(path)
