@@ -182,6 +182,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or f"redis+socket://{REDIS_SOCKET}"
 # Default CPU budget of a self-supervised pretraining job, in minutes (a job may ask for another).
 PRETRAIN_MINUTES = env.float("PRETRAIN_MINUTES", default=5.0)
+# The longest pretraining anyone but site staff may ask for (workers take one job at a time).
+JOB_MAX_MINUTES = env.float("JOB_MAX_MINUTES", default=120.0)
 # Seconds before Redis re-delivers a task no worker acknowledged (its worker died, main process and
 # all): longer than any job may run, or a slow job would run twice at once. Tests shorten it.
 _VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=12 * 3600)

@@ -72,6 +72,17 @@ PARAMS = {
 }
 
 
+def _minutes_allowed(user, minutes: float | None) -> None:
+    """A pretraining longer than JOB_MAX_MINUTES is for site staff only: workers take one job at a
+    time, so any account (anyone may create a project) could otherwise hold them for a day and every
+    other project's jobs would wait (a security review)."""
+    if minutes and minutes > settings.JOB_MAX_MINUTES and not (user.is_staff or user.is_superuser):
+        raise InvalidInput(
+            f"max_minutes: at most {settings.JOB_MAX_MINUTES:g} (JOB_MAX_MINUTES; site staff may ask for more)",
+            code="invalid",
+        )
+
+
 def _job_input(kind: str) -> type[serializers.Serializer]:
     """The request body of a job of one kind, for the schema: its kind and that kind's params."""
     fields = {
@@ -140,6 +151,7 @@ class JobCreateApi(APIView):
             )
             raise InvalidInput(f"invalid params: {named}", details=params_in.errors)
         params = dict(params_in.validated_data)
+        _minutes_allowed(request.user, params.get("max_minutes"))
         if kind == "select" and params.get("strategy") == "bald":
             # BALD reads MC samples of a model trained in the same job; a select job has none (it
             # used to run margin instead, saying nothing).
@@ -252,6 +264,7 @@ class EncoderUploadApi(APIView):
         key = default_storage.save(f"uploads/{project.id}/{uuid.uuid4().hex}.pt", upload)
         params = {"upload_key": key}
         if data.validated_data.get("max_minutes"):
+            _minutes_allowed(request.user, data.validated_data["max_minutes"])
             params["max_minutes"] = data.validated_data["max_minutes"]
         try:
             job = training_job_request(

@@ -770,3 +770,26 @@ def test_a_stranger_is_not_added_by_name_and_the_answer_tells_nothing(users, pro
     membership_set(project=project, user=staff, role="admin")
     added = client_for(staff).post(url, {"username": "oscar-outsider", "role": "annotator"}, format="json")
     assert added.status_code == 201  # site staff add anyone
+
+
+def test_a_pretraining_past_job_max_minutes_is_for_site_staff(users, project, client_for, settings):
+    # A security review: any account could ask for a 24-hour pretraining and hold the workers,
+    # which take one job at a time, while every other project's jobs waited.
+    from django.contrib.auth import get_user_model
+
+    from labelling.models import Job
+    from labelling.services.projects import membership_set
+
+    pool(project, 20)
+    settings.JOB_MAX_MINUTES = 60
+    url = f"/api/projects/{project.id}/jobs"
+    r = client_for(users["engineer"]).post(
+        url, {"kind": "pretrain", "params": {"max_minutes": 61}}, format="json"
+    )
+    assert r.status_code == 400 and "JOB_MAX_MINUTES" in r.json()["error"]["message"]
+    assert not Job.objects.exists()
+    staff = get_user_model().objects.create_user("site-staff", password="pw-for-tests", is_staff=True)
+    membership_set(project=project, user=staff, role="engineer")
+    r = client_for(staff).post(url, {"kind": "pretrain", "params": {"max_minutes": 600}}, format="json")
+    assert r.status_code == 202, r.content  # (queued when the test's transaction would commit)
+    assert Job.objects.get().params["max_minutes"] == 600
