@@ -257,8 +257,10 @@ def queue_empty_reason(*, project: Project) -> str:
             return "budget_exhausted"  # spent, or the rest is held by others right now
     training = project.jobs.filter(kind__in=TRAINING_KINDS)
     if training.filter(state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
-        # The first images come after pretraining (minutes); later ones after a retrain.
-        return "waiting_for_model" if project.current_encoder_id else "preparing"
+        # The first images come after pretraining, embedding and the first selection (minutes);
+        # later ones after a retrain.
+        first_round_queued = project.current_encoder_id and project.selection_rounds.exists()
+        return "waiting_for_model" if first_round_queued else "preparing"
     if project.queue_items.filter(state=QueueState.OPEN).exists():
         return "queue_empty"  # others hold the rest, or this annotator skipped it: labels still come
     if project.images.exists() and not project.images.filter(status=ImageStatus.UNLABELLED).exists():

@@ -472,14 +472,14 @@ def test_labelling_rate_is_over_the_time_spent_labelling_and_agrees_with_the_ann
     client = Client()
     client.force_login(users["admin"])
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
-    assert "41 labels in the last 7 days, in 6 min of labelling: 410.0 labels/hour" in page
+    assert "41 labels in the last 7 days, in 6 min of labelling: 410 labels/hour" in page
     assert "958 labels left take about 2.3 hours of labelling" in page
     assert "over the last 7 days;" not in page
     # A budget lowered below what was spent: spent, not "0 labels left take about 1 min".
     project.label_budget = 30
     project.save()
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
-    assert "410.0 labels/hour; the budget is spent." in page and "labels left take" not in page
+    assert "410 labels/hour; the budget is spent." in page and "labels left take" not in page
 
 
 def test_labelling_rate_of_a_single_label_counts_at_least_a_minute(users, project):

@@ -353,6 +353,13 @@ def test_empty_queue_says_why(client_for, users, project):
     assert nxt(client, project)["empty_reason"] == "preparing"  # the first images come after it
     project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
     project.save()
+    Job.objects.filter(pk=job.pk).update(kind="select")  # the first selection: still getting ready
+    assert nxt(client, project)["empty_reason"] == "preparing"
+    from labelling.models import SelectionRound
+
+    SelectionRound.objects.create(
+        project=project, number=1, strategy="auto", requested_strategy="auto", batch_size=0
+    )
     Job.objects.filter(pk=job.pk).update(kind="cycle")
     assert nxt(client, project)["empty_reason"] == "waiting_for_model"
     Job.objects.filter(pk=job.pk).update(state="failed")  # no round will come by itself
