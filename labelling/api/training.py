@@ -19,7 +19,7 @@ from labelling.api.jobs import JobOutput, ProjectJobListApi
 from labelling.catalog import SSL_METHODS, STRATEGIES
 from labelling.models import EncoderVersion, ModelVersion, Role, SelectionRound
 from labelling.models.job import TRAINING_KINDS
-from labelling.selectors.access import access_project
+from labelling.selectors.access import access_encoder_version, access_model_version, access_project
 from labelling.selectors.metrics import audit_by_class, forecast, learning_curve
 from labelling.services.errors import InvalidInput, NotFound, PayloadTooLarge
 from labelling.services.training import (
@@ -161,13 +161,7 @@ class JobCreateApi(APIView):
                 code="invalid",
             )
         if kind == "pretrain" and params.get("from_encoder"):
-            source = EncoderVersion.objects.filter(pk=params["from_encoder"]).first()
-            if source is None:
-                raise NotFound("no such encoder version")
-            try:  # 404 unless yours, naming the encoder (not the project, which the caller may not see)
-                access_project(request.user, source.project_id, min_role=Role.ENGINEER)
-            except NotFound:
-                raise NotFound("no such encoder version") from None
+            access_encoder_version(request.user, params["from_encoder"])  # 404 unless yours
         if kind == "pretrain":
             pretraining_pool_check(project=project)
         if kind == "embed":
@@ -276,26 +270,13 @@ class EncoderUploadApi(APIView):
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-def _version(request, model, version_id: int, what: str):
-    """A version of a project the caller is an engineer of. Someone outside the project gets the
-    same 404 as for an id that does not exist (it said "project not found" for the one and "... not
-    found" for the other, telling outsiders which ids exist; a security review)."""
-    version = model.objects.select_related("project").filter(pk=version_id).first()
-    if version is None:
-        raise NotFound(f"{what} not found")
-    try:
-        access_project(request.user, version.project_id, min_role=Role.ENGINEER)
-    except NotFound:
-        raise NotFound(f"{what} not found") from None
-    return version
-
-
 def _encoder(request, encoder_id: int) -> EncoderVersion:
-    return _version(request, EncoderVersion, encoder_id, "encoder version")
+    # Outside the project: the same 404 as an id that does not exist (a security review).
+    return access_encoder_version(request.user, encoder_id)
 
 
 def _model(request, model_id: int) -> ModelVersion:
-    return _version(request, ModelVersion, model_id, "model version")
+    return access_model_version(request.user, model_id)
 
 
 class EncoderDetailApi(APIView):

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from labelling.models import Image, Job, Membership, Project, Role
+from labelling.models import EncoderVersion, Image, Job, Membership, ModelVersion, Project, Role
 from labelling.selectors.rows import Columns
 from labelling.services.errors import Forbidden, NotFound
 
@@ -81,9 +81,10 @@ def access_project(user: AbstractBaseUser, project_id: int, *, min_role: str = R
     return _PROJECT.take(row, 1)[0]
 
 
-def _access_in_project(user: AbstractBaseUser, model, pk: int, what: str, min_role: str):
+def _access_in_project(user: AbstractBaseUser, model, pk: int, what: str, min_role: str, *, rows=None):
     """A row of ``model`` that belongs to a project, for a member with ``min_role``; a row of a
-    project the user is not in is reported missing, like the project itself."""
+    project the user is not in is reported missing, like the project itself. ``rows``: the
+    queryset to fetch it from (default ``model.objects``)."""
     project_id = model.objects.filter(pk=pk).values_list("project_id", flat=True).first()
     if project_id is None:
         raise NotFound(f"{what} not found")
@@ -91,7 +92,7 @@ def _access_in_project(user: AbstractBaseUser, model, pk: int, what: str, min_ro
         access_project(user, project_id, min_role=min_role)
     except NotFound:
         raise NotFound(f"{what} not found") from None
-    return model.objects.get(pk=pk)
+    return (rows if rows is not None else model.objects).get(pk=pk)
 
 
 def access_image(user: AbstractBaseUser, image_id: int, *, min_role: str = Role.ANNOTATOR) -> Image:
@@ -100,3 +101,17 @@ def access_image(user: AbstractBaseUser, image_id: int, *, min_role: str = Role.
 
 def access_job(user: AbstractBaseUser, job_id: int, *, min_role: str = Role.ENGINEER) -> Job:
     return _access_in_project(user, Job, job_id, "job", min_role)
+
+
+def access_encoder_version(user: AbstractBaseUser, version_id: int) -> EncoderVersion:
+    return _access_in_project(
+        user, EncoderVersion, version_id, "encoder version", Role.ENGINEER,
+        rows=EncoderVersion.objects.select_related("project"),
+    )  # fmt: skip
+
+
+def access_model_version(user: AbstractBaseUser, version_id: int) -> ModelVersion:
+    return _access_in_project(
+        user, ModelVersion, version_id, "model version", Role.ENGINEER,
+        rows=ModelVersion.objects.select_related("project"),
+    )  # fmt: skip
