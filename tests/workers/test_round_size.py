@@ -15,12 +15,21 @@ from workers.jobs.training import round_size
 pytestmark = pytest.mark.django_db
 
 
-def _labels(project, annotator, n: int, *, over_s: float, now, imported: bool = False) -> None:
+def _labels_aged(
+    project, annotator, ages_s: list[float], *, now, imported: bool = False, seed: int = 0
+) -> None:
+    """One label on a new image for each age, given that many seconds before ``now``."""
     label = project.label_classes.first()
-    images = pool(project, n, seed=len(Annotation.objects.all()) + 100 * imported)
-    for k, image in enumerate(images):
+    for image, age in zip(pool(project, len(ages_s), seed=seed), ages_s, strict=True):
         a = Annotation.objects.create(image=image, annotator=annotator, label=label, imported=imported)
-        Annotation.objects.filter(pk=a.pk).update(created_at=now - timedelta(seconds=over_s * (k + 1) / n))
+        Annotation.objects.filter(pk=a.pk).update(created_at=now - timedelta(seconds=age))
+
+
+def _labels(project, annotator, n: int, *, over_s: float, now, imported: bool = False) -> None:
+    """``n`` labels spread evenly over the last ``over_s`` seconds."""
+    ages = [over_s * (k + 1) / n for k in range(n)]
+    seed = len(Annotation.objects.all()) + 100 * imported
+    _labels_aged(project, annotator, ages, now=now, imported=imported, seed=seed)
 
 
 def test_a_round_grows_to_cover_a_retrain_at_the_labelling_pace(project, users):
@@ -73,19 +82,13 @@ def test_the_pace_is_the_teams_while_labelling_not_counting_waits(project, users
     from workers.jobs.training import labelling_pace
 
     now = timezone.now()
-    label = project.label_classes.first()
-    stamps = [now - timedelta(seconds=t) for t in [*range(0, 30), *range(80, 110)]]  # 1/s, a 50 s wait
-    for image, at in zip(pool(project, len(stamps)), stamps, strict=True):
-        a = Annotation.objects.create(image=image, annotator=users["annotator"], label=label)
-        Annotation.objects.filter(pk=a.pk).update(created_at=at)
+    _labels_aged(project, users["annotator"], [*range(0, 30), *range(80, 110)], now=now)  # 1/s, a 50 s wait
     assert labelling_pace(project, now=now) == pytest.approx(1.0, rel=0.05)
     # Two annotators a second each, interleaved unevenly: 2 labels a second, not more (dropping the
     # longest fifth of the gaps read a re-check's steady team 30 % fast).
     Annotation.objects.all().delete()
-    stamps = [now - timedelta(seconds=k + (0.1 if j else 0.0)) for k in range(30) for j in (0, 1)]
-    for image, at in zip(pool(project, len(stamps), seed=5), stamps, strict=True):
-        a = Annotation.objects.create(image=image, annotator=users["annotator"], label=label)
-        Annotation.objects.filter(pk=a.pk).update(created_at=at)
+    ages = [k + (0.1 if j else 0.0) for k in range(30) for j in (0, 1)]
+    _labels_aged(project, users["annotator"], ages, now=now, seed=5)
     assert labelling_pace(project, now=now) == pytest.approx(2.0, rel=0.05)
     Annotation.objects.filter(pk__in=list(Annotation.objects.values_list("pk", flat=True)[:52])).delete()
     assert labelling_pace(project, now=now) == 0.0  # 8 labels: too few to tell
