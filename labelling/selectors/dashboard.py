@@ -226,12 +226,13 @@ def model_version_label_counts(project: Project) -> list[int]:
 
 
 def project_dashboard(project: Project) -> dict[str, Any]:
+    budget = budget_state(project)
     return {
-        "budget": budget_state(project),
+        "budget": budget,
         "progress": progress_counts(project),
         "classes": class_distribution(project),
         "learning_curve": learning_curve(project),
-        "forecast": forecast(project),
+        "forecast": forecast(project, spent=budget["labels_used"]),
         "annotators": annotator_stats(project),
         "by_class": audit_by_class(project),
         "review": review_counts(project=project),
@@ -246,11 +247,12 @@ def overview_row(project: Project) -> dict[str, Any]:
         .values_list("created_at", flat=True)
         .first()
     )
+    budget = budget_state(project)
     return {
         "project": project,
-        "budget": budget_state(project),
+        "budget": budget,
         "accuracy": curve[-1] if curve else None,
-        "forecast": forecast(project),
+        "forecast": forecast(project, spent=budget["labels_used"]),
         "last_activity": last_label or project.created_at,
     }
 

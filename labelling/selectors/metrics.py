@@ -98,9 +98,10 @@ def learning_curve(project: Project) -> list[dict[str, Any]]:
     return points
 
 
-def forecast(project: Project) -> dict[str, Any]:
+def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
     """The newest forecast: labels to the target (point, low, high), accuracy at the budget's end,
-    and the stop rule's state; ``None`` fields where there is not enough data yet.
+    and the stop rule's state; ``None`` fields where there is not enough data yet. ``spent``: the
+    project's given labels when the caller has counted them already (one COUNT less).
 
     The stored curve counts training images (``labels_to_target``, ``more_images_to_target``);
     ``more_labels_to_target`` converts to budget labels (several per image, and the audit slice's).
@@ -151,7 +152,8 @@ def forecast(project: Project) -> dict[str, Any]:
     ):
         at_budget = budget_images = projection = None  # annotations per image or the audit share changed
     if project.label_budget and not budget_spent:
-        spent = given_labels(project).count()
+        if spent is None:
+            spent = given_labels(project).count()
         if spent >= project.label_budget:  # spent since the version was trained
             at_budget, budget_images, budget_spent = None, None, True
     stop = stored.get("stop_rule") or {"fired": False}

@@ -79,6 +79,28 @@ def test_dashboard_shows_the_selectors_numbers(users, project):
     assert api["forecast"]["more_labels_to_target"] == more
 
 
+def test_the_dashboard_counts_the_labels_given_once(users, project):
+    # The budget and the forecast's "spent since the version" check both need it: one COUNT.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    demo_state(project, users)
+    project.label_budget = 5  # spent: the forecast's check runs
+    project.save()
+    client = Client()
+    client.force_login(users["admin"])
+    for url in (f"/projects/{project.id}/dashboard/", "/overview/"):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        counts = [
+            q["sql"] for q in queries.captured_queries
+            if q["sql"].startswith("SELECT COUNT(*)") and '"imported"' in q["sql"]
+            and "created_at" not in q["sql"] and "annotator_id" not in q["sql"]
+        ]  # fmt: skip
+        assert len(counts) == 1, (url, counts)
+    assert project_dashboard(project)["forecast"]["budget_spent"] is True
+
+
 def test_dashboard_is_for_admins_only(users, project):
     client = Client()
     for role, code in [("engineer", 403), ("annotator", 403), ("outsider", 404)]:
