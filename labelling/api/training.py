@@ -223,8 +223,9 @@ class ModelOutput(serializers.ModelSerializer):
         return obj.project.current_model_id == obj.id
 
     def get_metrics(self, obj: ModelVersion) -> dict:
-        # The stop set is bookkeeping for the stop rule; it would only bloat every listing.
-        return {k: v for k, v in obj.metrics.items() if k != "stop_set"}
+        # The stop set is bookkeeping for the stop rule (it would only bloat every listing), the
+        # pool's ids file the worker's.
+        return {k: v for k, v in obj.metrics.items() if k not in ("stop_set", "pool_ids_key")}
 
 
 class EncoderListApi(ListApi):

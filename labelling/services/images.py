@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 
 from labelling.models import Image, LabelClass, Project
 from labelling.services.image_checks import EXTENSIONS, ImageRejected, as_8bit, image_bytes_check
+from labelling.services.training import images_added
 
 THUMBNAIL_SIZE = 128
 
@@ -142,6 +143,8 @@ def uploaded_files_ingest(*, project: Project, files: Iterable) -> list[IngestRe
             )
             continue
         results.append(pool_image_ingest(project=project, item=IngestItem(name=name, data=upload.read())))
+    if any(r.status == "stored" for r in results):
+        images_added(project)
     return results
 
 

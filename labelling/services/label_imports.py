@@ -10,7 +10,7 @@ transaction, each image gets an annotation by the importing engineer marked ``im
 trains, exports and is checked by the label review like any label, but spends none of the budget
 and counts in no annotator's rate or agreement. An image queued for annotators leaves the queue and
 its reservations go back. A project with an encoder queues a retrain at once, or gets one right
-after the retrain that is running (``retrain_for_labels_during``).
+after the retrain that is running (``retrain_for_changes_during``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Single flight: a request while a training job is queued or running answers 409 naming that job,
 or, for automatic cycles (``coalesce``), returns it. A queued job will see the new labels; a running
-one may have read its labels already, so when it finishes ``retrain_for_labels_during`` asks for
+one may have read its labels already, so when it finishes ``retrain_for_changes_during`` asks for
 the next one.
 """
 
@@ -55,23 +55,52 @@ def training_job_request(
         return job_create(project=project, kind=kind, params=params or {}, created_by=created_by)
 
 
-def retrain_for_labels_during(job: Job) -> Job | None:
-    """After a retrain (``cycle`` or ``finetune``) finished: labels that came while it ran may not be
-    in its model. Imported ones queue the next retrain at once (an import asks for one, and got this
-    running job); labels given in the queue count towards the usual ``cycle_every`` rule, checked
-    here as a submit would check it (else they would wait for the next submit)."""
+def retrain_for_changes_during(job: Job) -> Job | None:
+    """After a job of the retrain chain (``cycle``, ``finetune``, ``predict``, ``select``) finished:
+    labels or images that came while it ran may not be in its model. Imported labels and images the
+    embedding lacks queue the next retrain at once (their import or upload asked for one, and got
+    this running job); labels given in the queue count towards the usual ``cycle_every`` rule,
+    checked here as a submit would check it (else they would wait for the next submit)."""
     from labelling.models import Annotation
     from labelling.services.queue import retrain_if_due  # queue -> training, lazily
 
     project = Project.objects.get(pk=job.project_id)
     since = job.started_at or job.created_at
     imported = Annotation.objects.filter(image__project=project, imported=True, created_at__gte=since)
-    if imported.exists():
-        return training_job_request(
-            project=project, kind="cycle", params={"trigger": "import"}, coalesce=True
-        )
+    if imported.exists() or unembedded_images(project):
+        trigger = "import" if imported.exists() else "images"
+        return training_job_request(project=project, kind="cycle", params={"trigger": trigger}, coalesce=True)
     retrain_if_due(project)
     return None
+
+
+def unembedded_images(project: Project) -> bool:
+    """Whether the pool has images added since its current encoder embedded it (an upload or import
+    since): the next retrain embeds them first. False while there is no embedded encoder (the
+    pretraining's embedding reads the pool when it starts)."""
+    from labelling.models.image import ImageStatus
+
+    emb = (
+        EncoderVersion.objects.filter(pk=project.current_encoder_id)
+        .values_list("embeddings", flat=True)
+        .first()
+    ) or {}
+    if not emb.get("shards"):
+        return False
+    pool = project.images.exclude(status=ImageStatus.FLAGGED)
+    if "max_image_id" in emb:
+        return pool.filter(pk__gt=emb["max_image_id"]).exists()
+    return pool.count() > int(emb.get("count", 0))  # embedded before the newest id was kept
+
+
+def images_added(project: Project) -> Job | None:
+    """Images were added to the pool (an upload, a zip or dataset import, import_images): once the
+    project has an embedded encoder, a retrain embeds them and then trains, scores and selects with
+    them in the pool (coalesced with the training job queued or running; one that is running asks
+    again when it ends)."""
+    if not unembedded_images(project):
+        return None
+    return training_job_request(project=project, kind="cycle", params={"trigger": "images"}, coalesce=True)
 
 
 def pretraining_pool_check(*, project: Project) -> None:

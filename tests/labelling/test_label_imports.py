@@ -285,7 +285,7 @@ def test_an_import_during_a_running_retrain_gets_the_next_one_when_it_finishes(c
 
     from django.utils import timezone
 
-    from labelling.services.training import retrain_for_labels_during
+    from labelling.services.training import retrain_for_changes_during
 
     project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="e")
     project.save()
@@ -298,12 +298,12 @@ def test_an_import_during_a_running_retrain_gets_the_next_one_when_it_finishes(c
     assert body["retrain_job"] == running.id
     Job.objects.filter(pk=running.pk).update(state="succeeded", finished_at=timezone.now())
     running.refresh_from_db()
-    follow = retrain_for_labels_during(running)
+    follow = retrain_for_changes_during(running)
     assert follow is not None and follow.id != running.id and follow.kind == "cycle"
     assert follow.state == "queued" and follow.params["trigger"] == "import"
     Job.objects.filter(pk=follow.pk).update(state="succeeded", started_at=timezone.now())
     follow.refresh_from_db()
-    assert retrain_for_labels_during(follow) is None
+    assert retrain_for_changes_during(follow) is None
     assert Job.objects.filter(project=project, state="queued").count() == 0
 
 

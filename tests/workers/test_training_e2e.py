@@ -11,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
-from labelling.models import EncoderVersion, Job, SelectionRound
+from labelling.models import EncoderVersion, Job, ModelVersion, SelectionRound
 from tests.conftest import wait_for_job, wait_until
 from tests.factories import zip_bytes
 
@@ -161,10 +161,43 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     extra = io.BytesIO()
     PILImage.fromarray((load_digits().images[400] * 255 / 16).astype(np.uint8)).save(extra, format="PNG")
     truth["new.png"] = int(load_digits().target[400])
+    version = EncoderVersion.objects.get(project_id=project_id)
+    first_embedding = dict(version.embeddings)
     up = eng.post(f"/api/projects/{project_id}/images", {"files": [SimpleUploadedFile("new.png", extra.getvalue())]},
                   format="multipart")  # fmt: skip
     assert up.status_code == 201, up.content
-    version = EncoderVersion.objects.get(project_id=project_id)
+    new_id = up.json()["results"][0]["image_id"]
+    # The upload queued a retrain, which embedded the new image first (appended: the earlier rows keep
+    # their places), trained with it in the pool and wrote its prediction; the stop set stayed.
+    grown = wait_for_job(Job.objects.get(project_id=project_id, kind="cycle", params__trigger="images").id,
+                         timeout=180, worker=celery_worker)  # fmt: skip
+    assert grown.state == "succeeded", grown.error
+    version.refresh_from_db()
+    ids, Z = load_embeddings(version)
+    assert len(ids) == version.embeddings["count"] == 301 and ids[-1] == new_id
+    assert version.embeddings["max_image_id"] == new_id
+    assert version.embeddings["shards"][:-1] == first_embedding["shards"]
+    from models_zoo.artifact import EncoderArtifact
+
+    with local_copy(version.artifact_key) as path:
+        artifact = EncoderArtifact.load(path)
+    expected = artifact.embed(decode_images([Image.objects.get(pk=new_id)], artifact.config.image_size, 3))
+    np.testing.assert_allclose(Z[-1:], expected, atol=1e-4)
+    assert Image.objects.get(pk=new_id).predicted_label_id is not None
+    models = ModelVersion.objects.filter(project_id=project_id).order_by("id")
+    assert models.last().metrics["stop_set"]["ids"] == models[len(models) - 2].metrics["stop_set"]["ids"]
+    assert not Job.objects.filter(project_id=project_id, state__in=["queued", "running"]).exists()
+    # The first model, trained before the image came, made current again: its stored scores have a
+    # row fewer than the pool, so the predict job scores the grown pool with it.
+    Image.objects.filter(pk=new_id).update(predicted_label=None)
+    assert eng.post(f"/api/models/{models.first().id}/activate").status_code == 200
+    again = wait_for_job(Job.objects.filter(project_id=project_id, kind="predict").get().id,
+                         timeout=180, worker=celery_worker)  # fmt: skip
+    assert again.state == "succeeded", again.error
+    assert Image.objects.get(pk=new_id).predicted_label_id is not None
+    assert eng.post(f"/api/models/{models.last().id}/activate").status_code == 200
+    wait_until(lambda: not Job.objects.filter(project_id=project_id, state__in=["queued", "running"]).exists(),
+               timeout=180, worker=celery_worker, what="the predict job of the newest model")  # fmt: skip
     before = dict(version.embeddings)
     started = eng.post(
         f"/api/projects/{project_id}/jobs",
@@ -179,10 +212,6 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     ids, Z = load_embeddings(version)
     assert len(ids) == len(Z) == version.embeddings["count"] == 300  # 301 images, one flagged
     assert version.embeddings["shards"] != before["shards"]
-    from models_zoo.artifact import EncoderArtifact
-
-    with local_copy(version.artifact_key) as path:
-        artifact = EncoderArtifact.load(path)
     check = [0, len(ids) // 2, len(ids) - 1]  # the first row, one past the flagged image, the new one
     rows = [Image.objects.get(pk=int(ids[i])) for i in check]
     expected = artifact.embed(decode_images(rows, artifact.config.image_size, 3))

@@ -118,10 +118,10 @@ def _run_job(job_id: int, fn: JobFunction) -> None:
         training_job_request(
             project=job.project, kind=then["kind"], params=then.get("params", {}), coalesce=True
         )
-    elif finished and job.kind in ("cycle", "finetune"):
-        from labelling.services.training import retrain_for_labels_during
+    elif finished and job.kind in ("cycle", "finetune", "predict", "select"):
+        from labelling.services.training import retrain_for_changes_during
 
         try:
-            retrain_for_labels_during(job)
+            retrain_for_changes_during(job)
         except Exception:  # the job itself succeeded; the next label or import asks again
             log.exception("could not queue a retrain after job %s", job_id)

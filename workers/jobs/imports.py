@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 
 from labelling.models import Job, LabelClass, Project
 from labelling.services.images import IngestItem, IngestResult, pool_images_ingest_bulk
+from labelling.services.training import images_added
 from labelling.services.zips import zip_members_read
 from models_zoo.datasets import FASHION_MNIST_DIR  # Debian's path, or $FASHION_MNIST_DIR
 
@@ -61,6 +62,8 @@ def _ingest_all(
             flush()
     if batch:
         flush()
+    if any(r.status == "stored" for r in results):
+        images_added(project)  # a project with an encoder embeds them in its next retrain, queued now
     return results
 
 

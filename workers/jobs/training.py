@@ -41,7 +41,7 @@ from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_
 from labelling.services.queue import Pick, queue_fill
 from labelling.services.training import encoder_version_publish, job_follow_up, model_version_publish
 from workers.jobs.base import PENDING, JobCancelled
-from workers.jobs.pool import decode_images, images_for, pool_array
+from workers.jobs.pool import decode_images, images_for, pool_array, pool_images
 from workers.jobs.storage import load_npy, local_copy, scratch_dir, store_file, store_npy
 from workers.runtime import cpu_threads
 from workers.shutdown import JobHandedBack, worker_stopping
@@ -328,7 +328,8 @@ def _finish_embed(job_id: int, version: EncoderVersion, ids_key: str, shard_keys
         if job.is_finished:  # another chunk finished it first
             return
         first = load_npy(shard_keys[0])
-        count = len(load_npy(ids_key))
+        embedded = load_npy(ids_key)
+        count = len(embedded)
         before = version.embeddings or {}
         stale = [k for k in [before.get("ids_key"), *before.get("shards", [])] if k and k != ids_key]
         stale = [k for k in stale if k not in shard_keys]
@@ -337,6 +338,7 @@ def _finish_embed(job_id: int, version: EncoderVersion, ids_key: str, shard_keys
             "count": count,
             "ids_key": ids_key,
             "shards": shard_keys,
+            "max_image_id": int(embedded.max()) if count else 0,  # images past it came since
         }
         version.save(update_fields=["embeddings"])
         encoder_version_publish(project=job.project, version=version)
@@ -356,6 +358,56 @@ def _forget(keys: list[str]) -> None:
 
     for key in keys:
         default_storage.delete(key)
+
+
+def embeddings_with_new_images(job: Job, version: EncoderVersion, progress) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, Z) of ``version``'s embedding, first extended by the pool images added since it was made
+    (an upload, an import): without this they would never be selected, and their labels never train.
+    The new rows are appended (the earlier rows keep their places), stored as one more shard and a
+    new ids file, and published in one transaction; a job cancelled meanwhile changes nothing."""
+    from models_zoo.artifact import EncoderArtifact
+
+    ids, Z = load_embeddings(version)
+    known = set(ids.tolist())
+    new = [im for im in pool_images(version.project) if im.id not in known]
+    if not new:
+        return ids, Z
+    progress(0.01, f"embedding {len(new):,} images added since the pool was embedded", force=True)
+    stop = _stopper(job.id)
+    with local_copy(version.artifact_key) as path:
+        artifact = EncoderArtifact.load(path)
+    parts = []
+    for s in range(0, len(new), EMBED_CHUNK):
+        if stop():
+            raise JobHandedBack() if worker_stopping(every=0) else JobCancelled()
+        X = decode_images(new[s : s + EMBED_CHUNK], artifact.config.image_size, 3)
+        parts.append(artifact.embed(X).astype(np.float32))
+    added = np.concatenate(parts)
+    if added.shape[1] != Z.shape[1] or not np.isfinite(added).all():
+        raise ValueError(f"encoder #{version.id} gave the new images unusable embeddings")
+    all_ids = np.concatenate([ids, np.array([im.id for im in new], dtype=np.int64)])
+    base = f"embeddings/{version.project_id}/ev-{version.id}/job-{job.id}"
+    store_npy(all_ids, f"{base}/ids.npy")
+    store_npy(added, f"{base}/added-{len(ids)}.npy")
+    with transaction.atomic():
+        _unless_cancelled(job.id)
+        locked = EncoderVersion.objects.select_for_update().get(pk=version.pk)
+        before = locked.embeddings or {}
+        if before.get("ids_key") != version.embeddings.get("ids_key"):  # embedded again meanwhile
+            raise ValueError("the pool's embedding changed while this job extended it: run the job again")
+        locked.embeddings = {
+            **before,
+            "count": int(len(all_ids)),
+            "max_image_id": int(all_ids.max()),
+            "ids_key": f"{base}/ids.npy",
+            "shards": [*before["shards"], f"{base}/added-{len(ids)}.npy"],
+        }
+        locked.save(update_fields=["embeddings"])
+        stale = before["ids_key"]
+        if stale != locked.embeddings["ids_key"]:
+            transaction.on_commit(lambda: _forget([stale]))
+    version.embeddings = locked.embeddings
+    return all_ids, np.concatenate([Z, added])
 
 
 def load_embeddings(version: EncoderVersion) -> tuple[np.ndarray, np.ndarray]:
@@ -459,7 +511,7 @@ def cycle(job: Job, progress) -> dict[str, Any]:
     if version is None:
         raise ValueError("the project has no encoder yet: run a pretrain job first")
     _torch_setup()
-    ids, Z = load_embeddings(version)
+    ids, Z = embeddings_with_new_images(job, version, progress)
     train, audit = pool_labels(project, ids)
     result: dict[str, Any] = {"encoder_version": version.id}
     model = project.current_model
@@ -481,7 +533,7 @@ def cycle(job: Job, progress) -> dict[str, Any]:
                     f"the current model (#{model.id}) was trained on encoder #"
                     f"{model.encoder_version_id}, not the current one (#{version.id}): run a finetune job"
                 )
-            probs = _load_probs(model)
+            probs = _probs_over(model, project, version, ids, Z)
         _write_predictions(project, model, ids, probs)
     if "model_version" in result:
         progress(0.7, "looking for possible label mistakes", force=True)
@@ -489,7 +541,7 @@ def cycle(job: Job, progress) -> dict[str, Any]:
     if "select" in steps:
         progress(0.8, "selecting the next batch", force=True)
         if probs is None and model is not None and model.encoder_version_id == version.id:
-            probs = _load_probs(model)
+            probs = _probs_over(model, project, version, ids, Z)
         rnd = _select(job, project, version, ids, Z, train, audit, probs, mc, model)
         if rnd is None:
             result["select"] = "skipped: every image of the pool is labelled, queued or in the audit slice"
@@ -589,9 +641,9 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
         # where this fit did not judge it
         "view": learner.view_decision,
         "view_cv": learner.view_cv_,
+        "pool_ids_key": version.embeddings.get("ids_key"),  # the rows its stored probabilities follow
     }
-    rng = np.random.default_rng(project.id)
-    stop_idx = np.sort(rng.choice(len(ids), size=min(STOP_SET_SIZE, len(ids)), replace=False))
+    stop_idx = _stop_set_rows(project, ids)
     metrics["stop_set"] = {
         "ids": ids[stop_idx].tolist(),
         "predictions": probs.argmax(1)[stop_idx].tolist(),
@@ -630,6 +682,21 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
     return model, probs, mc
 
 
+def _stop_set_rows(project: Project, ids: np.ndarray) -> np.ndarray:
+    """Rows of ``ids`` in the stop set: the newest model version's stop set where its images are all
+    still in the pool and it is at least half the size a new one would be (images added to the pool
+    keep the stop rule's history going), else a new draw of STOP_SET_SIZE rows (seeded by project)."""
+    size = min(STOP_SET_SIZE, len(ids))
+    previous = project.model_versions.order_by("-id").values_list("metrics__stop_set__ids", flat=True).first()
+    if previous and 2 * len(previous) >= size:
+        row = {int(image_id): r for r, image_id in enumerate(ids)}
+        rows = [row.get(int(image_id), -1) for image_id in previous]
+        if min(rows) >= 0:
+            return np.array(rows, dtype=np.int64)
+    rng = np.random.default_rng(project.id)
+    return np.sort(rng.choice(len(ids), size=size, replace=False))
+
+
 def _confusion_cells(truth: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
     pairs, counts = (
         np.unique(np.stack([truth, predicted], 1), axis=0, return_counts=True) if len(truth) else ([], [])
@@ -639,6 +706,23 @@ def _confusion_cells(truth: np.ndarray, predicted: np.ndarray) -> list[list[int]
 
 def _load_probs(model: ModelVersion) -> np.ndarray:
     return load_npy(model.predictions_key)
+
+
+def _probs_over(model: ModelVersion, project: Project, version: EncoderVersion, ids, Z) -> np.ndarray:
+    """The model's probabilities (N, C) row for row with the embedding (ids, Z): as it stored them
+    when it scored this very embedding, else predicted again by the saved model (images were added
+    to the pool, or it was embedded again, since the model was trained)."""
+    import joblib
+
+    probs = _load_probs(model)
+    if len(probs) == len(ids) and model.metrics.get("pool_ids_key") in (
+        None,
+        version.embeddings.get("ids_key"),
+    ):
+        return probs  # None: a model from before the key was kept, on an embedding of its size
+    with local_copy(model.artifact_key) as path:
+        learner = joblib.load(path)
+    return learner.predict_proba(images_for(project, ids), features=Z).astype(np.float32)
 
 
 def _update_forecast(project: Project, model: ModelVersion) -> None:

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labelling.models import LabelClass
 from labelling.services.images import IngestItem, pool_image_ingest
+from labelling.services.training import images_added
 from workers.management.commands._shared import TqdmProgress, project_lookup
 
 
@@ -51,6 +52,8 @@ class Command(BaseCommand):
                 bar((i + 1) / max(len(files), 1))
         finally:
             bar.close()
+        if counts["stored"]:
+            images_added(target)  # a project with an encoder embeds them in its next retrain
         for line in problems[:50]:
             self.stderr.write(line)
         self.stdout.write(
