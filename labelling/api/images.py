@@ -196,6 +196,11 @@ def _image_headers(response: HttpResponse) -> HttpResponse:
     return response
 
 
+# A TIFF shown to annotators is made no larger than a screen shows it (a 6000 x 4000 one was a 27 MB
+# PNG made in the request, 11 s).
+DISPLAY_MAX_SIDE = 2048
+
+
 class ImageFileApi(APIView):
     """The image bytes, to project members only, with their real content type."""
 
@@ -206,8 +211,9 @@ class ImageFileApi(APIView):
             OpenApiParameter(
                 "display",
                 bool,
-                description="true: a PNG of the image when browsers cannot show its format (TIFF); "
-                "otherwise the bytes as stored, whatever this says",
+                description="true: a PNG of the image when browsers cannot show its format (TIFF), "
+                f"at most {DISPLAY_MAX_SIDE} px on its longer side; otherwise the bytes as stored, "
+                "whatever this says",
             )
         ],
     )
@@ -215,7 +221,7 @@ class ImageFileApi(APIView):
         image = access_image(request.user, image_id)
         display = request.query_params.get("display", "").lower() in ("1", "true")
         if display and image.format not in BROWSER_FORMATS:
-            png = image_thumbnail(image=image, size=max(image.width, image.height))
+            png = image_thumbnail(image=image, size=min(max(image.width, image.height), DISPLAY_MAX_SIDE))
             return _image_headers(HttpResponse(png, content_type="image/png"))
         response = FileResponse(
             default_storage.open(image.storage_key, "rb"), content_type=CONTENT_TYPES[image.format]

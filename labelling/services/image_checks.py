@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
+from PIL import ImageOps, UnidentifiedImageError
 
 from labelling.services.errors import InvalidInput
 
@@ -55,6 +55,42 @@ def as_8bit(img: PILImage.Image) -> PILImage.Image:
     lo, hi = float(a.min()), float(a.max())
     scaled = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
     return PILImage.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), "L")
+
+
+# EXIF orientations that turn the image a quarter (width and height trade places when applied).
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+_EXIF_ORIENTATION = 0x0112
+
+
+def as_shown(img: PILImage.Image) -> PILImage.Image:
+    """The first frame of an image as a person sees it, in mode "L" or "RGB": turned upright by its
+    EXIF orientation (phones store portrait photos sideways and say so in a tag, which browsers
+    follow), deep greyscale stretched (:func:`as_8bit`), and transparent pixels shown on white, as
+    the labelling page shows them (what lies under them would differ from image to image).
+    Thumbnails, the annotators' display of a TIFF and the training pool all read images through it,
+    so the model learns from the picture the annotator labelled."""
+    img.seek(0)
+    if _orientation(img) not in (None, 1):
+        img = ImageOps.exif_transpose(img)
+    img = as_8bit(img)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = PILImage.alpha_composite(white, rgba)
+    return img if img.mode in ("L", "RGB") else img.convert("RGB")
+
+
+def shown_size(img: PILImage.Image) -> tuple[int, int]:
+    """(width, height) as shown: swapped when the EXIF orientation turns the image a quarter."""
+    width, height = img.size
+    return (height, width) if _orientation(img) in _QUARTER_TURNS else (width, height)
+
+
+def _orientation(img: PILImage.Image) -> int | None:
+    try:
+        return img.getexif().get(_EXIF_ORIENTATION)
+    except Exception:  # an unreadable EXIF block is no orientation
+        return None
 
 
 class ImageRejected(InvalidInput):
@@ -108,7 +144,9 @@ def image_bytes_check(data: bytes, *, name: str = "") -> CheckedImage:
             # Pillow warns between its limit and twice it, and raises beyond: treat both as a bomb.
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as img:
-                if img.format != fmt:
+                # Pillow names a JPEG whose MPF segment lists more images (a camera's large preview)
+                # MPO; it is a JPEG to every browser, and its first image is the picture.
+                if img.format != fmt and not (fmt == "JPEG" and img.format == "MPO"):
                     raise ImageRejected(
                         f"the content starts like {fmt} but decodes as {img.format}", code="format_mismatch"
                     )
@@ -123,6 +161,7 @@ def image_bytes_check(data: bytes, *, name: str = "") -> CheckedImage:
                     )
                 img.seek(0)  # GIF/TIFF: the first frame is the image
                 img.load()  # full decode: truncated or corrupt data fails here
+                width, height = shown_size(img)  # as shown: a portrait photo stored sideways is portrait
     except ImageRejected:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 
 from labelling.models import Image, LabelClass, Project
-from labelling.services.image_checks import EXTENSIONS, ImageRejected, as_8bit, image_bytes_check
+from labelling.services.image_checks import EXTENSIONS, ImageRejected, as_shown, image_bytes_check
 from labelling.services.training import images_added
 
 THUMBNAIL_SIZE = 128
@@ -221,15 +221,16 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
 def image_thumbnail(*, image: Image, size: int = THUMBNAIL_SIZE) -> bytes:
     """A PNG no larger than ``size`` px on its longest side, cached in storage beside the image.
     ``size`` = the image's longest side: the whole image as a PNG (what a browser shows of a TIFF)."""
-    # "b8": made through as_8bit (thumbnails cached before it clipped 16-bit images).
-    key = f"thumbs/{image.sha256[:2]}/{image.sha256}_{size}b8.png"
+    # "s": made through as_shown (upright, transparency on white; "b8" ones were neither, the ones
+    # before them clipped 16-bit images).
+    key = f"thumbs/{image.sha256[:2]}/{image.sha256}_{size}s.png"
     if default_storage.exists(key):
         with default_storage.open(key, "rb") as fh:
             return fh.read()
     with default_storage.open(image.storage_key, "rb") as fh, PILImage.open(fh) as img:
-        img.seek(0)
-        img = as_8bit(img)
-        thumb = img.convert("RGBA" if img.mode in ("RGBA", "LA", "P") else "RGB")
+        if max(img.size) > 2 * size and img.format == "JPEG":
+            img.draft("RGB", (2 * size, 2 * size))  # decode a large JPEG at a fraction of its size
+        thumb = as_shown(img)
         # Tiny images (e.g. 28x28) are scaled up with nearest neighbour so they stay crisp.
         if max(thumb.size) < size:
             scale = max(1, size // max(thumb.size))
@@ -241,4 +242,5 @@ def image_thumbnail(*, image: Image, size: int = THUMBNAIL_SIZE) -> bytes:
     data = buf.getvalue()
     if not default_storage.exists(key):
         default_storage.save(key, ContentFile(data))
+        default_storage.delete(key.replace(f"_{size}s.png", f"_{size}b8.png"))  # an older make, if any
     return data

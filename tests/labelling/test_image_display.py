@@ -116,3 +116,89 @@ def test_16_bit_and_float_images_are_stretched_not_clipped(users, project, clien
     thumb = client_for(users["annotator"]).get(f"/api/images/{image_id}/thumbnail")
     with PILImage.open(io.BytesIO(thumb.content)) as img:
         assert len(np.unique(np.asarray(img.convert("L")))) > 50
+
+
+def _photo(fmt: str = "JPEG", orientation: int | None = None, **save) -> tuple[bytes, np.ndarray]:
+    """A 40 x 24 picture (bright left half, dark right) stored turned so that ``orientation`` puts it
+    upright, as a phone stores a portrait photo: (file bytes, the upright pixels)."""
+    upright = np.zeros((24, 40, 3), np.uint8)
+    upright[:, :20] = 230
+    stored = PILImage.fromarray(upright)
+    if orientation == 6:  # shown turned 90 degrees clockwise: stored turned 90 anticlockwise
+        stored = stored.transpose(PILImage.Transpose.ROTATE_90)
+    exif = PILImage.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, format=fmt, exif=exif, **save)
+    return buf.getvalue(), upright
+
+
+@pytest.mark.django_db
+def test_a_photo_is_upright_by_its_exif_orientation_for_everyone(users, project, client_for):
+    """Browsers turn a photo by its EXIF orientation; the thumbnail, the size and the model's pixels
+    used to stay sideways: the model learnt from another picture than the annotator labelled."""
+    from workers.jobs.pool import _decode
+
+    data, upright = _photo(orientation=6)
+    image = Image.objects.get(
+        pk=pool_image_ingest(project=project, item=IngestItem(name="p.jpg", data=data)).image_id
+    )
+    assert (image.width, image.height) == (40, 24)  # as shown, not as stored (24 x 40)
+    thumb = client_for(users["annotator"]).get(f"/api/images/{image.id}/thumbnail")
+    with PILImage.open(io.BytesIO(thumb.content)) as img:
+        grey = np.asarray(img.convert("L"), dtype=float)
+    assert grey.shape[1] > grey.shape[0]  # landscape
+    assert grey[:, : grey.shape[1] // 2 - 4].mean() > 200 > 30 > grey[:, grey.shape[1] // 2 + 4 :].mean()
+    decoded = _decode(image, 16).astype(float).mean(axis=(0, 2))  # (16,) columns
+    assert decoded[:6].mean() > 200 and decoded[-6:].mean() < 30
+
+
+@pytest.mark.django_db
+def test_transparent_pixels_are_white_for_the_model_as_on_the_page(users, project, client_for):
+    """What lies under transparent pixels differs from file to file (black, green, white): the page
+    shows it on white, and the thumbnail and the model's pixels showed the hidden colour."""
+    from workers.jobs.pool import _decode
+
+    ids = []
+    for i, hidden in enumerate([(0, 0, 0), (0, 255, 0), (255, 255, 255)]):
+        rgba = np.zeros((16, 16, 4), np.uint8)
+        rgba[..., :3] = hidden
+        rgba[4:12, 4:12] = (200, 0, 0, 255)  # an opaque red square
+        buf = io.BytesIO()
+        PILImage.fromarray(rgba, "RGBA").save(buf, format="PNG")
+        ids.append(
+            pool_image_ingest(project=project, item=IngestItem(name=f"{i}.png", data=buf.getvalue())).image_id
+        )
+    for image in Image.objects.filter(pk__in=ids):
+        pixels = _decode(image, 16)
+        assert pixels[0, 0].tolist() == [255, 255, 255] and pixels[8, 8].tolist() == [200, 0, 0]
+        thumb = client_for(users["annotator"]).get(f"/api/images/{image.id}/thumbnail")
+        with PILImage.open(io.BytesIO(thumb.content)) as img:
+            assert img.convert("RGB").getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.django_db
+def test_a_camera_jpeg_with_an_embedded_preview_is_a_jpeg(project):
+    """Pillow names a JPEG whose MPF segment lists a second image MPO: it was refused as
+    "starts like JPEG but decodes as MPO"."""
+    big = PILImage.fromarray(np.full((32, 48, 3), 120, np.uint8))
+    buf = io.BytesIO()
+    big.save(buf, format="MPO", save_all=True, append_images=[big.resize((12, 8))])
+    result = pool_image_ingest(project=project, item=IngestItem(name="cam.jpg", data=buf.getvalue()))
+    assert result.status == "stored", result
+    assert Image.objects.get(pk=result.image_id).format == "JPEG"
+
+
+@pytest.mark.django_db
+def test_a_large_tiff_is_shown_at_a_screens_size(users, project, client_for, settings):
+    from labelling.api.images import DISPLAY_MAX_SIDE
+
+    buf = io.BytesIO()
+    PILImage.fromarray(np.full((300, DISPLAY_MAX_SIDE + 500), 90, np.uint8)).save(buf, format="TIFF")
+    image_id = pool_image_ingest(
+        project=project, item=IngestItem(name="wide.tif", data=buf.getvalue())
+    ).image_id
+    shown_ = client_for(users["annotator"]).get(f"/api/images/{image_id}/file?display=1")
+    with PILImage.open(io.BytesIO(shown_.content)) as img:
+        assert max(img.size) == DISPLAY_MAX_SIDE

@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 
 from labelling.models import Image, Project
 from labelling.models.image import ImageStatus
-from labelling.services.image_checks import as_8bit
+from labelling.services.image_checks import as_shown
 from workers.jobs.storage import load_npy, store_npy
 
 MIN_SIDE, MAX_SIDE = 8, 64
@@ -42,8 +42,9 @@ def side_for(images: list[Image]) -> int:
 
 def _decode(image: Image, side: int) -> np.ndarray:
     with default_storage.open(image.storage_key, "rb") as fh, PILImage.open(io.BytesIO(fh.read())) as img:
-        img.seek(0)
-        rgb = as_8bit(img).convert("RGB")
+        if img.format == "JPEG" and max(img.size) > 2 * side:
+            img.draft("RGB", (2 * side, 2 * side))  # a large JPEG decoded at a fraction of its size
+        rgb = as_shown(img).convert("RGB")  # upright, transparency on white: what annotators saw
         if rgb.size != (side, side):
             rgb = rgb.resize((side, side), PILImage.Resampling.BILINEAR)
         return np.asarray(rgb, dtype=np.uint8)  # (S, S, 3)
@@ -64,8 +65,8 @@ def pool_array(project: Project, progress=None) -> tuple[np.ndarray, np.ndarray]
     images = pool_images(project)
     ids = np.array([im.id for im in images], dtype=np.int64)
     side = side_for(images)
-    # "|b8": decoded through as_8bit (arrays cached before it had 16-bit images clipped).
-    digest = hashlib.sha256(("|".join(im.sha256 for im in images) + f"|{side}|b8").encode()).hexdigest()[:24]
+    # "|s": decoded through as_shown (earlier arrays: sideways photos, the colour under transparency).
+    digest = hashlib.sha256(("|".join(im.sha256 for im in images) + f"|{side}|s").encode()).hexdigest()[:24]
     folder = f"cache/pool/{project.id}"
     key = f"{folder}/{digest}.npy"
     if default_storage.exists(key):
