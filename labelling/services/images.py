@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 
 from labelling.models import Image, LabelClass, Project
 from labelling.services.image_checks import EXTENSIONS, ImageRejected, as_shown, image_bytes_check
+from labelling.services.text import nfc
 from labelling.services.training import images_added
 
 THUMBNAIL_SIZE = 128
@@ -31,6 +32,11 @@ class IngestItem:
     name: str
     data: bytes
     reference_label: LabelClass | None = None
+
+    @property
+    def stored_name(self) -> str:
+        """The name as stored: NFC (:func:`nfc`), at most the column's 255 characters."""
+        return nfc(self.name or "")[:255]
 
 
 @dataclass
@@ -66,7 +72,7 @@ def _forget_bytes(key: str) -> None:
 
 def pool_image_ingest(*, project: Project, item: IngestItem) -> IngestResult:
     """Validate and store one file. Never raises for bad content: the result says why."""
-    name = (item.name or "")[:255]
+    name = item.stored_name
     try:
         checked = image_bytes_check(item.data, name=name)
     except ImageRejected as exc:
@@ -163,7 +169,7 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
     results: list[IngestResult | None] = [None] * len(items)
     checked = {}
     for i, item in enumerate(items):
-        name = (item.name or "")[:255]
+        name = item.stored_name
         try:
             checked[i] = image_bytes_check(item.data, name=name)
         except ImageRejected as exc:
@@ -172,7 +178,7 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
     existing = dict(Image.objects.filter(project=project, sha256__in=shas).values_list("sha256", "id"))
     fresh: dict[str, int] = {}  # sha -> index of its first occurrence in this batch
     for i, c in checked.items():
-        name = (items[i].name or "")[:255]
+        name = items[i].stored_name
         if c.sha256 in existing or c.sha256 in fresh:
             other = existing.get(c.sha256)
             results[i] = IngestResult(
@@ -193,7 +199,7 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
             rows.append(
                 Image(
                     project=project, sha256=sha, storage_key=key, width=c.width, height=c.height,
-                    format=c.format, size_bytes=len(c.data), original_name=(items[i].name or "")[:255],
+                    format=c.format, size_bytes=len(c.data), original_name=items[i].stored_name,
                     reference_label=items[i].reference_label,
                 )
             )  # fmt: skip
@@ -211,7 +217,7 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
     if any(v is None for v in ids.values()):  # backends that do not return ids from bulk inserts
         ids = dict(Image.objects.filter(project=project, sha256__in=list(fresh)).values_list("sha256", "id"))
     for sha, i in fresh.items():
-        results[i] = IngestResult(name=(items[i].name or "")[:255], status="stored", image_id=ids[sha])
+        results[i] = IngestResult(name=items[i].stored_name, status="stored", image_id=ids[sha])
     for i, r in enumerate(results):
         if r is not None and r.status == "duplicate" and r.image_id is None:
             r.image_id = ids.get(checked[i].sha256)

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import unicodedata
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -30,6 +31,7 @@ from labelling.models import Annotation, Assignment, Image, Project, QueueItem
 from labelling.models.image import ImageStatus
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.services.errors import InvalidInput
+from labelling.services.text import nfc
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ class ImportResult:
 def _text(value) -> str:
     """A cell as text; the apostrophe this service's CSV export puts before = + - @ (against
     spreadsheet formulas) comes off again, so its labels.csv imports as it was exported."""
-    text = "" if value is None else str(value).strip()
+    text = "" if value is None else nfc(str(value).strip())
     if len(text) > 1 and text[0] == "'" and text[1] in "=+-@\t\r":
         return text[1:]
     return text
@@ -102,11 +104,11 @@ def _resolve(project: Project, rows: list) -> tuple[list[tuple[int, int]], list[
     """[(image id, label id)] for the rows, and the problems found (row numbers from 1)."""
     rows = [_keys(row) for row in rows]
     labels = list(project.label_classes.values_list("id", "name"))
-    by_name = {name: pk for pk, name in labels}
+    by_name = {nfc(name): pk for pk, name in labels}  # names stored before they were kept in NFC too
     by_id = {str(pk): pk for pk, _ in labels}
     folded: dict[str, list[int]] = {}
     for pk, name in labels:
-        folded.setdefault(name.casefold(), []).append(pk)
+        folded.setdefault(nfc(name).casefold(), []).append(pk)
     by_folded = {name: pks[0] for name, pks in folded.items() if len(pks) == 1}  # "pullover": Pullover
     refs = [_image_ref(row) for row in rows]
     wanted: dict[str, set[str]] = {key: set() for key in KEYS}
@@ -122,9 +124,11 @@ def _resolve(project: Project, rows: list) -> tuple[list[tuple[int, int]], list[
     for part in _chunks(ids):
         by_pk.update((str(pk), pk) for pk in images.filter(pk__in=part).values_list("id", flat=True))
     by_file: dict[str, list[int]] = {}
-    for part in _chunks(sorted(wanted["original_name"])):
+    # Names stored before they were kept in NFC may be in form D (a Mac's file names): asked for too.
+    names = wanted["original_name"] | {unicodedata.normalize("NFD", v) for v in wanted["original_name"]}
+    for part in _chunks(sorted(names)):
         for pk, name in images.filter(original_name__in=part).values_list("id", "original_name"):
-            by_file.setdefault(name, []).append(pk)
+            by_file.setdefault(nfc(name), []).append(pk)
     flagged = set(images.filter(status=ImageStatus.FLAGGED).values_list("id", flat=True))
 
     pairs: list[tuple[int, int]] = []

@@ -24,6 +24,7 @@ from labelling.models import (
 )
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.services.errors import Conflict, InvalidInput, NotFound
+from labelling.services.text import nfc
 
 _HOTKEYS = "1234567890" + "abcdefghijklmnopqrstuvwxyz"  # what a label may be given
 # Handed out in this order to labels without one: never the labelling page's command letters (skip,
@@ -59,7 +60,7 @@ def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
             raise InvalidInput(
                 f"hotkey {hotkey!r} of {name!r} must be one of 0-9 or a-z", code="invalid_labels"
             )
-        rows.append((name.strip(), hotkey))
+        rows.append((nfc(name.strip()), hotkey))
     names = [n for n, _ in rows]
     if len(set(names)) != len(names):
         raise InvalidInput("label names must be unique", code="invalid_labels")
@@ -143,7 +144,7 @@ def _check_label(
     project's other labels. ``hotkey`` None: a free one is given; "": none."""
     ((name, key),) = _label_rows([{"name": name, "hotkey": hotkey or ""}])
     others = project.label_classes.exclude(pk=other_than)
-    if others.filter(name=name).exists():
+    if any(nfc(other) == name for other in others.values_list("name", flat=True)):  # stored before NFC
         raise InvalidInput(f"the project already has a label {name!r}", code="invalid_labels")
     if not hotkey:
         used = set(others.values_list("hotkey", flat=True))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import posixpath
 import stat
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -13,6 +15,7 @@ from typing import BinaryIO
 from django.conf import settings
 
 from labelling.services.errors import InvalidInput
+from labelling.services.text import nfc
 
 # Files that archivers add and nobody means to label.
 _IGNORED_PARTS = ("__MACOSX/",)
@@ -29,23 +32,66 @@ class ZipMember:
     folder: str  # the first folder in the path, "" at the top level (a class name for some datasets)
 
 
-def _member_problem(info: zipfile.ZipInfo) -> str | None:
+def member_name(info: zipfile.ZipInfo) -> str:
+    """A member's name as its archiver meant it, in NFC. Zip names are UTF-8 only when flag bit 11
+    says so; Info-ZIP on Linux and the macOS Finder write UTF-8 without it, and Python then reads
+    the bytes as cp437 ("été" came out "├⌐t├⌐"). Such a name is read again as UTF-8 when its bytes
+    are valid UTF-8, after an Info-ZIP Unicode Path field (0x7075) that matches the name, if any."""
     name = info.filename
+    if not info.flag_bits & 0x800:
+        raw = name.encode("cp437")
+        name = _unicode_path(info, raw) or _utf8_or_none(raw) or name
+    return nfc(name)
+
+
+def _utf8_or_none(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _unicode_path(info: zipfile.ZipInfo, raw: bytes) -> str | None:
+    """The UTF-8 name of an Info-ZIP Unicode Path extra field (0x7075: version 1, the CRC-32 of
+    the header's name, the name), when its CRC matches the name it stands for."""
+    extra = info.extra
+    while len(extra) >= 4:
+        tag, size = struct.unpack("<HH", extra[:4])
+        body, extra = extra[4 : 4 + size], extra[4 + size :]
+        if (
+            tag == 0x7075
+            and len(body) > 5
+            and body[0] == 1
+            and struct.unpack("<I", body[1:5])[0] == zlib.crc32(raw)
+        ):
+            return _utf8_or_none(body[5:])
+    return None
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    for name in dict.fromkeys((info.filename, member_name(info))):  # as read, and as it will be stored
+        problem = _name_problem(name)
+        if problem:
+            return problem
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return f"member {info.filename!r} is a symbolic link"
+    if info.flag_bits & 0x1:
+        return f"member {info.filename!r} is encrypted"
+    return None
+
+
+def _name_problem(name: str) -> str | None:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return f"member {name!r} has an absolute path"
     parts = name.replace("\\", "/").split("/")
     if ".." in parts:
         return f"member {name!r} climbs out of the archive with '..'"
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return f"member {name!r} is a symbolic link"
-    if info.flag_bits & 0x1:
-        return f"member {name!r} is encrypted"
     return None
 
 
 def _is_ignored(info: zipfile.ZipInfo) -> bool:
-    name = info.filename
+    name = member_name(info)
     return info.is_dir() or name.startswith(_IGNORED_PARTS) or posixpath.basename(name) in _IGNORED_NAMES
 
 
@@ -93,8 +139,9 @@ def zip_archive_check(fileobj: BinaryIO) -> list[ZipMember]:
                     f"limit of {settings.UPLOAD_MAX_IMAGE_BYTES:,}",
                     code="zip_bomb",
                 )
-            parts = info.filename.split("/")
-            members.append(ZipMember(name=info.filename, folder=parts[0] if len(parts) > 1 else ""))
+            name = member_name(info)
+            parts = name.split("/")
+            members.append(ZipMember(name=name, folder=parts[0] if len(parts) > 1 else ""))
         if total > settings.ZIP_MAX_TOTAL_BYTES:
             raise ZipRejected(
                 f"the archive unpacks to {total:,} bytes, over the limit of {settings.ZIP_MAX_TOTAL_BYTES:,}",
@@ -118,6 +165,6 @@ def zip_members_read(fileobj: BinaryIO) -> Iterator[tuple[str, bytes | None, str
                 with archive.open(info) as fh:
                     data = fh.read(limit + 1)
             except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
-                yield info.filename, None, f"cannot be unpacked ({exc})"
+                yield member_name(info), None, f"cannot be unpacked ({exc})"
                 continue
-            yield info.filename, data, ""
+            yield member_name(info), data, ""

@@ -355,3 +355,28 @@ def test_json_files_with_a_bom_other_tools_names_and_labels_in_another_case(clie
     ) == ("1", "1", "1")
     listed = engineer.get(f"/api/projects/{project.id}/export/labels.json").json()
     assert all(r["imported"] is True and r["needed"] == 1 for r in listed)
+
+
+def test_names_that_look_the_same_are_the_same_name(client_for, users, project):
+    """NFC and NFD (a Mac's file names) spell "carré" two ways: a second label that looks like the
+    first was accepted, and a row naming an image or a label one way missed the other."""
+    import unicodedata
+
+    from labelling.models import LabelClass
+    from labelling.services.errors import InvalidInput
+    from labelling.services.projects import label_add
+
+    nfd = unicodedata.normalize("NFD", "carré")
+    label = label_add(project=project, name=nfd)
+    assert label.name == "carré"  # stored in NFC
+    with pytest.raises(InvalidInput, match="already has a label"):
+        label_add(project=project, name="carré")
+    LabelClass.objects.filter(pk=label.pk).update(name=nfd)  # as stored before names were NFC
+    with pytest.raises(InvalidInput, match="already has a label"):
+        label_add(project=project, name="carré")
+    image = pool(project, 1)[0]
+    Image.objects.filter(pk=image.pk).update(original_name=unicodedata.normalize("NFD", "carré/1.png"))
+    rows = [{"original_name": "carré/1.png", "label": "carré"}]
+    body = _import(client_for(users["engineer"]), project, data={"labels": rows}, format="json")
+    assert body.status_code == 200, body.content
+    assert Annotation.objects.get(image=image).label_id == label.id

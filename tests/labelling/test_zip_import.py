@@ -90,3 +90,61 @@ def test_zip_too_large_is_a_413(client_for, users, project, settings, _media):
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
     assert stored_files(_media) == [] and Job.objects.count() == 0
+
+
+def test_member_names_written_in_utf8_without_the_flag_are_read_as_utf8_in_nfc():
+    """Info-ZIP on Linux and the macOS Finder write UTF-8 names without flag bit 11; Python reads
+    them as cp437 ("été façade 🐱.png" was stored as "├⌐t├⌐ fa├ºade ≡ƒÉ▒.png")."""
+    import io
+    import struct
+    import unicodedata
+    import zipfile
+    import zlib
+
+    from labelling.services.zips import zip_archive_check, zip_members_read
+    from tests.factories import image_bytes
+
+    mac = unicodedata.normalize("NFD", "Fotos/été façade 🐱.png").encode()
+    shown = "Fotos/été façade 🐱.png"
+    dos = "CAFÉ.png".encode("cp437")  # a genuine cp437 name stays as it is
+    path = "über.png"
+    legacy = b"uber.png"
+    # An Info-ZIP Unicode Path field names the last member in UTF-8 beside its cp437 name.
+    field = b"\x01" + struct.pack("<I", zlib.crc32(legacy)) + path.encode()
+    names = [mac, dos, legacy]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:  # ASCII stand-ins of the same length, swapped below: no
+        for i, raw in enumerate(names):  # UTF-8 flag, the name's bytes as such archivers write them
+            info = zipfile.ZipInfo(chr(65 + i) * len(raw))
+            if raw is legacy:
+                info.extra = struct.pack("<HH", 0x7075, len(field)) + field
+            zf.writestr(info, image_bytes(seed=i))
+    data = buf.getvalue()
+    for i, raw in enumerate(names):
+        data = data.replace(chr(65 + i).encode() * len(raw), raw)
+    buf = io.BytesIO(data)
+    buf.seek(0)
+    assert [m.name for m in zip_archive_check(buf)] == [shown, "CAFÉ.png", path]
+    assert [name for name, _, _ in zip_members_read(buf)] == [shown, "CAFÉ.png", path]
+
+
+def test_a_unicode_path_field_that_climbs_out_is_refused():
+    import io
+    import struct
+    import zipfile
+    import zlib
+
+    import pytest
+
+    from labelling.services.zips import ZipRejected, zip_archive_check
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo("ok.png")
+        field = b"\x01" + struct.pack("<I", zlib.crc32(b"ok.png")) + b"../../etc/x.png"
+        info.extra = struct.pack("<HH", 0x7075, len(field)) + field
+        zf.writestr(info, b"\x89PNG")
+    buf.seek(0)
+    with pytest.raises(ZipRejected) as exc:
+        zip_archive_check(buf)
+    assert exc.value.code == "zip_unsafe_member"

@@ -67,3 +67,24 @@ def test_a_project_import_dataset_creates_has_an_admin(users, capsys):
     assert role_in(users["annotator"], mine) == "admin" and role_in(root, mine) is None
     with pytest.raises(CommandError, match="no user named 'ghost'"):
         call_command("import_dataset", "x", "digits", "--admin", "ghost")
+
+
+def test_import_images_matches_a_macs_folder_names_and_says_which_folders_name_no_label(
+    tmp_path, users, project, capsys
+):
+    """A folder copied from a Mac names "carré" in NFD (e + combining accent): it matched no label
+    in NFC, and its images silently got no reference label."""
+    import unicodedata
+
+    from labelling.services.projects import label_add
+
+    label_add(project=project, name="carré")
+    (tmp_path / unicodedata.normalize("NFD", "carré")).mkdir()
+    (tmp_path / "zz").mkdir()
+    (tmp_path / unicodedata.normalize("NFD", "carré") / "1.png").write_bytes(image_bytes(seed=1))
+    (tmp_path / "zz" / "2.png").write_bytes(image_bytes(seed=2))
+    call_command("import_images", str(project.id), str(tmp_path), "--reference-labels-from-folders")
+    err = capsys.readouterr().err
+    refs = dict(Image.objects.values_list("original_name", "reference_label__name"))
+    assert refs == {"carré/1.png": "carré", "zz/2.png": None}  # stored in NFC
+    assert "folder 'zz' names no label of the project: its 1 images have no reference label" in err

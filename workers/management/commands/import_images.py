@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labelling.models import LabelClass
 from labelling.services.images import IngestItem, pool_image_ingest
+from labelling.services.text import nfc
 from labelling.services.training import images_added
 from workers.management.commands._shared import TqdmProgress, project_lookup
 
@@ -32,7 +33,8 @@ class Command(BaseCommand):
         if not path.is_dir():
             raise CommandError(f"{path} is not a folder")
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        classes = {lc.name: lc for lc in LabelClass.objects.filter(project=target)}
+        classes = {nfc(lc.name): lc for lc in LabelClass.objects.filter(project=target)}
+        unmatched: Counter[str] = Counter()  # folders named like no label: their images get none
         counts: Counter[str] = Counter()
         bar = TqdmProgress(total=len(files))
         problems = []
@@ -41,7 +43,9 @@ class Command(BaseCommand):
                 rel = file.relative_to(path)
                 reference = None
                 if reference_labels_from_folders and len(rel.parts) > 1:
-                    reference = classes.get(rel.parts[0])
+                    reference = classes.get(nfc(rel.parts[0]))  # a Mac's folder names are in NFD
+                    if reference is None:
+                        unmatched[rel.parts[0]] += 1
                 result = pool_image_ingest(
                     project=target,
                     item=IngestItem(name=str(rel), data=file.read_bytes(), reference_label=reference),
@@ -56,6 +60,10 @@ class Command(BaseCommand):
             images_added(target)  # a project with an encoder embeds them in its next retrain
         for line in problems[:50]:
             self.stderr.write(line)
+        for folder, count in sorted(unmatched.items()):
+            self.stderr.write(
+                f"  folder {folder!r} names no label of the project: its {count} images have no reference label"
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"{counts['stored']} stored, {counts['duplicate']} duplicates, {counts['rejected']} rejected "
