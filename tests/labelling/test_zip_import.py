@@ -148,3 +148,26 @@ def test_a_unicode_path_field_that_climbs_out_is_refused():
     with pytest.raises(ZipRejected) as exc:
         zip_archive_check(buf)
     assert exc.value.code == "zip_unsafe_member"
+
+
+@pytest.mark.django_db
+def test_an_import_stores_a_batch_once_its_files_reach_the_byte_budget(project, monkeypatch):
+    """Batches of 500 files held up to 500 large photos in memory at once: a batch is also stored
+    once its files reach BATCH_BYTES."""
+    from labelling.services.images import IngestItem
+    from tests.factories import image_bytes
+    from workers.jobs import imports
+
+    sizes = []
+    real = imports.pool_images_ingest_bulk
+
+    def counting(*, project, items):
+        sizes.append(len(items))
+        return real(project=project, items=items)
+
+    files = [IngestItem(name=f"{i}.png", data=image_bytes(size=(64, 64), seed=i)) for i in range(7)]
+    monkeypatch.setattr(imports, "pool_images_ingest_bulk", counting)
+    monkeypatch.setattr(imports, "BATCH_BYTES", 2 * min(len(f.data) for f in files))  # any two, not one
+    results = imports._ingest_all(project, iter(files), len(files), lambda *a, **k: None)
+    assert [r.status for r in results] == ["stored"] * 7
+    assert sizes == [2, 2, 2, 1]

@@ -39,18 +39,24 @@ def _summarise(results: list[IngestResult], *, max_listed: int = 200) -> dict[st
 
 
 BATCH = 500
+BATCH_BYTES = 128 * 1024 * 1024  # a batch of large photos is stored before 500 of them are held
 
 
 def _ingest_all(
     project: Project, items: Iterator[IngestItem | IngestResult], total: int, progress: Callable[..., None]
 ) -> list[IngestResult]:
-    """Ingest in batches of 500; an IngestResult in the stream is a file already refused upstream."""
+    """Ingest in batches of 500 files or 128 MB, whichever comes first (40 photos of 8.5 MB held
+    at once took a worker from 0.5 to 0.9 GB); an IngestResult in the stream is a file already
+    refused upstream."""
     results: list[IngestResult] = []
     batch: list[IngestItem] = []
+    held = 0
 
     def flush() -> None:
+        nonlocal held
         results.extend(pool_images_ingest_bulk(project=project, items=batch))
         batch.clear()
+        held = 0
         progress(len(results) / max(total, 1), f"{len(results):,} of {total:,} files")
 
     for item in items:
@@ -58,7 +64,8 @@ def _ingest_all(
             results.append(item)
             continue
         batch.append(item)
-        if len(batch) >= BATCH:
+        held += len(item.data)
+        if len(batch) >= BATCH or held >= BATCH_BYTES:
             flush()
     if batch:
         flush()
