@@ -244,7 +244,7 @@ def _locking_budget(fn):
 
 def queue_empty_reason(*, project: Project) -> str:
     """Why there is nothing to label: paused, budget_exhausted, preparing (the first pretraining runs),
-    waiting_for_model (a retrain runs), pool_labelled (no unlabelled image is left), not_started (no
+    waiting_for_model (a retrain runs, or was asked for here: the queue ran dry), pool_labelled (no unlabelled image is left), not_started (no
     pretraining was ever asked for, so no image is coming), training_failed
     (the queue is empty for everyone and the project's latest training job failed or was cancelled,
     so no round comes by itself) or queue_empty (for this annotator: the items left are held by others or were
@@ -272,7 +272,23 @@ def queue_empty_reason(*, project: Project) -> str:
         JobState.CANCELLED,
     ):
         return "training_failed"  # or cancelled: either way no round comes by itself
+    if project.current_encoder_id is not None and _next_round_request(project) is not None:
+        return "waiting_for_model"
     return "queue_empty"
+
+
+def _next_round_request(project: Project):
+    """The queue is empty for everyone, images are left and no training job is on its way: nothing
+    would queue the next round (a round that ended below ``cycle_every`` labels: a budget left
+    smaller, raised later, or a ``cycle_every`` over the round's size; items skipped by all). A
+    retrain then (a selection alone without new training labels), so labelling never stalls."""
+    from labelling.services.training import training_job_request  # training -> queue
+
+    trained = Image.objects.filter(project=project, is_audit=False, status=ImageStatus.LABELLED).count()
+    kind = "cycle" if trained > project.labels_at_last_cycle else "select"
+    return training_job_request(
+        project=project, kind=kind, params={"trigger": "queue_drained"}, coalesce=True
+    )
 
 
 # --- reserving -------------------------------------------------------------------------------------
@@ -727,7 +743,8 @@ def _retrain_if_due_safely(project: Project) -> None:
 
 
 def retrain_if_due(project: Project) -> None:
-    """After every ``cycle_every`` new training labels, queue a retrain (coalesced: one at a time).
+    """After every ``cycle_every`` new training labels, queue a retrain (coalesced: one at a time);
+    once the budget is spent, after any: its last labels are the final model's.
 
     It runs after every submit once the project has a model, so the exact count of training labels
     (a COUNT over the labelled images, which grows with the project) comes last: first the labels
@@ -743,16 +760,24 @@ def retrain_if_due(project: Project) -> None:
     if project.current_encoder_id is None:
         return
     project, given = _project_and_spent(project.pk, now=timezone.now(), held=False)
-    if given + project.imported_labels - project.labels_at_last_cycle < project.cycle_every:
+    # The budget's last labels retrain too, however few: no more labels come to reach cycle_every.
+    spent = project.label_budget is not None and given >= project.label_budget
+    due = 1 if spent else project.cycle_every
+    if given + project.imported_labels - project.labels_at_last_cycle < due:
         return
     if running_training_job(project) is not None:
         return
     training_labels = Image.objects.filter(
         project=project, is_audit=False, status=ImageStatus.LABELLED
     ).count()
-    if training_labels - project.labels_at_last_cycle < project.cycle_every:
+    if training_labels - project.labels_at_last_cycle < due:
         return
-    training_job_request(project=project, kind="cycle", params={"trigger": "labels"}, coalesce=True)
+    trigger = (
+        "budget_spent"
+        if spent and training_labels - project.labels_at_last_cycle < project.cycle_every
+        else "labels"
+    )
+    training_job_request(project=project, kind="cycle", params={"trigger": trigger}, coalesce=True)
 
 
 # --- skipping, flagging, undoing -------------------------------------------------------------------

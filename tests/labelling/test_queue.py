@@ -379,7 +379,12 @@ def test_empty_queue_says_why(client_for, users, project):
     Job.objects.create(project=project, kind="cycle", state="cancelled")  # no round comes either
     assert nxt(client, project)["empty_reason"] == "training_failed"
     Job.objects.create(project=project, kind="cycle", state="succeeded")
-    assert nxt(client, project)["empty_reason"] == "queue_empty"
+    # The queue ran dry for everyone with images left and no job on its way: nothing would queue the
+    # next round (it stalled for good), so the next is asked for: a selection, no label being new.
+    assert nxt(client, project)["empty_reason"] == "waiting_for_model"
+    drained = Job.objects.get(project=project, state="queued")
+    assert drained.kind == "select" and drained.params == {"trigger": "queue_drained"}
+    Job.objects.filter(pk=drained.pk).update(state="succeeded")
     Image.objects.filter(project=project).update(status="labelled")  # nothing left in the pool
     assert nxt(client, project)["empty_reason"] == "pool_labelled"
     project.labelling_paused = True
@@ -503,3 +508,43 @@ def test_a_round_never_queues_an_image_labelled_while_its_retrain_ran(
         assert image_id != labelled.id and image_id not in seen
         seen.add(image_id)
         assert ann.post(f"/api/assignments/{body['assignment']['id']}/skip").status_code in (200, 204)
+
+
+def test_a_round_that_ends_below_cycle_every_brings_the_next_one(client_for, users, project, label):
+    """A review: a round capped by the budget left (or a cycle_every over the round's size) was
+    labelled to its end below cycle_every; the budget was lifted and the queue said queue_empty for
+    good. The queue running dry asks for a retrain on the labels it got."""
+    from labelling.models import EncoderVersion, Job
+
+    project.audit_fraction, project.cycle_every = 0.0, 50
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="encoders/x.pt")
+    project.save()
+    images = pool(project, 6)
+    queue_round(project, images[:3])
+    me = client_for(users["annotator"])
+    for _ in range(3):
+        assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201
+    assert not Job.objects.filter(project=project).exists()  # 3 labels, below cycle_every
+    assert nxt(me, project)["empty_reason"] == "waiting_for_model"
+    job = Job.objects.get(project=project)
+    assert job.kind == "cycle" and job.params == {"trigger": "queue_drained"}
+
+
+def test_the_budgets_last_labels_retrain_however_few(client_for, users, project, label):
+    from labelling.models import EncoderVersion, Job
+    from labelling.services.queue import retrain_if_due
+
+    project.audit_fraction, project.cycle_every, project.label_budget = 0.0, 20, 3
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="encoders/x.pt")
+    project.save()
+    queue_round(project, pool(project, 6))
+    me = client_for(users["annotator"])
+    for _ in range(2):
+        assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201
+    retrain_if_due(project)  # as after each submit's commit
+    assert not Job.objects.filter(project=project).exists()
+    assert submit(me, nxt(me, project)["assignment"]["id"], label).status_code == 201  # the budget's last
+    retrain_if_due(project)
+    job = Job.objects.get(project=project)
+    assert job.kind == "cycle" and job.params == {"trigger": "budget_spent"}
+    assert nxt(me, project)["empty_reason"] == "budget_exhausted"
