@@ -92,3 +92,29 @@ def test_the_pace_is_the_teams_while_labelling_not_counting_waits(project, users
     assert labelling_pace(project, now=now) == pytest.approx(2.0, rel=0.05)
     Annotation.objects.filter(pk__in=list(Annotation.objects.values_list("pk", flat=True)[:52])).delete()
     assert labelling_pace(project, now=now) == 0.0  # 8 labels: too few to tell
+
+
+def test_the_message_says_what_was_queued_when_the_pool_had_fewer_left(project, monkeypatch):
+    """A review: "round 16 queued (284 images, not 40 ...)" for a round of 56, all the pool had left."""
+    import numpy as np
+
+    from labelling.models import EncoderVersion
+    from workers.jobs import training
+    from workers.jobs.storage import store_npy
+
+    images = pool(project, 3)
+    store_npy(np.array([im.id for im in images]), "e/ids.npy")
+    store_npy(np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32), "e/s0.npy")
+    project.current_encoder = EncoderVersion.objects.create(
+        project=project, artifact_key="x", embeddings={"ids_key": "e/ids.npy", "shards": ["e/s0.npy"]}
+    )
+    project.selection_strategy, project.audit_fraction = "random", 0.0
+    project.save()
+    why = "10 images, not 4: at 60 labels a minute a 10 s retrain would empty a shorter queue"
+    monkeypatch.setattr(training, "round_size", lambda job, project: (10, why))
+    job = Job.objects.create(project=project, kind="select", state="running")
+    result = training.cycle(job, lambda *a, **k: None)
+    assert result["_message"] == (
+        "round 1 queued (3 images, all that was left to pick; 10 wanted, not 4: at 60 labels a minute a"
+        " 10 s retrain would empty a shorter queue)"
+    )

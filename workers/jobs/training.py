@@ -1075,5 +1075,7 @@ def _select(job, project, version, ids, Z, train, audit, probs, mc, model=None) 
             labels_at_selection=int((train >= 0).sum()),
         )
         queue_fill(project=project, round=rnd, picks=picks, seed=project.id)
+    if grown and len(picks) < batch:  # the pool had fewer left to pick: say what was queued
+        grown = f"{len(picks)} images, all that was left to pick; {grown.replace(' images, not', ' wanted, not', 1)}"
     rnd.grown = grown  # for the job's message
     return rnd
