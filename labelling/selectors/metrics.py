@@ -134,6 +134,12 @@ def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
         per_image = project.labels_per_training_image()
         more_images = [None if v is None else max(0, round(v - images)) for v in reach]
         more_labels = [None if v is None else math.ceil(v * per_image) for v in more_images]
+    newest = latest.metrics.get("audit_accuracy") if latest else None
+    if reachable is False and newest is not None and newest >= project.target_accuracy:
+        note = (note + "; " if note else "") + (  # as the dashboard says it
+            "the newest audit accuracy is at the target, though: the curve is fitted to every version's "
+            "and errs on the low side, and more audit labels will tell which holds"
+        )
     at_budget = stored.get("accuracy_at_budget")
     budget_images = stored.get("budget_images")
     budget_spent = stored.get("budget_spent", False)

@@ -291,6 +291,10 @@ def test_forecast_sentences_out_of_reach_fit_error_and_too_few_label_counts(user
     ModelVersion.objects.update(metrics={**ModelVersion.objects.get().metrics, "audit_accuracy": 0.9})
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
     assert "looks out of reach on the current curve, though the newest audit accuracy is at it" in page
+    api = client.get(f"/api/projects/{project.id}/metrics").json()["forecast"]
+    assert api["note"].startswith(
+        "the fitted curve levels off below 90%; the newest audit accuracy is at the target"
+    )
     ModelVersion.objects.all().delete()
     page, api = _forecast(project, users, error="the curve did not converge")
     assert api["reachable"] is None and "No forecast: the curve did not converge" in page

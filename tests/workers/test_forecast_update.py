@@ -272,3 +272,59 @@ def test_no_forecast_until_the_newest_version_has_enough_audit_labels(project):
     ahead = last.metrics["forecast"]["projection"]
     low, high = ahead["low"][0], ahead["high"][0]  # at the newest count, 80 labels
     assert high - low > 0.1  # 36 of 40 right: its own 80 % interval is about 0.84-0.94
+
+
+def test_stop_rule_keeps_its_history_when_the_pool_loses_an_image(project):
+    # The pool embedded again without two flagged images: the newest version scored the stop set
+    # less those two; the rule compares every version on the images they all scored (it restarted
+    # from nothing before: a review's "fired: true" became "kappas: []").
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    ids = list(range(1000, 1300))
+    pred = (np.arange(300) % 3).tolist()
+    for n in (100, 200, 300):
+        _version(project, encoder, {"ids": ids, "predictions": pred}, labels=n)
+    kept = [i for k, i in enumerate(ids) if k not in (5, 7)]
+    last = _version(
+        project,
+        encoder,
+        {"ids": kept, "predictions": [p for k, p in enumerate(pred) if k not in (5, 7)]},
+        400,
+    )
+    _update_forecast(project, last)
+    last.refresh_from_db()
+    state = last.metrics["forecast"]["stop_rule"]
+    assert state["kappas"] == [1.0, 1.0, 1.0] and state["fired"] is True
+
+
+def test_versions_at_one_label_count_are_one_point_of_the_curve(project):
+    # A finetune or a hand-run cycle without new labels measures the same labels again: counted as
+    # independent points they flipped a forecast with no label added (a review).
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    last = _measured(project, encoder, [100, 200, 200, 200], [0.7, 0.8, 0.81, 0.79], 40)
+    _update_forecast(project, last)
+    last.refresh_from_db()
+    assert last.metrics["forecast"]["points"] == 2 and "labels_to_target" not in last.metrics["forecast"]
+    last = _measured(project, encoder, [300], [0.85], 40)
+    _update_forecast(project, last)
+    last.refresh_from_db()
+    assert last.metrics["forecast"]["points"] == 3
+
+
+def test_the_stop_set_stays_as_the_pool_grows_or_loses_a_few_images(project):
+    from workers.jobs.training import STOP_SET_SIZE, _stop_set_rows
+
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    ids = np.arange(5000, 5000 + 3 * STOP_SET_SIZE)
+    first = _stop_set_rows(project, ids)  # no version yet: a draw
+    assert len(first) == STOP_SET_SIZE
+    _version(project, encoder, {"ids": ids[first].tolist(), "predictions": [0] * len(first)})
+    grown = np.concatenate([ids, np.arange(90_000, 90_500)])
+    assert ids[first].tolist() == grown[_stop_set_rows(project, grown)].tolist()  # images added
+    fewer = np.delete(ids, first[:3])  # three of its images embedded no more (flagged)
+    assert grown[_stop_set_rows(project, grown)].tolist() == ids[first].tolist()
+    assert fewer[_stop_set_rows(project, fewer)].tolist() == ids[first[3:]].tolist()
+    most_gone = np.delete(ids, first[: STOP_SET_SIZE // 5])  # a fifth gone: drawn again
+    again = _stop_set_rows(project, most_gone)
+    assert (
+        len(again) == STOP_SET_SIZE and most_gone[again].tolist() != ids[first[STOP_SET_SIZE // 5 :]].tolist()
+    )

@@ -683,18 +683,34 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
 
 
 def _stop_set_rows(project: Project, ids: np.ndarray) -> np.ndarray:
-    """Rows of ``ids`` in the stop set: the newest model version's stop set where its images are all
-    still in the pool and it is at least half the size a new one would be (images added to the pool
-    keep the stop rule's history going), else a new draw of STOP_SET_SIZE rows (seeded by project)."""
+    """Rows of ``ids`` in the stop set: the newest model version's stop set, less images no longer in
+    the pool, where at least 90 % of it is left and that is at least half the size a new one would be
+    (images added or flagged keep the stop rule's history going: the rule compares versions on the
+    images they all scored), else a new draw of STOP_SET_SIZE rows (seeded by project)."""
     size = min(STOP_SET_SIZE, len(ids))
     previous = project.model_versions.order_by("-id").values_list("metrics__stop_set__ids", flat=True).first()
-    if previous and 2 * len(previous) >= size:
+    if previous:
         row = {int(image_id): r for r, image_id in enumerate(ids)}
-        rows = [row.get(int(image_id), -1) for image_id in previous]
-        if min(rows) >= 0:
+        rows = [row[int(image_id)] for image_id in previous if int(image_id) in row]  # flagged ones leave
+        if 2 * len(rows) >= size and 10 * len(rows) >= 9 * len(previous):
             return np.array(rows, dtype=np.int64)
     rng = np.random.default_rng(project.id)
     return np.sort(rng.choice(len(ids), size=size, replace=False))
+
+
+def _stop_set_on(stop_set: dict, ids: list[int]) -> dict | None:
+    """A version's stop set restricted to ``ids`` in that order (the newest version's stop set), or
+    None when it did not score all of them (it scored another stop set)."""
+    if stop_set["ids"] == ids:
+        return stop_set
+    row = {image_id: r for r, image_id in enumerate(stop_set["ids"])}
+    if any(image_id not in row for image_id in ids):
+        return None
+    rows = [row[image_id] for image_id in ids]
+    out = {"ids": ids, "predictions": [stop_set["predictions"][r] for r in rows]}
+    if "labelled" in stop_set:
+        out["labelled"] = [stop_set["labelled"][r] for r in rows]
+    return out
 
 
 def _confusion_cells(truth: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
@@ -736,6 +752,11 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
         for v in versions
         if v.metrics.get("audit_accuracy") is not None
     ]
+    # One point per label count, the newest version's: a retrain without new labels (a finetune, a
+    # cycle asked for by hand) measures the same model again; as independent points they flipped
+    # the forecast with no label added.
+    seen: set[int] = set()
+    points = [p for p in reversed(points) if not (p[0] in seen or seen.add(p[0]))][::-1]
     forecast: dict[str, Any] = {"points": len(points)}
     if points and len({p[0] for p in points}) >= 3 and points[-1][2] < MIN_AUDIT_FOR_FORECAST:
         forecast["error"] = (
@@ -787,14 +808,16 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
             forecast["projection"] = _projection(curve, pool, budget_images, reach)
         except Exception as exc:  # a curve that cannot be fitted yet is not a failed job
             forecast["error"] = str(exc)
-    # The versions that scored the latest stop set (a pool that grew since has another one), at
+    # The versions that scored every image of the latest stop set (compared on those images), at
     # least STOP_RULE_SPACING labels apart; items labelled for a version are left out of its kappa
     # (versions from before that was recorded count every item).
     stops = [(v.train_label_count, v.metrics["stop_set"]) for v in versions if "stop_set" in v.metrics]
     rounds: list[tuple[int, dict]] = []
+    latest = stops[-1][1]["ids"] if stops else []
     for n, st in stops:
-        if st["ids"] == stops[-1][1]["ids"] and (not rounds or n >= rounds[-1][0] + STOP_RULE_SPACING):
-            rounds.append((n, st))
+        aligned = _stop_set_on(st, latest)  # a pool that lost flagged images keeps its history
+        if aligned is not None and (not rounds or n >= rounds[-1][0] + STOP_RULE_SPACING):
+            rounds.append((n, aligned))
     state: dict[str, Any] = {"fired": False}
     if len(rounds) >= 2:
         state = stop_rule_state(
