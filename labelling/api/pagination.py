@@ -22,3 +22,16 @@ class Pagination(PageNumberPagination):
                 f"page_size must be a whole number from 1 to {self.max_page_size}", code="invalid"
             )
         return size
+
+    def get_schema_operation_parameters(self, view):
+        """DRF's ``page`` and ``page_size`` parameters, with the bounds the lists enforce."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+                parameter["description"] = (
+                    f"results per page, 1 to {self.max_page_size} (default {self.page_size})"
+                )
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters

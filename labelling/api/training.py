@@ -41,21 +41,36 @@ class PretrainParams(serializers.Serializer):
     )
 
 
+_SEED = {"required": False, "min_value": 0, "max_value": 2**31 - 1}
+_CONSISTENCY = {
+    "required": False,
+    "min_value": 0,
+    "max_value": 1_000_000,
+    "help_text": "steps of consistency training on the whole pool below the fine-tune threshold (3,000 "
+    "labels on pools up to 200,000 images, 1,000 above; default: 10,000 "
+    "on a worker with CUDA, about two minutes there; 0 on a CPU)",
+}
+
+
 class SelectParams(serializers.Serializer):
-    strategy = serializers.ChoiceField(choices=STRATEGIES, required=False)
+    # Not bald: it reads MC samples of a model trained in the same job (a cycle's).
+    strategy = serializers.ChoiceField(choices=[s for s in STRATEGIES if s != "bald"], required=False)
     batch_size = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
-    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    seed = serializers.IntegerField(**_SEED)
 
 
-class TrainParams(SelectParams):
-    consistency_steps = serializers.IntegerField(
-        required=False,
-        min_value=0,
-        max_value=1_000_000,
-        help_text="steps of consistency training on the whole pool below the fine-tune threshold (3,000 "
-        "labels on pools up to 200,000 images, 1,000 above; default: 10,000 "
-        "on a worker with CUDA, about two minutes there; 0 on a CPU)",
-    )
+class FinetuneParams(serializers.Serializer):
+    seed = serializers.IntegerField(**_SEED)
+    consistency_steps = serializers.IntegerField(**_CONSISTENCY)
+
+
+class CycleParams(SelectParams):
+    strategy = serializers.ChoiceField(choices=STRATEGIES, required=False)
+    consistency_steps = serializers.IntegerField(**_CONSISTENCY)
+
+
+class PredictParams(serializers.Serializer):
+    """A predict job takes no params: it scores the pool with the current model."""
 
 
 class EmbedParams(serializers.Serializer):
@@ -65,10 +80,10 @@ class EmbedParams(serializers.Serializer):
 PARAMS = {
     "pretrain": PretrainParams,
     "embed": EmbedParams,
-    "finetune": TrainParams,
-    "predict": SelectParams,
+    "finetune": FinetuneParams,
+    "predict": PredictParams,
     "select": SelectParams,
-    "cycle": TrainParams,
+    "cycle": CycleParams,
 }
 
 
@@ -139,6 +154,14 @@ class JobCreateApi(APIView):
         project = access_project(request.user, project_id, min_role=Role.ENGINEER)
         data = strict(self.JobCreateInput, request.data)
         kind = data.validated_data["kind"]
+        if kind == "select" and data.validated_data["params"].get("strategy") == "bald":
+            # BALD reads MC samples of a model trained in the same job; a select job has none (it
+            # used to run margin instead, saying nothing).
+            raise InvalidInput(
+                "bald needs the MC samples of a model trained in the same job: set the project's "
+                "selection_strategy to bald (cycles use it) or choose another strategy",
+                code="invalid",
+            )
         unknown = set(data.validated_data["params"]) - set(PARAMS[kind]().fields)
         if unknown:
             raise InvalidInput(
@@ -152,21 +175,19 @@ class JobCreateApi(APIView):
             raise InvalidInput(f"invalid params: {named}", details=params_in.errors)
         params = dict(params_in.validated_data)
         _minutes_allowed(request.user, params.get("max_minutes"))
-        if kind == "select" and params.get("strategy") == "bald":
-            # BALD reads MC samples of a model trained in the same job; a select job has none (it
-            # used to run margin instead, saying nothing).
-            raise InvalidInput(
-                "bald needs the MC samples of a model trained in the same job: set the project's "
-                "selection_strategy to bald (cycles use it) or choose another strategy",
-                code="invalid",
-            )
         if kind == "pretrain" and params.get("from_encoder"):
             access_encoder_version(request.user, params["from_encoder"])  # 404 unless yours
         if kind == "pretrain":
             pretraining_pool_check(project=project)
         if kind == "embed":
             version_id = params.get("encoder_version") or project.current_encoder_id
-            if not EncoderVersion.objects.filter(pk=version_id, project=project).exists():
+            if params.get("encoder_version") and not project.encoder_versions.filter(pk=version_id).exists():
+                raise InvalidInput(
+                    f"encoder version {version_id} is not one of this project's: embed with one of its "
+                    f"own (GET /api/projects/{project.id}/encoders), or pretrain from it (from_encoder)",
+                    code="no_encoder",
+                )
+            if version_id is None:
                 raise InvalidInput("no encoder version to embed with: pretrain first", code="no_encoder")
             params["encoder_version"] = version_id
         if kind in ("finetune", "predict", "select", "cycle") and project.current_encoder_id is None:

@@ -67,8 +67,19 @@ def _label_rows(labels: list[Any]) -> list[tuple[str, str]]:
     used = {h for _, h in rows if h}
     if len(used) != sum(1 for _, h in rows if h):
         raise InvalidInput("hotkeys must be unique", code="invalid_labels")
+    own: dict[str, str] = {}  # a one-character name gets its own key: label "0" is on 0, not on 1
+    for n, h in rows:
+        if not h and _own_key(n) and _own_key(n) not in used | set(own.values()):
+            own[n] = _own_key(n)
+    used |= set(own.values())
     free = iter(k for k in _DEFAULT_HOTKEYS if k not in used)
-    return [(n, h or next(free, "")) for n, h in rows]
+    return [(n, h or own.get(n) or next(free, "")) for n, h in rows]
+
+
+def _own_key(name: str) -> str:
+    """The key a label named by one character would be expected on ("7", "b"), or ""."""
+    key = name.lower()
+    return key if len(key) == 1 and key in _DEFAULT_HOTKEYS else ""
 
 
 def _clean(project: Project) -> None:
@@ -148,7 +159,8 @@ def _check_label(
         raise InvalidInput(f"the project already has a label {name!r}", code="invalid_labels")
     if not hotkey:
         used = set(others.values_list("hotkey", flat=True))
-        key = "" if hotkey == "" else next((k for k in _DEFAULT_HOTKEYS if k not in used), "")
+        preferred = [_own_key(name)] if _own_key(name) else []
+        key = "" if hotkey == "" else next((k for k in [*preferred, *_DEFAULT_HOTKEYS] if k not in used), "")
     elif others.filter(hotkey=key).exists():
         raise InvalidInput(f"hotkey {key!r} is taken by another label", code="invalid_labels")
     return name, key

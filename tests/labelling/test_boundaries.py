@@ -62,7 +62,23 @@ def test_schema_is_served_and_lists_every_api_route(client_for, users):
     body = schemas["JobCreateInputRequest"]
     assert body["discriminator"]["propertyName"] == "kind" and len(body["oneOf"]) == 6
     assert {"max_minutes", "method", "from_encoder"} <= set(schemas["PretrainParamsRequest"]["properties"])
-    assert "consistency_steps" in schemas["TrainParamsRequest"]["properties"]
+    assert "consistency_steps" in schemas["CycleParamsRequest"]["properties"]
+
+    # Each kind lists what it takes: a select no bald (it has no MC samples), a finetune no strategy,
+    # a predict nothing (a review found them advertised and silently ignored).
+    def enum(prop: dict) -> list[str]:
+        return schemas[prop["$ref"].rsplit("/", 1)[1]]["enum"] if "$ref" in prop else prop["enum"]
+
+    assert "bald" not in enum(schemas["SelectParamsRequest"]["properties"]["strategy"])
+    assert "bald" in enum(schemas["CycleParamsRequest"]["properties"]["strategy"])
+    assert set(schemas["FinetuneParamsRequest"]["properties"]) == {"seed", "consistency_steps"}
+    assert "params" not in schemas["PredictJobInputRequest"]["properties"]  # it takes none
+    # Every list says what page_size it takes (the server answers 400 past 500).
+    for path, ops in schema["paths"].items():
+        for name, op in ops.items():
+            for parameter in op.get("parameters", []) if isinstance(op, dict) else []:
+                if parameter["name"] == "page_size":
+                    assert parameter["schema"].get("maximum") == 500, (path, name)
     # A new project's labels: names or objects.
     labels = schemas["ProjectCreateInputRequest"]["properties"]["labels"]["items"]
     assert [v["type"] for v in labels["oneOf"]] == ["string", "object"]

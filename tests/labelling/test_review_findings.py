@@ -402,6 +402,16 @@ def test_small_api_answers_a_review_found_unclear(project, client_for, users):
     )
     assert response.status_code == 201, response.content
     assert [label["hotkey"] for label in response.json()["labels"]] == ["a", "b"]
+    # A label named by one key is on that key: digits "0"-"9" had "0" on 1 and "9" on 0 (a review).
+    digits = admin.post(
+        "/api/projects", {"name": "Digits", "labels": [str(d) for d in range(10)]}, format="json"
+    )
+    assert [label["hotkey"] for label in digits.json()["labels"]] == [str(d) for d in range(10)]
+    mixed = admin.post("/api/projects", {"name": "Mixed", "labels": ["cat", "1", "B", "s"]}, format="json")
+    # "1" and "B" get their keys; "cat" the first free one after them; "s" (skip) none of its own.
+    assert [label["hotkey"] for label in mixed.json()["labels"]] == ["2", "1", "b", "3"]
+    added = admin.post(f"/api/projects/{digits.json()['id']}/labels", {"name": "x"}, format="json")
+    assert added.json()["hotkey"] == "x"
 
 
 def test_team_changes_and_exports_a_second_review_found_wrong(users, project, client_for, _media):
@@ -699,6 +709,19 @@ def test_job_params_errors_name_the_field_and_bald_is_refused_for_a_select_job(u
     assert r.status_code == 400 and "batch_size" in r.json()["error"]["message"]
     r = eng.post(url, {"kind": "select", "params": {"strategy": "bald"}}, format="json")
     assert r.status_code == 400 and "bald needs the MC samples" in r.json()["error"]["message"]
+    # What a kind does not use is refused by name, not taken and ignored (a review: a predict took a
+    # strategy, a finetune a batch_size).
+    for kind, param in (("predict", "strategy"), ("finetune", "batch_size"), ("finetune", "strategy")):
+        r = eng.post(url, {"kind": kind, "params": {param: 5}}, format="json")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_field", (kind, param)
+    # Another project's encoder: said so, not "pretrain first".
+    from labelling.models import EncoderVersion
+    from tests.factories import project_with_members
+
+    other = project_with_members(admin=users["engineer"], name="Other")
+    theirs = EncoderVersion.objects.create(project=other, artifact_key="e", embeddings={"shards": ["s"]})
+    r = eng.post(url, {"kind": "embed", "params": {"encoder_version": theirs.id}}, format="json")
+    assert r.status_code == 400 and "is not one of this project's" in r.json()["error"]["message"]
     assert not Job.objects.exists()
 
 
