@@ -21,8 +21,8 @@ from labelling.models.image import ImageStatus
 from labelling.models.job import JobKind
 from labelling.selectors.access import access_image, access_project
 from labelling.services.errors import InvalidInput, PayloadTooLarge
-from labelling.services.image_checks import BROWSER_FORMATS, CONTENT_TYPES
-from labelling.services.images import image_thumbnail, uploaded_files_ingest
+from labelling.services.image_checks import CONTENT_TYPES
+from labelling.services.images import display_copy_needed, image_thumbnail, uploaded_files_ingest
 from labelling.services.jobs import job_create
 from labelling.services.queue import image_unflag
 from labelling.services.zips import zip_archive_check
@@ -211,7 +211,8 @@ class ImageFileApi(APIView):
             OpenApiParameter(
                 "display",
                 bool,
-                description="true: a PNG of the image when browsers cannot show its format (TIFF), "
+                description="true: a PNG of the image as thumbnails and training see it when browsers "
+                "cannot show its format (TIFF) or would show it otherwise (16-bit greyscale PNG, stretched), "
                 f"at most {DISPLAY_MAX_SIDE} px on its longer side; otherwise the bytes as stored, "
                 "whatever this says",
             )
@@ -220,7 +221,7 @@ class ImageFileApi(APIView):
     def get(self, request, image_id: int):
         image = access_image(request.user, image_id)
         display = request.query_params.get("display", "").lower() in ("1", "true")
-        if display and image.format not in BROWSER_FORMATS:
+        if display and display_copy_needed(image):
             png = image_thumbnail(image=image, size=min(max(image.width, image.height), DISPLAY_MAX_SIDE))
             return _image_headers(HttpResponse(png, content_type="image/png"))
         response = FileResponse(

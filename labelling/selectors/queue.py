@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from labelling.models import AnnotationCount, Assignment, Project, QueueItem
 from labelling.models.queue import QueueState
-from labelling.services.image_checks import BROWSER_FORMATS
 
 # "Left in the queue" counts open items up to this many: an exact count of a 60,000-item queue on
 # every next-item request cost PostgreSQL more CPU than the rest of the request (bench-load).
@@ -70,8 +69,10 @@ def assignment_view(assignment: Assignment) -> dict:
             "id": image.id,
             "width": image.width,
             "height": image.height,
-            # As uploaded, or a PNG of it where browsers cannot show the format (TIFF).
-            "url": f"/api/images/{image.id}/file" + ("" if image.format in BROWSER_FORMATS else "?display=1"),
+            # As uploaded, or a PNG of it where browsers cannot show the format (TIFF) or would show
+            # it otherwise than training sees it (16-bit PNG): the file API decides, by the file.
+            "url": f"/api/images/{image.id}/file"
+            + ("" if image.format in ("JPEG", "GIF", "BMP", "WEBP") else "?display=1"),
         },
         "suggestion": suggestion,
     }

@@ -116,6 +116,25 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+# Image formats people have that this service does not take, by their signatures: named in the
+# refusal so the user knows what to convert ("none of PNG, JPEG, ..." did not say what the file was).
+_UNSUPPORTED = [
+    (4, (b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypmif1", b"ftypmsf1"), "HEIC/HEIF (an iPhone photo)"),
+    (4, (b"ftypavif", b"ftypavis"), "AVIF"),
+    (0, (b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51"), "JPEG 2000"),
+    (0, (b"8BPS",), "a Photoshop document (PSD)"),
+    (0, (b"%PDF",), "a PDF"),
+    (128, (b"DICM",), "DICOM"),
+]
+
+
+def _known_unsupported(head: bytes) -> str:
+    for offset, signatures, name in _UNSUPPORTED:
+        if any(head[offset:].startswith(sig) for sig in signatures):
+            return name
+    return ""
+
+
 def image_bytes_check(data: bytes, *, name: str = "") -> CheckedImage:
     """Validate one uploaded file; raise ImageRejected with a precise reason otherwise."""
     max_bytes = settings.UPLOAD_MAX_IMAGE_BYTES
@@ -134,8 +153,10 @@ def image_bytes_check(data: bytes, *, name: str = "") -> CheckedImage:
             )
         if head.startswith((b"<!doctype", b"<html")) or b"<html" in head or b"<script" in head:
             raise ImageRejected("the file is HTML, not an image", code="unsupported_format")
+        named = _known_unsupported(data[:160])
         raise ImageRejected(
-            "not a supported image: the content is none of PNG, JPEG, WebP, BMP, GIF or TIFF",
+            (f"{named} is not accepted: convert it to PNG or JPEG" if named else "not a supported image")
+            + ": the content is none of PNG, JPEG, WebP, BMP, GIF or TIFF",
             code="unsupported_format",
         )
     max_pixels = settings.UPLOAD_MAX_IMAGE_PIXELS

@@ -18,7 +18,13 @@ from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 
 from labelling.models import Image, LabelClass, Project
-from labelling.services.image_checks import EXTENSIONS, ImageRejected, as_shown, image_bytes_check
+from labelling.services.image_checks import (
+    BROWSER_FORMATS,
+    EXTENSIONS,
+    ImageRejected,
+    as_shown,
+    image_bytes_check,
+)
 from labelling.services.text import nfc
 from labelling.services.training import images_added
 
@@ -222,6 +228,18 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
         if r is not None and r.status == "duplicate" and r.image_id is None:
             r.image_id = ids.get(checked[i].sha256)
     return results  # type: ignore[return-value]
+
+
+def display_copy_needed(image: Image) -> bool:
+    """Whether annotators are shown a PNG made from the image rather than its bytes: browsers cannot
+    show its format (TIFF), or would show it otherwise than thumbnails and training see it (a 16-bit
+    greyscale PNG: its top 8 bits, near black for a microscope's 12-bit data, not stretched)."""
+    if image.format not in BROWSER_FORMATS:
+        return True
+    if image.format != "PNG":
+        return False
+    with default_storage.open(image.storage_key, "rb") as fh, PILImage.open(fh) as img:  # the header
+        return img.mode in ("I", "F") or img.mode.startswith("I;16")
 
 
 def image_thumbnail(*, image: Image, size: int = THUMBNAIL_SIZE) -> bytes:

@@ -404,3 +404,22 @@ def test_image_filters_refuse_ids_no_database_holds(query, users, world, client_
 
 def test_the_corpus_has_at_least_50_cases():
     assert len(UPLOADS) + len(ZIPS) + len(JSON) + len(RAW) + 4 >= 50
+
+
+@pytest.mark.parametrize(
+    "head, named",
+    [
+        (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 40, "HEIC/HEIF"),
+        (b"\x00\x00\x00\x1cftypavif" + b"\x00" * 40, "AVIF"),
+        (b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 40, "JPEG 2000"),
+        (b"\x00" * 128 + b"DICM" + b"\x00" * 40, "DICOM"),
+        (b"%PDF-1.7\n" + b"\x00" * 40, "a PDF"),
+    ],
+)
+def test_formats_people_have_are_named_in_the_refusal(head, named):
+    """ "none of PNG, JPEG, ..." did not say what the file was: an iPhone photo (HEIC) is named."""
+    from labelling.services.image_checks import ImageRejected, image_bytes_check
+
+    with pytest.raises(ImageRejected) as exc:
+        image_bytes_check(head)
+    assert exc.value.code == "unsupported_format" and exc.value.message.startswith(named), exc.value.message

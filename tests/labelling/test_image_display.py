@@ -202,3 +202,27 @@ def test_a_large_tiff_is_shown_at_a_screens_size(users, project, client_for, set
     shown_ = client_for(users["annotator"]).get(f"/api/images/{image_id}/file?display=1")
     with PILImage.open(io.BytesIO(shown_.content)) as img:
         assert max(img.size) == DISPLAY_MAX_SIDE
+
+
+@pytest.mark.django_db
+def test_a_16_bit_png_is_shown_to_annotators_as_training_sees_it(users, project, client_for):
+    """Browsers show a 16-bit PNG's top 8 bits: a microscope's 12-bit image came out near black on
+    the labelling page while thumbnails and the model saw it stretched (a review)."""
+    ramp = (np.tile(np.linspace(0, 1, 160), (120, 1)) * 4095).astype(np.uint16)
+    buf = io.BytesIO()
+    PILImage.fromarray(ramp).save(buf, format="PNG")
+    image_id = pool_image_ingest(
+        project=project, item=IngestItem(name="deep.png", data=buf.getvalue())
+    ).image_id
+    queue_round(project, [Image.objects.get(pk=image_id)])
+    annotator = client_for(users["annotator"])
+    url = annotator.get(f"/api/projects/{project.id}/queue/next").json()["assignment"]["image"]["url"]
+    assert url == f"/api/images/{image_id}/file?display=1"
+    with PILImage.open(io.BytesIO(annotator.get(url).content)) as img:
+        grey = np.asarray(img.convert("L"))
+    assert grey.min() == 0 and grey.max() == 255  # stretched, not 0..15
+    # An 8-bit PNG is its own bytes, display or not.
+    plain = _pool_of_every_format(project)[0]
+    assert (
+        b"".join(annotator.get(f"/api/images/{plain.id}/file?display=1").streaming_content)[:4] == b"\x89PNG"
+    )
