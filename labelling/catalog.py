@@ -21,3 +21,8 @@ STRATEGIES = [
 MIN_PRETRAIN_POOL = 16
 # Strategies that need a trained model's probabilities (a cold project falls back to `auto`).
 NEEDS_MODEL = {"badge", "bald", "balanced_margin", "entropy", "least_confidence", "margin"}
+
+# Job kinds that take minutes at most and that annotators wait on: their own Celery queue and worker
+# (workers/celery.py), so one project's long pretraining or import never holds them.
+QUICK_QUEUE = "quick"
+QUICK_KINDS = ("cycle", "finetune", "predict", "select")

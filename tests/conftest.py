@@ -111,8 +111,11 @@ def redis_restart(socket_path: Path, *, down_for: float = 0.0) -> None:
     _redis["proc"] = embedded_redis.start(socket_path)
 
 
-def start_worker(*, env_extra: dict[str, str] | None = None, log_path: Path) -> subprocess.Popen:
-    """A real `celery -A workers worker` process on the test database and broker."""
+def start_worker(
+    *, env_extra: dict[str, str] | None = None, log_path: Path, queues: str | None = None
+) -> subprocess.Popen:
+    """A real `celery -A workers worker` process on the test database and broker; ``queues``: its
+    -Q (every queue by default)."""
     db = settings.DATABASES["default"]
     env = {
         **os.environ,
@@ -126,7 +129,8 @@ def start_worker(*, env_extra: dict[str, str] | None = None, log_path: Path) -> 
     log = open(log_path, "w")  # noqa: SIM115  (closed with the process)
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO", "--concurrency", "1",
-         "--pool", "prefork", "--without-mingle", "--without-gossip", "--hostname", f"test-{os.getpid()}@%h"],
+         "--pool", "prefork", "--without-mingle", "--without-gossip",
+         "--hostname", f"test-{queues or 'all'}-{os.getpid()}@%h", *(["-Q", queues] if queues else [])],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 60

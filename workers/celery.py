@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from kombu import Exchange, Queue
+
+from labelling.catalog import QUICK_KINDS, QUICK_QUEUE
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labelling.settings")
 
@@ -26,6 +29,12 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     task_default_queue="celery",
+    # Two queues, so that one project's long job (a pretraining of up to JOB_MAX_MINUTES, an import,
+    # an embedding) never holds another project's retrains, which annotators wait on: a worker with
+    # no -Q takes both; `-Q quick` makes a worker for the quick jobs alone (make run and the compose
+    # file start one beside the main worker).
+    task_queues=tuple(Queue(name, Exchange(name), routing_key=name) for name in ("celery", QUICK_QUEUE)),
+    task_routes={f"workers.{kind}": {"queue": QUICK_QUEUE} for kind in QUICK_KINDS},
 )
 
 import workers.shutdown  # noqa: E402,F401 - its signal handlers (a running job goes back to the queue on SIGTERM)

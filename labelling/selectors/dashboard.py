@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from labelling.catalog import QUICK_KINDS
 from labelling.models import Annotation, Assignment, Image, Job, Project, QueueItem
 from labelling.models.image import ImageStatus
 from labelling.models.job import JobState
@@ -174,13 +175,15 @@ QUEUE_STALL_S = 120
 def queue_wait(project: Project, *, now=None) -> dict[str, Any] | None:
     """The project's oldest queued job when it has waited over QUEUE_STALL_S, with why it may wait:
     ``behind`` jobs (of any project) queued before it or running, none running meaning no worker
-    is taking jobs (workers take one job at a time, oldest first)."""
+    is taking jobs (workers take one job at a time, oldest first). A quick job (a retrain) waits only
+    behind quick ones: they have a worker of their own."""
     now = now or timezone.now()
     oldest = project.jobs.filter(state=JobState.QUEUED).order_by("created_at", "id").first()
     if oldest is None or (now - oldest.created_at).total_seconds() < QUEUE_STALL_S:
         return None
-    running = Job.objects.filter(state=JobState.RUNNING).count()
-    earlier = Job.objects.filter(state=JobState.QUEUED, created_at__lt=oldest.created_at).count()
+    jobs = Job.objects.filter(kind__in=QUICK_KINDS) if oldest.kind in QUICK_KINDS else Job.objects.all()
+    running = jobs.filter(state=JobState.RUNNING).count()
+    earlier = jobs.filter(state=JobState.QUEUED, created_at__lt=oldest.created_at).count()
     return {
         "job": oldest,
         "minutes": int((now - oldest.created_at).total_seconds() // 60),

@@ -51,3 +51,10 @@ def test_the_dashboard_says_when_a_job_waits_with_no_worker_running(users, proje
     Job.objects.filter(pk=earlier.pk).update(created_at=timezone.now() - timedelta(minutes=9))
     page = web.get(f"/projects/{project.id}/dashboard/").content.decode()
     assert "has waited 5 min behind 2 other jobs of this service" in page
+    # A retrain waits only behind retrains: they have a worker of their own.
+    Job.objects.filter(pk=job.pk).update(state="succeeded")
+    mine = Job.objects.create(project=project, kind="cycle")
+    Job.objects.filter(pk=mine.pk).update(created_at=timezone.now() - timedelta(minutes=3))
+    Job.objects.create(project=other, kind="pretrain", state="running")
+    page = web.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert f"Job #{mine.id} (cycle) has waited 3 min behind 2 other jobs" in page  # not the pretraining

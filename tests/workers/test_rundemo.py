@@ -82,7 +82,10 @@ def test_rundemo_serves_a_labelling_queue_and_sigterm_stops_everything_it_starte
         assert item is not None, (var / "log").read_text()[-3000:]
         assert item["image"]["id"]
         started = _session_pids(proc.pid)
-        assert len(started) >= 4, started  # rundemo, Redis, the worker (and its pool), the web server
+        # rundemo, Redis, the two workers (and their pools), the web server
+        assert len(started) >= 6, started
+        text = (var / "log").read_text()
+        assert "demo@" in text and "quick@" in text  # the worker for quick jobs (retrains) is up too
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -334,3 +334,48 @@ def _png() -> bytes:
     from tests.factories import image_bytes
 
     return image_bytes(seed=4242)
+
+
+def test_a_long_job_of_one_project_does_not_hold_another_projects_retrain(
+    celery_worker, client_for, users, project, settings, tmp_path
+):
+    """Workers take one job at a time: a 2-hour pretraining of one project held every other
+    project's retrains (annotators waiting) until it ended. Retrains go to their own queue, which a
+    worker of its own (`-Q quick`, started by make run and the compose file) takes meanwhile."""
+    from labelling.models import EncoderVersion as EV
+    from tests.conftest import start_worker, stop_process
+    from tests.factories import pool, project_with_members
+    from workers.jobs.storage import store_npy
+
+    quick = start_worker(
+        env_extra={"MEDIA_ROOT": str(settings.MEDIA_ROOT)}, log_path=tmp_path / "quick.log", queues="quick"
+    )
+    quick.log_path = tmp_path / "quick.log"  # what a failed wait shows
+    try:
+        pool(project, 32)
+        eng = client_for(users["engineer"])
+        long_id = eng.post(
+            f"/api/projects/{project.id}/jobs",
+            {"kind": "pretrain", "params": {"max_minutes": 10}},
+            format="json",
+        ).json()["id"]
+        wait_until(lambda: Job.objects.get(pk=long_id).message.startswith("step"), worker=celery_worker,
+                   what="the long pretraining running")  # fmt: skip
+        other = project_with_members(admin=users["admin"], engineer=users["engineer"], name="Other")
+        other.selection_strategy = "random"
+        images = pool(other, 5, seed=3)
+        store_npy(np.array([im.id for im in images]), "emb/ids.npy")
+        store_npy(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32), "emb/s0.npy")
+        other.current_encoder = EV.objects.create(
+            project=other, artifact_key="x", embeddings={"ids_key": "emb/ids.npy", "shards": ["emb/s0.npy"]}
+        )
+        other.save()
+        started = eng.post(f"/api/projects/{other.id}/jobs", {"kind": "select"}, format="json")
+        assert started.status_code == 202, started.content
+        done = wait_for_job(started.json()["id"], timeout=90, worker=quick)
+        assert done.state == "succeeded", done.error
+        assert Job.objects.get(pk=long_id).state == "running"  # it ran meanwhile, not after
+        assert SelectionRound.objects.filter(project=other).exists()
+        assert eng.post(f"/api/jobs/{long_id}/cancel").status_code == 200
+    finally:
+        stop_process(quick, timeout=20)

@@ -79,25 +79,29 @@ class Command(BaseCommand):
             if not settings.REDIS_URL:
                 redis_proc = embedded_redis.start(settings.REDIS_SOCKET)
                 self.stdout.write(f"Embedded Redis on {settings.REDIS_SOCKET}.")
-            children.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "workers",
-                        "worker",
-                        "--loglevel",
-                        "INFO",
-                        "--concurrency",
-                        "1",
-                        "--hostname",
-                        "demo@%h",
-                    ],
-                    env=env,
-                )  # fmt: skip
-            )
+            # Two workers: one for every job, one for the quick ones alone (retrains annotators wait
+            # on), so that a long pretraining or import never holds a project's next round.
+            for name, queues in (("demo", []), ("quick", ["-Q", "quick"])):
+                children.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "celery",
+                            "-A",
+                            "workers",
+                            "worker",
+                            "--loglevel",
+                            "INFO",
+                            "--concurrency",
+                            "1",
+                            "--hostname",
+                            f"{name}@%h",
+                            *queues,
+                        ],
+                        env=env,
+                    )  # fmt: skip
+                )
             project, created = self._project(limit)
             children.append(
                 subprocess.Popen([sys.executable, "manage.py", "runserver", addr, "--noreload"], env=env)
