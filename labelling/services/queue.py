@@ -272,8 +272,12 @@ def queue_empty_reason(*, project: Project) -> str:
         JobState.CANCELLED,
     ):
         return "training_failed"  # or cancelled: either way no round comes by itself
-    if project.current_encoder_id is not None and _next_round_request(project) is not None:
-        return "waiting_for_model"
+    if project.current_encoder_id is not None:
+        try:
+            _next_round_request(project)
+            return "waiting_for_model"
+        except Exception:  # the broker is down, say: the job is marked failed; the answer still comes
+            logger.exception("could not ask for the next round of project %s", project.pk)
     return "queue_empty"
 
 

@@ -8,6 +8,7 @@ the next one.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,6 +18,8 @@ from labelling.models import EncoderVersion, Job, ModelVersion, Project
 from labelling.models.job import TRAINING_KINDS, JobState
 from labelling.services.errors import Conflict, InvalidInput
 from labelling.services.jobs import job_create
+
+logger = logging.getLogger(__name__)
 
 
 def running_training_job(project: Project) -> Job | None:
@@ -98,9 +101,15 @@ def images_added(project: Project) -> Job | None:
     project has an embedded encoder, a retrain embeds them and then trains, scores and selects with
     them in the pool (coalesced with the training job queued or running; one that is running asks
     again when it ends)."""
-    if not unembedded_images(project):
+    try:
+        if not unembedded_images(project):
+            return None
+        return training_job_request(
+            project=project, kind="cycle", params={"trigger": "images"}, coalesce=True
+        )
+    except Exception:  # the images are stored: their upload succeeded (the next retrain embeds them)
+        logger.exception("could not queue a retrain for the images added to project %s", project.pk)
         return None
-    return training_job_request(project=project, kind="cycle", params={"trigger": "images"}, coalesce=True)
 
 
 def pretraining_pool_check(*, project: Project) -> None:

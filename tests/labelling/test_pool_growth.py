@@ -74,3 +74,30 @@ def test_images_added_while_a_retrain_ran_get_the_next_one(project):
     running.refresh_from_db()
     follow = retrain_for_changes_during(running)
     assert follow is not None and follow.kind == "cycle" and follow.params["trigger"] == "images"
+
+
+def test_an_upload_is_stored_and_answered_when_the_broker_is_down(
+    transactional_db, client_for, users, project, monkeypatch
+):
+    """Queueing the retrain for new images is not the upload: with Redis down the images are stored
+    and the answer is 201 (the retrain job is failed, as any job the broker refuses)."""
+    from kombu.exceptions import OperationalError
+
+    from workers.celery import app
+
+    images = pool(project, 2)
+    _embedded(project, images, max_image_id=images[-1].id)
+
+    def broker_down(name, args=None, **kw):
+        raise OperationalError("Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", broker_down)
+    response = _upload(client_for(users["engineer"]), project, 1)
+    assert response.status_code == 201, response.content
+    assert project.images.count() == 3
+    assert Job.objects.get(project=project).state == "failed"
+    # The queue's own request for a round answers too (no encoder check fails it).
+    from labelling.services.queue import queue_empty_reason
+
+    Job.objects.all().delete()
+    assert queue_empty_reason(project=project) == "queue_empty"
