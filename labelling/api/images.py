@@ -66,7 +66,11 @@ class IngestResultOutput(serializers.Serializer):
     status = serializers.ChoiceField(choices=["stored", "duplicate", "rejected"])
     image_id = serializers.IntegerField(allow_null=True)
     code = serializers.CharField(allow_blank=True)
-    reason = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(
+        allow_blank=True,
+        help_text="why it was refused or is a duplicate; for a stored file, what to know of it if anything "
+        "(an animation or a multi-page TIFF: its frame count, the first being the image)",
+    )
 
 
 class UploadOutput(serializers.Serializer):

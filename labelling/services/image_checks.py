@@ -104,6 +104,14 @@ class CheckedImage:
     format: str  # a key of CONTENT_TYPES
     width: int
     height: int
+    frames: int = 1  # an animation's or a multi-page TIFF's; the first is the image
+
+    @property
+    def note(self) -> str:
+        """What a person should know of the stored image ("" mostly)."""
+        if self.frames > 1:
+            return f"{self.frames} frames: the first is the one labelled and trained on"
+        return ""
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -180,6 +188,7 @@ def image_bytes_check(data: bytes, *, name: str = "") -> CheckedImage:
                         "(decompression bomb guard)",
                         code="too_many_pixels",
                     )
+                frames = int(getattr(img, "n_frames", 1) or 1)
                 img.seek(0)  # GIF/TIFF: the first frame is the image
                 img.load()  # full decode: truncated or corrupt data fails here
                 width, height = shown_size(img)  # as shown: a portrait photo stored sideways is portrait
@@ -191,5 +200,10 @@ def image_bytes_check(data: bytes, *, name: str = "") -> CheckedImage:
         why = re.sub(r" <[^<>]* object at 0x[0-9a-f]+>", "", str(exc))  # Pillow names its BytesIO
         raise ImageRejected(f"the image cannot be decoded ({why})", code="corrupt_image") from None
     return CheckedImage(
-        data=data, sha256=hashlib.sha256(data).hexdigest(), format=fmt, width=width, height=height
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=fmt,
+        width=width,
+        height=height,
+        frames=frames,
     )

@@ -127,7 +127,7 @@ def pool_image_ingest(*, project: Project, item: IngestItem) -> IngestResult:
         if written:
             _forget_bytes(key)
         raise
-    return IngestResult(name=name, status="stored", image_id=image.id)
+    return IngestResult(name=name, status="stored", image_id=image.id, reason=checked.note)
 
 
 def form_filename(name: str) -> str:
@@ -223,7 +223,9 @@ def pool_images_ingest_bulk(*, project: Project, items: list[IngestItem]) -> lis
     if any(v is None for v in ids.values()):  # backends that do not return ids from bulk inserts
         ids = dict(Image.objects.filter(project=project, sha256__in=list(fresh)).values_list("sha256", "id"))
     for sha, i in fresh.items():
-        results[i] = IngestResult(name=items[i].stored_name, status="stored", image_id=ids[sha])
+        results[i] = IngestResult(
+            name=items[i].stored_name, status="stored", image_id=ids[sha], reason=checked[i].note
+        )
     for i, r in enumerate(results):
         if r is not None and r.status == "duplicate" and r.image_id is None:
             r.image_id = ids.get(checked[i].sha256)

@@ -226,3 +226,24 @@ def test_a_16_bit_png_is_shown_to_annotators_as_training_sees_it(users, project,
     assert (
         b"".join(annotator.get(f"/api/images/{plain.id}/file?display=1").streaming_content)[:4] == b"\x89PNG"
     )
+
+
+@pytest.mark.django_db
+def test_an_animation_is_stored_with_a_note_that_its_first_frame_is_the_image(users, project, client_for):
+    frames = [PILImage.fromarray(np.full((8, 8), v, np.uint8)) for v in (10, 120, 250)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    eng = client_for(users["engineer"])
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    body = eng.post(
+        f"/api/projects/{project.id}/images", {"files": [SimpleUploadedFile("a.gif", buf.getvalue())]},
+        format="multipart",
+    ).json()  # fmt: skip
+    (result,) = body["results"]
+    assert (
+        result["status"] == "stored"
+        and result["reason"] == "3 frames: the first is the one labelled and trained on"
+    )
+    still = pool_image_ingest(project=project, item=IngestItem(name="b.png", data=image_bytes(seed=5)))
+    assert still.status == "stored" and still.reason == ""
