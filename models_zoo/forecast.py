@@ -196,10 +196,14 @@ def stop_rule_state(
     threshold: float = 0.99,
     window: int = 3,
     labelled_per_round: list[np.ndarray] | None = None,
+    ids_per_round: list[np.ndarray] | None = None,
 ) -> dict:
     """Stabilising-predictions stop rule on a fixed stop set.
 
     predictions_per_round: one (M,) vector of predicted classes per round, same stop set.
+    ids_per_round: optionally the stop set's item ids of each round (M_r,), for a stop set that
+    changed a little between rounds (a pool that grew or lost items): each round is then compared
+    with the one before on the items both scored.
     labelled_per_round: optionally one (M,) bool per round, True where that round's model was
     trained on the item's label; round r is then compared with round r - 1 on the items not
     labelled at round r (all of them if none is left). Measured in docs/selection.md: counting
@@ -209,18 +213,23 @@ def stop_rule_state(
     last ``window`` (None before ``window`` kappas exist), "fired": mean >= threshold,
     "fired_at_round": first round index at which the rule fired (None if never)}.
     """
-    pairs = list(zip(predictions_per_round[:-1], predictions_per_round[1:], strict=True))
-    if labelled_per_round is None:
-        kappas = [cohen_kappa(a, b) for a, b in pairs]
-    else:
-        if len(labelled_per_round) != len(predictions_per_round):
-            raise ValueError("labelled_per_round needs one mask per round")
-        kappas = []
-        for (a, b), done in zip(pairs, labelled_per_round[1:], strict=True):
-            keep = ~np.asarray(done, bool)
-            if keep.shape != np.shape(b):
-                raise ValueError("each labelled mask must cover the stop set")
-            kappas.append(cohen_kappa(a[keep], b[keep]) if keep.any() else cohen_kappa(a, b))
+    rounds = len(predictions_per_round)
+    if labelled_per_round is not None and len(labelled_per_round) != rounds:
+        raise ValueError("labelled_per_round needs one mask per round")
+    if ids_per_round is not None and len(ids_per_round) != rounds:
+        raise ValueError("ids_per_round needs one id vector per round")
+    kappas = []
+    for r in range(1, rounds):
+        a, b = np.asarray(predictions_per_round[r - 1]), np.asarray(predictions_per_round[r])
+        done = None if labelled_per_round is None else np.asarray(labelled_per_round[r], bool)
+        if done is not None and done.shape != b.shape:
+            raise ValueError("each labelled mask must cover the stop set")
+        if ids_per_round is not None:  # the items both rounds scored
+            _, ia, ib = np.intersect1d(ids_per_round[r - 1], ids_per_round[r], return_indices=True)
+            a, b = a[ia], b[ib]
+            done = None if done is None else done[ib]
+        keep = np.ones(b.shape, bool) if done is None else ~done
+        kappas.append(cohen_kappa(a[keep], b[keep]) if keep.any() else cohen_kappa(a, b))
     fired_at = None
     for r in range(window, len(kappas) + 1):
         if np.mean(kappas[r - window : r]) >= threshold:

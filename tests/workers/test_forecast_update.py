@@ -40,8 +40,8 @@ def test_stop_rule_leaves_out_the_stop_set_items_labelled_for_each_version(proje
     encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
     ids = list(range(1000, 1500))
     pred, labelled = np.random.default_rng(0).integers(0, 3, 500), np.zeros(500, bool)
-    # An older version scored another stop set (the pool grew since): not compared.
-    _version(project, encoder, {"ids": ids[:-1], "predictions": ((pred[:-1] + 1) % 3).tolist()})
+    # An older version scored another stop set (drawn afresh since): not compared.
+    _version(project, encoder, {"ids": list(range(3000, 3500)), "predictions": ((pred + 1) % 3).tolist()})
     versions = []
     for r in range(4):
         new = np.arange(30 * r, 30 * (r + 1))
@@ -320,11 +320,33 @@ def test_the_stop_set_stays_as_the_pool_grows_or_loses_a_few_images(project):
     _version(project, encoder, {"ids": ids[first].tolist(), "predictions": [0] * len(first)})
     grown = np.concatenate([ids, np.arange(90_000, 90_500)])
     assert ids[first].tolist() == grown[_stop_set_rows(project, grown)].tolist()  # images added
-    fewer = np.delete(ids, first[:3])  # three of its images embedded no more (flagged)
-    assert grown[_stop_set_rows(project, grown)].tolist() == ids[first].tolist()
-    assert fewer[_stop_set_rows(project, fewer)].tolist() == ids[first[3:]].tolist()
-    most_gone = np.delete(ids, first[: STOP_SET_SIZE // 5])  # a fifth gone: drawn again
-    again = _stop_set_rows(project, most_gone)
-    assert (
-        len(again) == STOP_SET_SIZE and most_gone[again].tolist() != ids[first[STOP_SET_SIZE // 5 :]].tolist()
+    for gone in (3, STOP_SET_SIZE // 5):  # its images embedded no more (flagged): others take their place
+        fewer = np.delete(ids, first[:gone])
+        now = fewer[_stop_set_rows(project, fewer)].tolist()
+        assert len(now) == STOP_SET_SIZE and now[: STOP_SET_SIZE - gone] == ids[first[gone:]].tolist()
+        assert not set(now[STOP_SET_SIZE - gone :]) & set(ids[first].tolist())
+
+
+def test_a_small_pool_that_grows_keeps_its_stop_set_and_tops_it_up(project):
+    # A review: a project of 1,000 images had its whole pool as the stop set; past 2,000 images it was
+    # drawn afresh and the kappa history restarted. Now it is kept and topped up to 2,000, and each
+    # version is compared with the one before on the images both scored.
+    from workers.jobs.training import STOP_SET_SIZE, _stop_set_rows
+
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    small = np.arange(1000, 2000)
+    rows = _stop_set_rows(project, small)
+    assert sorted(small[rows].tolist()) == small.tolist()  # the whole pool
+    pred = (np.arange(1000) % 3).tolist()
+    for n in (100, 200, 300):
+        _version(project, encoder, {"ids": small[rows].tolist(), "predictions": pred}, labels=n)
+    big = np.concatenate([small, np.arange(50_000, 53_000)])
+    rows = _stop_set_rows(project, big)
+    assert len(rows) == STOP_SET_SIZE and big[rows][:1000].tolist() == small.tolist()
+    last = _version(
+        project, encoder, {"ids": big[rows].tolist(), "predictions": pred + [1] * 1000}, labels=400
     )
+    _update_forecast(project, last)
+    last.refresh_from_db()
+    state = last.metrics["forecast"]["stop_rule"]
+    assert state["kappas"] == [1.0, 1.0, 1.0] and state["fired"] is True

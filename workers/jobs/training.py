@@ -683,34 +683,20 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
 
 
 def _stop_set_rows(project: Project, ids: np.ndarray) -> np.ndarray:
-    """Rows of ``ids`` in the stop set: the newest model version's stop set, less images no longer in
-    the pool, where at least 90 % of it is left and that is at least half the size a new one would be
-    (images added or flagged keep the stop rule's history going: the rule compares versions on the
-    images they all scored), else a new draw of STOP_SET_SIZE rows (seeded by project)."""
+    """Rows of ``ids`` in the stop set: the newest model version's stop set, less the images no longer
+    in the pool, topped up with images drawn from the rest to STOP_SET_SIZE (or the whole pool), so
+    that a pool that grows or loses images keeps most of its stop set and the stop rule its history
+    (a project starting under 2,000 images had its whole pool as the stop set, drawn afresh once the
+    pool doubled). The draws are seeded by the project."""
     size = min(STOP_SET_SIZE, len(ids))
     previous = project.model_versions.order_by("-id").values_list("metrics__stop_set__ids", flat=True).first()
-    if previous:
-        row = {int(image_id): r for r, image_id in enumerate(ids)}
-        rows = [row[int(image_id)] for image_id in previous if int(image_id) in row]  # flagged ones leave
-        if 2 * len(rows) >= size and 10 * len(rows) >= 9 * len(previous):
-            return np.array(rows, dtype=np.int64)
+    row = {int(image_id): r for r, image_id in enumerate(ids)}
+    kept = [row[int(image_id)] for image_id in previous or [] if int(image_id) in row][:size]
     rng = np.random.default_rng(project.id)
-    return np.sort(rng.choice(len(ids), size=size, replace=False))
-
-
-def _stop_set_on(stop_set: dict, ids: list[int]) -> dict | None:
-    """A version's stop set restricted to ``ids`` in that order (the newest version's stop set), or
-    None when it did not score all of them (it scored another stop set)."""
-    if stop_set["ids"] == ids:
-        return stop_set
-    row = {image_id: r for r, image_id in enumerate(stop_set["ids"])}
-    if any(image_id not in row for image_id in ids):
-        return None
-    rows = [row[image_id] for image_id in ids]
-    out = {"ids": ids, "predictions": [stop_set["predictions"][r] for r in rows]}
-    if "labelled" in stop_set:
-        out["labelled"] = [stop_set["labelled"][r] for r in rows]
-    return out
+    if len(kept) < size:
+        rest = np.setdiff1d(np.arange(len(ids)), np.array(kept, dtype=np.int64))
+        kept += np.sort(rng.choice(rest, size=size - len(kept), replace=False)).tolist()
+    return np.array(kept, dtype=np.int64)
 
 
 def _confusion_cells(truth: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
@@ -813,19 +799,23 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
     # (versions from before that was recorded count every item).
     stops = [(v.train_label_count, v.metrics["stop_set"]) for v in versions if "stop_set" in v.metrics]
     rounds: list[tuple[int, dict]] = []
-    latest = stops[-1][1]["ids"] if stops else []
     for n, st in stops:
-        aligned = _stop_set_on(st, latest)  # a pool that lost flagged images keeps its history
-        if aligned is not None and (not rounds or n >= rounds[-1][0] + STOP_RULE_SPACING):
-            rounds.append((n, aligned))
+        if rounds and n < rounds[-1][0] + STOP_RULE_SPACING:
+            continue
+        if rounds and 2 * len(set(rounds[-1][1]["ids"]) & set(st["ids"])) < len(st["ids"]):
+            rounds = []  # another stop set (drawn afresh): the history starts again from this version
+        rounds.append((n, st))
     state: dict[str, Any] = {"fired": False}
     if len(rounds) >= 2:
+        # Each version is compared with the one before on the stop-set images both scored: images
+        # added to the pool join the stop set, flagged ones leave it, and the history goes on.
         state = stop_rule_state(
             [np.array(st["predictions"]) for _, st in rounds],
             threshold=project.stop_kappa,
             labelled_per_round=[
                 np.array(st.get("labelled", [False] * len(st["ids"])), bool) for _, st in rounds
             ],
+            ids_per_round=[np.array(st["ids"], dtype=np.int64) for _, st in rounds],
         )
     state["labels"] = [n for n, _ in rounds[1:]]  # training labels of the later version of each kappa
     state["spacing"] = STOP_RULE_SPACING
