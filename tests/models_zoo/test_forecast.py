@@ -173,3 +173,18 @@ def test_accuracies_measured_on_few_items_widen_the_interval_and_shrink_towards_
     )
     with pytest.raises(ValueError, match="evaluated"):
         fit_learning_curve(n, acc, seed=0, evaluated=[1, 0, 3, 5])
+
+
+def test_stop_rule_compares_rounds_on_the_items_both_scored():
+    from models_zoo.forecast import stop_rule_state
+
+    # Round 2's stop set lost items 0-1 and gained 100-149; on the items both scored nothing changed.
+    a = np.arange(100) % 4
+    ids_a, ids_b = np.arange(100), np.concatenate([np.arange(2, 100), np.arange(100, 150)])
+    b = np.concatenate([a[2:], (np.arange(50) + 1) % 4])
+    state = stop_rule_state([a, b], window=1, ids_per_round=[ids_a, ids_b])
+    assert state["kappas"] == [1.0] and state["fired"]
+    # Lined up by position instead, the same predictions disagree.
+    assert stop_rule_state([a[:100], b[:100]], window=1)["kappas"][0] < 0.5
+    with pytest.raises(ValueError, match="one id vector per round"):
+        stop_rule_state([a, b], ids_per_round=[ids_a])
