@@ -19,7 +19,7 @@ from datetime import UTC, timedelta
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from labelling.models import (
@@ -261,7 +261,7 @@ def queue_empty_reason(*, project: Project) -> str:
         # later ones after a retrain.
         first_round_queued = project.current_encoder_id and project.selection_rounds.exists()
         return "waiting_for_model" if first_round_queued else "preparing"
-    if project.queue_items.filter(state=QueueState.OPEN).exists():
+    if _items_someone_may_take(project):
         return "queue_empty"  # others hold the rest, or this annotator skipped it: labels still come
     if project.images.exists() and not project.images.filter(status=ImageStatus.UNLABELLED).exists():
         return "pool_labelled"
@@ -274,11 +274,32 @@ def queue_empty_reason(*, project: Project) -> str:
         return "training_failed"  # or cancelled: either way no round comes by itself
     if project.current_encoder_id is not None:
         try:
-            _next_round_request(project)
-            return "waiting_for_model"
+            if _next_round_request(project) is not None:
+                return "waiting_for_model"
         except Exception:  # the broker is down, say: the job is marked failed; the answer still comes
             logger.exception("could not ask for the next round of project %s", project.pk)
     return "queue_empty"
+
+
+def _items_someone_may_take(project: Project) -> bool:
+    """Whether an open item of the queue may still be labelled: someone holds it now, or someone who
+    labels in this project has not passed it (skipped or labelled it). Items that everyone skipped
+    would otherwise keep the queue "not empty" for ever, and no round would come."""
+    open_items = project.queue_items.filter(state=QueueState.OPEN)
+    if not open_items.exists():
+        return False
+    now = timezone.now()
+    if Assignment.objects.filter(
+        item__in=open_items, state=AssignmentState.ACTIVE, expires_at__gt=now
+    ).exists():
+        return True
+    labellers = Assignment.objects.filter(project=project).values("annotator_id").distinct().count()
+    passed = Count(
+        "assignments__annotator",
+        filter=Q(assignments__state__in=(AssignmentState.SKIPPED, AssignmentState.SUBMITTED)),
+        distinct=True,
+    )
+    return open_items.annotate(passed=passed).filter(passed__lt=max(labellers, 1)).exists()
 
 
 def _next_round_request(project: Project):
@@ -288,6 +309,18 @@ def _next_round_request(project: Project):
     retrain then (a selection alone without new training labels), so labelling never stalls."""
     from labelling.services.training import training_job_request  # training -> queue
 
+    last = project.jobs.filter(kind__in=TRAINING_KINDS).order_by("-id").first()
+    if (
+        last is not None
+        and last.params.get("trigger") == "queue_drained"
+        and last.state == JobState.SUCCEEDED
+        and "selection_round" not in (last.result or {})
+        and not Annotation.objects.filter(image__project=project, created_at__gte=last.created_at).exists()
+        and not project.images.filter(status=ImageStatus.UNLABELLED, is_audit=False)
+        .exclude(queue_items__state=QueueState.OPEN)
+        .exists()
+    ):
+        return None  # the last one found nothing to select, and nothing changed since: not again
     trained = Image.objects.filter(project=project, is_audit=False, status=ImageStatus.LABELLED).count()
     kind = "cycle" if trained > project.labels_at_last_cycle else "select"
     return training_job_request(
@@ -837,7 +870,11 @@ def image_unflag(*, image: Image) -> Image:
             raise Conflict(f"image {image.pk} is not flagged (it is {image.status})", code="not_flagged")
         labelled = Annotation.objects.filter(image=image).exists()
         image.status = ImageStatus.LABELLED if labelled else ImageStatus.UNLABELLED
-        image.save(update_fields=["status"])
+        if image.is_audit and not labelled:
+            # Its audit item went when it was flagged, and rounds never select audit images: it would
+            # stay unlabelled for good. Back in the pool; the audit share draws another in its place.
+            image.is_audit = False
+        image.save(update_fields=["status", "is_audit"])
     return image
 
 

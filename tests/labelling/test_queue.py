@@ -366,9 +366,17 @@ def test_empty_queue_says_why(client_for, users, project):
     assert nxt(client, project)["empty_reason"] == "waiting_for_model"
     Job.objects.filter(pk=job.pk).update(state="failed")  # no round will come by itself
     assert nxt(client, project)["empty_reason"] == "training_failed"
-    # Unless the queue still holds items for others (this annotator skipped them): their labels
-    # bring the next retrain, so the failure is not why this annotator has nothing.
-    queue_round(project, pool(project, 2))
+    # Unless the queue still holds items for others (this annotator skipped them, another who labels
+    # here has not): their labels bring the next retrain, so the failure is not why this annotator
+    # has nothing.
+    queue_round(project, pool(project, 3))
+    bob = UserFactory(username="bob")
+    from labelling.services.projects import membership_set
+
+    membership_set(project=project, user=bob, role="annotator")
+    other = client_for(bob)
+    label_id = project.label_classes.first().id
+    assert submit(other, nxt(other, project)["assignment"]["id"], label_id).status_code == 201
     for _ in range(2):
         body = nxt(client, project)["assignment"]
         assert (
@@ -382,10 +390,10 @@ def test_empty_queue_says_why(client_for, users, project):
     assert nxt(client, project)["empty_reason"] == "training_failed"
     Job.objects.create(project=project, kind="cycle", state="succeeded")
     # The queue ran dry for everyone with images left and no job on its way: nothing would queue the
-    # next round (it stalled for good), so the next is asked for: a selection, no label being new.
+    # next round (it stalled for good), so the next is asked for: a retrain on bob's label.
     assert nxt(client, project)["empty_reason"] == "waiting_for_model"
     drained = Job.objects.get(project=project, state="queued")
-    assert drained.kind == "select" and drained.params == {"trigger": "queue_drained"}
+    assert drained.kind == "cycle" and drained.params == {"trigger": "queue_drained"}
     Job.objects.filter(pk=drained.pk).update(state="succeeded")
     Image.objects.filter(project=project).update(status="labelled")  # nothing left in the pool
     assert nxt(client, project)["empty_reason"] == "pool_labelled"
@@ -550,3 +558,51 @@ def test_the_budgets_last_labels_retrain_however_few(client_for, users, project,
     job = Job.objects.get(project=project)
     assert job.kind == "cycle" and job.params == {"trigger": "budget_spent"}
     assert nxt(me, project)["empty_reason"] == "budget_exhausted"
+
+
+def test_items_everyone_skipped_do_not_keep_the_queue_waiting(client_for, users, project, label):
+    """A review: every annotator skipped the last items of a round; queue/next answered queue_empty
+    for good (they were open), and no round came. They are passed by everyone who labels here: the
+    next round is asked for (a selection alone, no label being new)."""
+    from labelling.models import EncoderVersion, Job
+
+    project.audit_fraction = 0.0
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="encoders/x.pt")
+    project.save()
+    queue_round(project, pool(project, 4)[:2])
+    me = client_for(users["annotator"])
+    for _ in range(2):
+        body = nxt(me, project)["assignment"]
+        assert (
+            me.post(f"/api/assignments/{body['id']}/skip", {"reason": "x"}, format="json").status_code == 204
+        )
+    assert nxt(me, project)["empty_reason"] == "waiting_for_model"
+    job = Job.objects.get(project=project)
+    assert job.kind == "select" and job.params == {"trigger": "queue_drained"}
+
+
+def test_a_drained_queue_asks_once_when_there_is_nothing_to_select(client_for, users, project, label):
+    """A review: one image left, unlabelled but out of every round (an unflagged audit image), and an
+    annotator polling every 2 s: 160 select jobs, each finding nothing. Asked once; again only when
+    something changed (a label, an image to select)."""
+    from labelling.models import EncoderVersion, Job
+    from labelling.services.queue import image_unflag
+
+    project.audit_fraction = 0.0
+    project.current_encoder = EncoderVersion.objects.create(project=project, artifact_key="encoders/x.pt")
+    project.save()
+    image = pool(project, 1)[0]
+    Image.objects.filter(pk=image.pk).update(is_audit=True, status="flagged")
+    image_unflag(image=Image.objects.get(pk=image.pk))
+    assert Image.objects.get(pk=image.pk).is_audit is False  # back in the pool, selectable
+    Image.objects.filter(pk=image.pk).update(is_audit=True)  # as it stayed before: in no round
+    me = client_for(users["annotator"])
+    assert nxt(me, project)["empty_reason"] == "waiting_for_model"
+    job = Job.objects.get(project=project)
+    Job.objects.filter(pk=job.pk).update(state="succeeded", result={"select": "skipped: every image ..."})
+    for _ in range(3):
+        assert nxt(me, project)["empty_reason"] == "queue_empty"
+    assert Job.objects.filter(project=project).count() == 1
+    pool(project, 1, seed=7)  # an image to select: asked again
+    assert nxt(me, project)["empty_reason"] == "waiting_for_model"
+    assert Job.objects.filter(project=project).count() == 2
