@@ -139,25 +139,43 @@ def job_follow_up(*, job: Job, kind: str, params: dict[str, Any] | None = None) 
     return job_create(project=job.project, kind=kind, params={**(params or {}), "after_job": job.id})
 
 
+def _no_training_running(project: Project, what: str) -> None:
+    """Refuse (409 job_running) to change the current model or encoder while a training job is queued
+    or running: its result would replace the choice when it ends (a review: an activation made during
+    a cycle was silently undone)."""
+    running = running_training_job(project)
+    if running is not None:
+        raise Conflict(
+            f"a {running.kind} job (#{running.id}) is {running.state} for this project and its result "
+            f"would replace {what} when it ends: wait for it, or cancel it first",
+            code="job_running",
+            details={"job_id": running.id, "kind": running.kind, "state": running.state},
+        )
+
+
 @transaction.atomic
-def model_version_activate(*, version: ModelVersion) -> Job | None:
+def model_version_activate(*, version: ModelVersion) -> Job:
     """An engineer makes an older model version current, with the encoder it was trained on, and
     its predictions are written over the pool again (the images' suggestions, predictions.csv and
-    the next round follow it): a ``predict`` job, or the training job already on its way."""
-    with transaction.atomic():
-        Project.objects.filter(pk=version.project_id).update(
-            current_model=version, current_encoder=version.encoder_version
-        )
+    the next round follow it): a ``predict`` job. Refused while a training job is on its way."""
+    Project.objects.select_for_update().get(pk=version.project_id)
+    _no_training_running(version.project, f"model #{version.id}")
+    Project.objects.filter(pk=version.project_id).update(
+        current_model=version, current_encoder=version.encoder_version
+    )
     return training_job_request(project=version.project, kind="predict", coalesce=True)
 
 
-def encoder_version_activate(*, version: EncoderVersion) -> Job | None:
+@transaction.atomic
+def encoder_version_activate(*, version: EncoderVersion) -> Job:
     """An engineer makes another encoder version current. A model trained on another encoder's
     embeddings cannot score this one's rows, so the current model becomes the newest trained on this
-    encoder (none if there is none), and a ``cycle`` trains, predicts and selects on it."""
+    encoder (none if there is none), and a ``cycle`` trains, predicts and selects on it. Refused while
+    a training job is on its way."""
+    Project.objects.select_for_update().get(pk=version.project_id)
+    _no_training_running(version.project, f"encoder #{version.id}")
     newest = version.model_versions.order_by("-id").first()
-    with transaction.atomic():
-        Project.objects.filter(pk=version.project_id).update(current_encoder=version, current_model=newest)
+    Project.objects.filter(pk=version.project_id).update(current_encoder=version, current_model=newest)
     return training_job_request(project=version.project, kind="cycle", coalesce=True)
 
 

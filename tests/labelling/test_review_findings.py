@@ -123,6 +123,7 @@ def test_predict_never_writes_one_encoders_scores_onto_another_encoders_pool(
     job = Job.objects.create(project=project, kind="predict", state="running")
     with pytest.raises(ValueError, match="trained on encoder #"):
         cycle(job, lambda *a, **k: None)
+    Job.objects.filter(pk=job.pk).update(state="failed")  # as the worker marks it
     assert not Image.objects.filter(predicted_label__isnull=False).exists()
     # Activating the model brings back its encoder; then predict writes M's own scores.
     response = client_for(users["engineer"]).post(f"/api/models/{m.id}/activate")
@@ -671,6 +672,16 @@ def test_activating_a_version_brings_its_predictions_and_a_matching_model(users,
     assert eng.post(f"/api/encoders/{e1.id}/activate").status_code == 200
     project.refresh_from_db()
     assert project.current_model_id == new.id  # the newest of e1's models
+    # While a training job is on its way its result would replace the choice when it ends (a review:
+    # an activation during a cycle was silently undone): refused, nothing changed.
+    cycle = Job.objects.get(project=project)
+    for url in (f"/api/models/{old.id}/activate", f"/api/encoders/{e2.id}/activate"):
+        r = eng.post(url)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "job_running", r.content
+        assert r.json()["error"]["details"]["job_id"] == cycle.id
+    project.refresh_from_db()
+    assert (project.current_encoder_id, project.current_model_id) == (e1.id, new.id)
+    assert Job.objects.filter(project=project).count() == 1
 
 
 def test_a_job_deleted_with_its_project_stops_its_worker(users, project):
