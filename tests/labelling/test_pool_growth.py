@@ -101,3 +101,38 @@ def test_an_upload_is_stored_and_answered_when_the_broker_is_down(
 
     Job.objects.all().delete()
     assert queue_empty_reason(project=project) == "queue_empty"
+
+
+def test_a_cancelled_retrain_leaves_no_files_of_the_images_it_embedded(project, settings):
+    """A review: a cycle cancelled while it embedded new images left its ids and shard files."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from models_zoo.train import PretrainConfig, pretrain
+    from workers.jobs import training
+    from workers.jobs.base import JobCancelled
+    from workers.jobs.storage import store_file, store_npy
+
+    images = pool(project, 3)
+    art = pretrain(np.random.default_rng(0).integers(0, 255, (32, 8, 8), dtype=np.uint8),
+                   PretrainConfig(width=8, batch_size=16, max_minutes=None, max_steps=1))  # fmt: skip
+    local = Path(settings.MEDIA_ROOT) / "tmp-enc.pt"
+    art.save(local)
+    store_file(local, "encoders/e.pt")
+    store_npy(np.array([im.id for im in images]), "emb/ids.npy")
+    store_npy(art.embed(np.zeros((3, 8, 8), np.uint8)).astype(np.float32), "emb/s0.npy")
+    version = _embedded(project, images, max_image_id=images[-1].id)
+    version.artifact_key = "encoders/e.pt"
+    version.embeddings = {**version.embeddings, "ids_key": "emb/ids.npy", "shards": ["emb/s0.npy"]}
+    version.save()
+    pool(project, 2, seed=4)  # added since
+    job = Job.objects.create(project=project, kind="cycle", state="cancelled")
+    with pytest.raises(JobCancelled):
+        training.embeddings_with_new_images(job, version, lambda *a, **k: None)
+    assert not list((Path(settings.MEDIA_ROOT) / "embeddings").rglob("*.npy"))
+    version.refresh_from_db()
+    assert version.embeddings["ids_key"] == "emb/ids.npy"  # unchanged
+    Job.objects.filter(pk=job.pk).update(state="running")  # not cancelled: the rows are appended
+    ids, Z = training.embeddings_with_new_images(job, version, lambda *a, **k: None)
+    assert len(ids) == len(Z) == 5 and version.embeddings["max_image_id"] == ids[-1]

@@ -387,25 +387,32 @@ def embeddings_with_new_images(job: Job, version: EncoderVersion, progress) -> t
         raise ValueError(f"encoder #{version.id} gave the new images unusable embeddings")
     all_ids = np.concatenate([ids, np.array([im.id for im in new], dtype=np.int64)])
     base = f"embeddings/{version.project_id}/ev-{version.id}/job-{job.id}"
-    store_npy(all_ids, f"{base}/ids.npy")
-    store_npy(added, f"{base}/added-{len(ids)}.npy")
-    with transaction.atomic():
-        _unless_cancelled(job.id)
-        locked = EncoderVersion.objects.select_for_update().get(pk=version.pk)
-        before = locked.embeddings or {}
-        if before.get("ids_key") != version.embeddings.get("ids_key"):  # embedded again meanwhile
-            raise ValueError("the pool's embedding changed while this job extended it: run the job again")
-        locked.embeddings = {
-            **before,
-            "count": int(len(all_ids)),
-            "max_image_id": int(all_ids.max()),
-            "ids_key": f"{base}/ids.npy",
-            "shards": [*before["shards"], f"{base}/added-{len(ids)}.npy"],
-        }
-        locked.save(update_fields=["embeddings"])
-        stale = before["ids_key"]
-        if stale != locked.embeddings["ids_key"]:
-            transaction.on_commit(lambda: _forget([stale]))
+    written = [f"{base}/ids.npy", f"{base}/added-{len(ids)}.npy"]
+    store_npy(all_ids, written[0])
+    store_npy(added, written[1])
+    try:
+        with transaction.atomic():
+            _unless_cancelled(job.id)
+            locked = EncoderVersion.objects.select_for_update().get(pk=version.pk)
+            before = locked.embeddings or {}
+            if before.get("ids_key") != version.embeddings.get("ids_key"):  # embedded again meanwhile
+                raise ValueError("the pool's embedding changed while this job extended it: run the job again")
+            locked.embeddings = {
+                **before,
+                "count": int(len(all_ids)),
+                "max_image_id": int(all_ids.max()),
+                "ids_key": written[0],
+                "shards": [*before["shards"], written[1]],
+            }
+            locked.save(update_fields=["embeddings"])
+            # The old ids file: nothing reads it now (a model's pool_ids_key only names it, to tell
+            # whether its stored scores follow the current rows).
+            stale = before["ids_key"]
+            if stale != locked.embeddings["ids_key"]:
+                transaction.on_commit(lambda: _forget([stale]))
+    except Exception:  # cancelled (JobCancelled) or failed: the files written for it go with it
+        _forget(written)
+        raise
     version.embeddings = locked.embeddings
     return all_ids, np.concatenate([Z, added])
 
