@@ -244,8 +244,9 @@ def _locking_budget(fn):
 
 def queue_empty_reason(*, project: Project) -> str:
     """Why there is nothing to label: paused, budget_exhausted, preparing (the first pretraining runs),
-    waiting_for_model (a retrain runs, or was asked for here: the queue ran dry), pool_labelled (no unlabelled image is left), not_started (no
-    pretraining was ever asked for, so no image is coming), training_failed
+    waiting_for_model (a retrain runs, or was asked for here: the queue ran dry), pool_labelled (no
+    unlabelled image is left), not_started (no pretraining was ever asked for, so no image is
+    coming), training_failed
     (the queue is empty for everyone and the project's latest training job failed or was cancelled,
     so no round comes by itself) or queue_empty (for this annotator: the items left are held by others or were
     skipped by them, or the next round is yet to be selected)."""

@@ -748,8 +748,11 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
     # One point per label count, the newest version's: a retrain without new labels (a finetune, a
     # cycle asked for by hand) measures the same model again; as independent points they flipped
     # the forecast with no label added.
-    seen: set[int] = set()
-    points = [p for p in reversed(points) if not (p[0] in seen or seen.add(p[0]))][::-1]
+    newest_at: dict[int, tuple] = {}
+    for point in points:  # re-inserted: the dict stays in the order of each count's newest version
+        newest_at.pop(point[0], None)
+        newest_at[point[0]] = point
+    points = list(newest_at.values())
     forecast: dict[str, Any] = {"points": len(points)}
     if points and len({p[0] for p in points}) >= 3 and points[-1][2] < MIN_AUDIT_FOR_FORECAST:
         forecast["error"] = (
@@ -801,9 +804,9 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
             forecast["projection"] = _projection(curve, pool, budget_images, reach)
         except Exception as exc:  # a curve that cannot be fitted yet is not a failed job
             forecast["error"] = str(exc)
-    # The versions that scored every image of the latest stop set (compared on those images), at
-    # least STOP_RULE_SPACING labels apart; items labelled for a version are left out of its kappa
-    # (versions from before that was recorded count every item).
+    # Versions at least STOP_RULE_SPACING labels apart, from the last one whose stop set was drawn
+    # afresh (it shares under half of its images with the version before); items labelled for a
+    # version are left out of its kappa (versions from before that was recorded count every item).
     stops = [(v.train_label_count, v.metrics["stop_set"]) for v in versions if "stop_set" in v.metrics]
     rounds: list[tuple[int, dict]] = []
     for n, st in stops:
