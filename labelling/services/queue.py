@@ -262,17 +262,20 @@ def queue_empty_reason(*, project: Project) -> str:
         # later ones after a retrain.
         first_round_queued = project.current_encoder_id and project.selection_rounds.exists()
         return "waiting_for_model" if first_round_queued else "preparing"
-    if _items_someone_may_take(project):
+    items = _open_items(project)
+    if items == "takeable":
         return "queue_empty"  # others hold the rest, or this annotator skipped it: labels still come
-    if project.images.exists() and not project.images.filter(status=ImageStatus.UNLABELLED).exists():
-        return "pool_labelled"
-    if project.current_encoder_id is None and not training.exists():
-        return "not_started"  # nothing comes until someone starts pretraining
+    if items == "none":
+        if project.images.exists() and not project.images.filter(status=ImageStatus.UNLABELLED).exists():
+            return "pool_labelled"
+        if project.current_encoder_id is None and not training.exists():
+            return "not_started"  # nothing comes until someone starts pretraining
     if training.order_by("-id").values_list("state", flat=True).first() in (
         JobState.FAILED,
         JobState.CANCELLED,
     ):
-        return "training_failed"  # or cancelled: either way no round comes by itself
+        # Or cancelled: either way no round comes by itself (items everyone skipped stay queued).
+        return "training_failed" if items == "none" else "queue_empty"
     if project.current_encoder_id is not None:
         try:
             if _next_round_request(project) is not None:
@@ -282,25 +285,27 @@ def queue_empty_reason(*, project: Project) -> str:
     return "queue_empty"
 
 
-def _items_someone_may_take(project: Project) -> bool:
-    """Whether an open item of the queue may still be labelled: someone holds it now, or someone who
-    labels in this project has not passed it (skipped or labelled it). Items that everyone skipped
-    would otherwise keep the queue "not empty" for ever, and no round would come."""
+def _open_items(project: Project) -> str:
+    """The queue's open items: "none"; "takeable" when one may still be labelled (someone holds it
+    now, or someone who labels in this project has not passed it: skipped or labelled it); "passed"
+    when everyone who labels here passed every one. Items that everyone skipped kept the queue "not
+    empty" for ever, and no round came."""
     open_items = project.queue_items.filter(state=QueueState.OPEN)
     if not open_items.exists():
-        return False
+        return "none"
     now = timezone.now()
     if Assignment.objects.filter(
         item__in=open_items, state=AssignmentState.ACTIVE, expires_at__gt=now
     ).exists():
-        return True
+        return "takeable"
     labellers = Assignment.objects.filter(project=project).values("annotator_id").distinct().count()
     passed = Count(
         "assignments__annotator",
         filter=Q(assignments__state__in=(AssignmentState.SKIPPED, AssignmentState.SUBMITTED)),
         distinct=True,
     )
-    return open_items.annotate(passed=passed).filter(passed__lt=max(labellers, 1)).exists()
+    takeable = open_items.annotate(passed=passed).filter(passed__lt=max(labellers, 1)).exists()
+    return "takeable" if takeable else "passed"
 
 
 def _next_round_request(project: Project):

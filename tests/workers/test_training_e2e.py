@@ -185,7 +185,8 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     np.testing.assert_allclose(Z[-1:], expected, atol=1e-4)
     assert Image.objects.get(pk=new_id).predicted_label_id is not None
     models = ModelVersion.objects.filter(project_id=project_id).order_by("id")
-    assert models.last().metrics["stop_set"]["ids"] == models[len(models) - 2].metrics["stop_set"]["ids"]
+    before_ids = models[len(models) - 2].metrics["stop_set"]["ids"]  # the whole pool of 300: kept, and
+    assert models.last().metrics["stop_set"]["ids"] == [*before_ids, new_id]  # topped up with the new one
     assert not Job.objects.filter(project_id=project_id, state__in=["queued", "running"]).exists()
     # The first model, trained before the image came, made current again: its stored scores have a
     # row fewer than the pool, so the predict job scores the grown pool with it.
