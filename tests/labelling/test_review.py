@@ -228,3 +228,25 @@ def test_an_engineer_fixes_a_mistake_in_the_browser(live_server, settings, page,
     page.wait_for_selector("#review-empty")
     assert Image.objects.get(pk=images[2].id).reviewed_label == dog
     assert not page.errors
+
+
+def test_an_audit_image_its_annotators_dispute_measures_nothing_until_decided(users, project):
+    """A review: two annotators disagreed on 40 images, the careless one always first; the earlier
+    label won the tie, 4 of 33 audit labels were wrong and the audit accuracy read 65 % for a model
+    at 82 %. A tied audit image is left out until someone decides it; training keeps the earlier."""
+    from tests.factories import UserFactory
+    from workers.jobs.training import pool_labels
+
+    cat, dog = project.label_classes.order_by("order")[:2]
+    careless = UserFactory(username="careless")
+    audit_tied, audit_clear, train_tied = pool(project, 3)
+    Image.objects.filter(pk__in=[audit_tied.pk, audit_clear.pk]).update(is_audit=True)
+    for image in (audit_tied, train_tied):
+        Annotation.objects.create(image=image, annotator=careless, label=dog)  # first
+        Annotation.objects.create(image=image, annotator=users["annotator"], label=cat)
+    Annotation.objects.create(image=audit_clear, annotator=users["annotator"], label=cat)
+    ids = np.array([audit_tied.id, audit_clear.id, train_tied.id])
+    train, audit = pool_labels(project, ids)
+    assert audit.tolist() == [-1, 0, -1] and train.tolist() == [-1, -1, 1]
+    Image.objects.filter(pk=audit_tied.pk).update(reviewed_label=cat)  # decided: it measures again
+    assert pool_labels(project, ids)[1].tolist() == [0, 0, -1]

@@ -435,7 +435,10 @@ def pool_labels(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     With several annotations per image the majority wins (ties: the earliest label), unless a
     person reviewed the image (the Review page): then their label is the image's. Audit images'
-    labels only ever go to the second array: they never train a model.
+    labels only ever go to the second array: they never train a model. An audit image whose
+    annotators are tied and that nobody reviewed has no audit label: it measures nothing until
+    someone decides it (a review: with the earlier of two disagreeing labels taken, a careless
+    annotator who always labelled first put the audit accuracy 16 points below the model's).
     """
     order = {
         lc_id: i
@@ -464,7 +467,12 @@ def pool_labels(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
         i = position.get(image_id)
         if i is None:
             continue
-        label = order[reviewed[image_id]] if image_id in reviewed else counter.most_common(1)[0][0]
+        if image_id in reviewed:
+            label = order[reviewed[image_id]]
+        else:
+            (label, top), *rest = counter.most_common(2)
+            if audit[image_id] and rest and rest[0][1] == top:
+                continue  # a tie on an audit image: left out of the measurement until decided
         (held_out if audit[image_id] else train)[i] = label
     return train, held_out
 
