@@ -446,6 +446,11 @@ class ForecastOutput(serializers.Serializer):
         allow_null=True,
         help_text="the learning curve ahead (as the dashboard draws it): up to the budget's or the pool's images, or a little past the target; null until a curve is fitted",
     )
+    projection_ends = serializers.ChoiceField(
+        choices=["budget", "pool", "target", ""],
+        help_text="where the projection stops: where the budget or the pool runs out, a little past the "
+        'target (before the budget\'s end), or "" (3 times the labels so far, or no projection)',
+    )
     note = serializers.CharField(allow_blank=True)
 
 

@@ -186,5 +186,21 @@ def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
         },
         "points": stored.get("points", 0),
         "projection": projection,
+        "projection_ends": _projection_ends(projection, budget_images, reach, stored),
         "note": note,
     }
+
+
+def _projection_ends(projection, budget_images, reach, stored) -> str:
+    """Where the drawn forecast stops, for the chart's caption: "budget" or "pool" (it runs to where
+    that runs out), "target" (a little past where the target is reached, before the budget's end),
+    or "" (3 times the labels so far, with neither). The caption said "to where the budget runs
+    out" of a line that stopped at the target (a review)."""
+    if not projection:
+        return ""
+    end = projection["labels"][-1]
+    if budget_images and end >= 0.99 * budget_images:
+        return "pool" if stored.get("pool_ends_first") else "budget"
+    if reach:
+        return "target"
+    return ""

@@ -37,6 +37,13 @@ def learning_curve_svg(
         return mark_safe(
             '<p class="empty">No accuracy measured yet: it appears after the first retrain with audit labels.</p>'
         )
+    # One point per label count, the newest version's (the forecast's fit counts them so too): several
+    # versions at one count (a finetune, a hand-run cycle) drew a vertical jump (a review).
+    newest: dict[float, dict] = {}
+    for p in points:
+        newest.pop(p["labels"], None)
+        newest[p["labels"]] = p
+    points = sorted(newest.values(), key=lambda p: p["labels"])
     forecast = forecast or {}
     ahead = forecast.get("projection") or None
     reach = forecast.get("labels_to_target") if forecast.get("reachable") else None

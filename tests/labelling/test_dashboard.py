@@ -337,10 +337,15 @@ def test_the_learning_curve_draws_the_forecast_ahead_with_its_marks(users, proje
     assert 'class="reach" data-labels="140"' in page and "target at ≈ 140" in page
     assert 'id="curve-caption"' in page and 'class="budget-point"' not in page
     assert "Expected accuracy when the budget runs out" in page
+    # The line stops a little past the target, before the budget's end: the caption says so (it
+    # said "to where the budget runs out": a review).
+    assert api["projection_ends"] == "target" and "to a little past where it reaches the target" in page
+    assert "ahead to where the budget runs out" not in page
     # A projection that reaches the budget's end marks the accuracy expected there.
     page, api = _forecast(project, users, **{**stored, "budget_images": 190.0})
     assert 'class="budget-point" cx=' in page and 'data-labels="190" data-accuracy="0.8600"' in page
     assert "budget runs out</text>" in page
+    assert api["projection_ends"] == "budget" and "ahead to where the budget runs out" in page
     # The pool runs out before the budget: said so, in the text and at the mark.
     page, api = _forecast(project, users, **{**stored, "budget_images": 190.0, "pool_ends_first": True})
     assert api["pool_ends_first"] is True and "when every image of the pool is labelled" in page
@@ -348,7 +353,11 @@ def test_the_learning_curve_draws_the_forecast_ahead_with_its_marks(users, proje
     # The budget was spent when the version was trained: no figure "when it runs out".
     page, api = _forecast(project, users, **{**stored, "budget_spent": True, "accuracy_at_budget": None,
                                                 "budget_images": None})  # fmt: skip
-    assert api["budget_spent"] is True and "The budget was spent" in page and "budget-point" not in page
+    assert (
+        api["budget_spent"] is True
+        and "The budget is spent: labelling ends here" in page
+        and "budget-point" not in page
+    )
     # Annotations per image (or the audit share) changed since: the budget's end moved, so the
     # figure and the curve wait for the next version.
     page, api = _forecast(project, users, **{**stored, "labels_per_image": 2.0})
@@ -594,3 +603,38 @@ def test_the_label_set_is_edited_on_the_dashboard(users, project):
         assert says in client.post(url, data, follow=True).content.decode(), data
     page = client.post(url, {"action": "label_delete", "label": heron.id}, follow=True).content.decode()
     assert not LabelClass.objects.filter(pk=heron.pk).exists() and "removed" in page
+
+
+def test_an_accuracy_from_a_few_audit_labels_is_not_the_headline(users, project):
+    # A review: at 40 labels the card read "0.0 % audit accuracy (0.0 %-79.3 %, 1 audit labels)".
+    ev = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    model = ModelVersion.objects.create(
+        project=project, encoder_version=ev, mode="probe", artifact_key="m", train_label_count=40,
+        metrics={"audit_accuracy": 0.0, "audit_interval": [0.0, 0.793], "audit_labels": 1},
+    )  # fmt: skip
+    project.current_model = model
+    project.save()
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert '<p class="big" data-accuracy' not in page  # not the headline figure
+    assert "on 1 audit label (" in page and "too few to say much" in page
+
+
+def test_an_open_ended_forecast_from_none_more_says_so(users, project):
+    # A review: "≈ 145 more labels to reach 85.0 % (0 or more)" said nothing.
+    page, api = _forecast(project, users, labels_to_target=[150.0, 0.0, None], reachable=True,
+                          target_accuracy=project.target_accuracy)  # fmt: skip
+    assert api["more_labels_to_target"][1] == 0
+    assert "from none more, the target perhaps reached already, with no upper end yet" in page
+    assert "0 or more" not in page
+
+
+def test_the_learning_curve_draws_one_point_per_label_count():
+    from labelling.web.charts import learning_curve_svg
+
+    def point(n, acc):
+        return {"labels": n, "accuracy": acc, "low": acc - 0.1, "high": acc + 0.1, "audit_labels": 20}
+
+    svg = learning_curve_svg([point(20, 0.6), point(40, 0.65), point(40, 0.85)], 0.9)
+    assert svg.count('data-labels="40"') == 1 and 'data-labels="40" data-accuracy="0.8500"' in svg
