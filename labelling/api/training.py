@@ -246,7 +246,9 @@ class ModelOutput(serializers.ModelSerializer):
     def get_metrics(self, obj: ModelVersion) -> dict:
         # The stop set is bookkeeping for the stop rule (it would only bloat every listing), the
         # pool's ids file the worker's.
-        return {k: v for k, v in obj.metrics.items() if k not in ("stop_set", "pool_ids_key")}
+        # The audit predictions are the worker's too (later versions rescore them).
+        hidden = ("stop_set", "pool_ids_key", "audit_predictions")
+        return {k: v for k, v in obj.metrics.items() if k not in hidden}
 
 
 class EncoderListApi(ListApi):

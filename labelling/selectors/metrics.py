@@ -77,21 +77,33 @@ def audit_by_class(project: Project) -> dict[str, Any]:
 
 
 def learning_curve(project: Project) -> list[dict[str, Any]]:
-    """One point per model version with an audit measurement: labels, accuracy and its interval."""
+    """One point per model version with an audit measurement: labels, accuracy and its interval. A
+    version the newest retrain scored again against today's audit labels (corrected by a review
+    since) shows that score, as the forecast fitted it."""
+    versions = list(project.model_versions.order_by("id"))
+    newest = (versions[-1].metrics.get("forecast") or {}) if versions else {}
+    rescored = newest.get("rescored") or {}
     points = []
-    for v in project.model_versions.order_by("id"):
+    for v in versions:
         m = v.metrics
-        if m.get("audit_accuracy") is None:
+        if str(v.id) in rescored:
+            correct, n = rescored[str(v.id)]
+            if not n:
+                continue
+            accuracy, (low, high), audit_labels = correct / n, wilson_interval(correct, n), n
+        elif m.get("audit_accuracy") is None:
             continue
-        low, high = m.get("audit_interval") or (None, None)
+        else:
+            accuracy, audit_labels = m["audit_accuracy"], m.get("audit_labels", 0)
+            low, high = m.get("audit_interval") or (None, None)
         points.append(
             {
                 "model_version": v.id,
                 "labels": v.train_label_count,
-                "accuracy": m["audit_accuracy"],
+                "accuracy": accuracy,
                 "low": low,
                 "high": high,
-                "audit_labels": m.get("audit_labels", 0),
+                "audit_labels": audit_labels,
                 "created_at": v.created_at,
             }
         )

@@ -350,3 +350,41 @@ def test_a_small_pool_that_grows_keeps_its_stop_set_and_tops_it_up(project):
     last.refresh_from_db()
     state = last.metrics["forecast"]["stop_rule"]
     assert state["kappas"] == [1.0, 1.0, 1.0] and state["fired"] is True
+
+
+def test_earlier_versions_are_scored_against_the_audit_labels_as_they_are_now(project):
+    # A review: two versions measured against wrong audit labels (a careless annotator's, taken in a
+    # tie) kept their low points after a reviewer fixed the labels; the fit called a met target out
+    # of reach. Versions that kept their audit predictions are scored again at each retrain, and the
+    # page's curve shows those scores.
+    from labelling.selectors.metrics import learning_curve
+
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    audit_ids = list(range(7000, 7020))
+    truth = [i % 3 for i in range(20)]
+    wrong_then = truth[:14] + [(t + 1) % 3 for t in truth[14:]]  # 6 of 20 labels wrong at the time
+    for n in (100, 200):
+        ModelVersion.objects.create(
+            project=project, encoder_version=encoder, mode="probe", artifact_key="m", train_label_count=n,
+            metrics={"audit_accuracy": 0.7, "audit_labels": 20,
+                     "audit_predictions": {"ids": audit_ids, "predicted": truth}},  # it predicted the truth
+        )  # fmt: skip
+    old = ModelVersion.objects.create(  # from before predictions were kept: as it was measured
+        project=project, encoder_version=encoder, mode="probe", artifact_key="m", train_label_count=50,
+        metrics={"audit_accuracy": 0.5, "audit_labels": 20},
+    )  # fmt: skip
+    last = ModelVersion.objects.create(
+        project=project, encoder_version=encoder, mode="probe", artifact_key="m", train_label_count=300,
+        metrics={"audit_accuracy": 1.0, "audit_labels": 20,
+                 "audit_predictions": {"ids": audit_ids, "predicted": truth}},
+    )  # fmt: skip
+    _update_forecast(project, last, dict(zip(audit_ids, truth, strict=True)))
+    last.refresh_from_db()
+    rescored = last.metrics["forecast"]["rescored"]
+    assert rescored == {str(v.id): [20, 20] for v in ModelVersion.objects.exclude(pk=old.pk)}
+    curve = {p["labels"]: p["accuracy"] for p in learning_curve(project)}
+    assert curve == {100: 1.0, 200: 1.0, 50: 0.5, 300: 1.0}
+    # Against the labels as they were (6 wrong), the same versions score 70 %.
+    _update_forecast(project, last, dict(zip(audit_ids, wrong_then, strict=True)))
+    last.refresh_from_db()
+    assert {p["labels"]: p["accuracy"] for p in learning_curve(project)}[100] == 0.7

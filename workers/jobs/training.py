@@ -652,6 +652,12 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
         # (true class, predicted class, count) for every non-empty cell of the audit slice's
         # confusion matrix: per-class accuracy on the dashboard; bounded by the audit labels.
         "audit_confusion": _confusion_cells(audit[audited], probs.argmax(1)[audited]),
+        # What it predicted for each audit image, so later versions can score it against the audit
+        # labels as they are then (a review corrects them); bounded by the audit labels.
+        "audit_predictions": {
+            "ids": ids[audited].tolist(),
+            "predicted": probs.argmax(1)[audited].tolist(),
+        },
         # the second view: True / False as judged (held-out accuracy at weights 0, w/2, w), None
         # where this fit did not judge it
         "view": learner.view_decision,
@@ -693,7 +699,9 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
             },
         )
         model_version_publish(project=project, version=model, training_labels=n_labels)
-    _update_forecast(project, model)
+    _update_forecast(
+        project, model, {int(i): int(c) for i, c in zip(ids[audited], audit[audited], strict=True)}
+    )
     return model, probs, mc
 
 
@@ -742,17 +750,40 @@ def _probs_over(model: ModelVersion, project: Project, version: EncoderVersion, 
     return learner.predict_proba(images_for(project, ids), features=Z).astype(np.float32)
 
 
-def _update_forecast(project: Project, model: ModelVersion) -> None:
+def _audit_rescored(versions: list[ModelVersion], audit_now: dict[int, int]) -> dict[str, list]:
+    """Each version's audit accuracy against today's audit labels, {version id: [correct, n]}, for
+    the versions that kept their audit predictions. An audit label corrected on the Review page, an
+    audit image decided or flagged since, changes what every earlier version scored: measured
+    against the old labels, a review's curve kept two points 16-20 points low after the labels were
+    fixed, and its forecast called a target out of reach that the model had met."""
+    out: dict[str, list] = {}
+    for v in versions:
+        kept = v.metrics.get("audit_predictions")
+        if not kept:
+            continue
+        pairs = [
+            (audit_now[i], p) for i, p in zip(kept["ids"], kept["predicted"], strict=True) if i in audit_now
+        ]
+        out[str(v.id)] = [sum(t == p for t, p in pairs), len(pairs)]
+    return out
+
+
+def _update_forecast(project: Project, model: ModelVersion, audit_now: dict[int, int] | None = None) -> None:
     """Learning curve, forecast and stop rule over this project's model versions, stored on the
-    newest one so the web process only reads them."""
+    newest one so the web process only reads them. ``audit_now``: the audit labels as they are now
+    ({image id: class}); the versions that kept their audit predictions are scored against them."""
     from models_zoo.forecast import fit_learning_curve, stop_rule_state
 
     versions = list(project.model_versions.order_by("id"))
-    points = [
-        (v.train_label_count, v.metrics["audit_accuracy"], v.metrics.get("audit_labels", 0))
-        for v in versions
-        if v.metrics.get("audit_accuracy") is not None
-    ]
+    rescored = _audit_rescored(versions, audit_now) if audit_now is not None else {}
+
+    def measured(v: ModelVersion) -> tuple[float | None, int]:
+        if str(v.id) in rescored:
+            correct, n = rescored[str(v.id)]
+            return (correct / n if n else None), n
+        return v.metrics.get("audit_accuracy"), v.metrics.get("audit_labels", 0)
+
+    points = [(v.train_label_count, *measured(v)) for v in versions if measured(v)[0] is not None]
     # One point per label count, the newest version's: a retrain without new labels (a finetune, a
     # cycle asked for by hand) measures the same model again; as independent points they flipped
     # the forecast with no label added.
@@ -839,6 +870,7 @@ def _update_forecast(project: Project, model: ModelVersion) -> None:
     state["spacing"] = STOP_RULE_SPACING
     state["threshold"] = project.stop_kappa
     forecast["stop_rule"] = state
+    forecast["rescored"] = rescored  # the learning curve shows these, so the page and the fit agree
     model.metrics = {**model.metrics, "forecast": _jsonable(forecast)}  # stop_rule's numpy values too
     model.save(update_fields=["metrics"])
 
