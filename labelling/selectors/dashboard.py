@@ -257,6 +257,8 @@ def overview_row(project: Project) -> dict[str, Any]:
         "accuracy": curve[-1] if curve else None,
         "forecast": forecast(project, spent=budget["labels_used"]),
         "last_activity": last_label or project.created_at,
+        # "0 minutes ago" read oddly (a review)
+        "active_just_now": timezone.now() - (last_label or project.created_at) < timedelta(minutes=1),
     }
 
 

@@ -74,6 +74,11 @@ def test_dashboard_shows_the_selectors_numbers(users, project):
     more = data["forecast"]["more_labels_to_target"]
     assert more == [math.ceil(v / 0.95) for v in (135, 95, 205)] == [143, 100, 216]
     assert f'data-point="{more[0]}"' in page
+    # The exports and the current model are a click away (they were API-only: a review).
+    assert f'href="/api/projects/{project.id}/export/labels.csv"' in page
+    assert f'href="/api/models/{project.current_model_id}/download"' in page
+    assert client.get(f"/api/projects/{project.id}/export/labels.csv").status_code == 200  # the session
+    assert "just now" in client.get("/overview/").content.decode()  # not "0 minutes ago"
     api = client.get(f"/api/projects/{project.id}/dashboard").json()
     assert api["budget"]["labels_used"] == data["budget"]["labels_used"]
     assert api["forecast"]["more_labels_to_target"] == more
