@@ -176,7 +176,16 @@ def test_overview_lists_admin_projects(users, project):
     assert project.name in page
     demo_state(project, users)  # measured on 30 audit labels: the accuracy says on how many
     page = client.get("/overview/").content.decode()
-    assert "on 30 audit labels" in page
+    assert "on 30 audit labels" in page and "(63.0 %–80.0 %) on 30" in page
+    assert "budget spent" not in page and "last training job failed" not in page
+    # The states an admin acts on show in the row (a review: only "paused" did).
+    from labelling.models import Job
+
+    project.label_budget = 5
+    project.save()
+    Job.objects.create(project=project, kind="cycle", state="failed")
+    page = client.get("/overview/").content.decode()
+    assert "budget spent" in page and "last training job failed" in page
     client.force_login(users["annotator"])
     assert project.name not in client.get("/overview/").content.decode()
 
