@@ -652,3 +652,16 @@ def test_the_learning_curve_draws_one_point_per_label_count():
 
     svg = learning_curve_svg([point(20, 0.6), point(40, 0.65), point(40, 0.85)], 0.9)
     assert svg.count('data-labels="40"') == 1 and 'data-labels="40" data-accuracy="0.8500"' in svg
+
+
+def test_a_target_the_newest_accuracy_meets_is_said_to_be_met(users, project):
+    # A review: target lowered to 80 % under an audit accuracy of 85 %: "No forecast: the target
+    # changed", and nothing said it was met.
+    page, api = _forecast(project, users, labels_to_target=[140.0, 100.0, 210.0], reachable=True,
+                          target_accuracy=0.95)  # fmt: skip
+    project.target_accuracy = 0.65  # under the 70 % measured on 30 audit labels
+    project.save()
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "The newest audit accuracy is at the target 65.0 %" in page and "the target changed" in page

@@ -78,3 +78,25 @@ def test_dashboard_on_a_phone_scrolls_wide_tables_in_their_own_box(
     assert box[0] > box[1] and box[2] == "auto", box
     assert page.eval_on_selector("#annotators", "e => e.getBoundingClientRect().right") <= 390
     page.screenshot(path=str(ARTIFACTS / "dashboard-browser-390x844.png"), full_page=True)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_job_keeps_a_form_being_filled(live_server, settings, page, users, project):  # noqa: F811
+    # A review: a retrain every ~20 labels reloaded the dashboard and wiped half-typed input.
+    from labelling.models import Job
+
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    job = Job.objects.create(project=project, kind="cycle", state="running")
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", users["admin"].username)
+    page.fill("input[name=password]", "pw-for-tests")
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(live_server.url + "/")
+    page.goto(f"{live_server.url}/projects/{project.id}/dashboard/")
+    page.fill("input[name=label_budget]", "1234")
+    Job.objects.filter(pk=job.pk).update(state="succeeded", progress=1.0, message="done")
+    page.wait_for_selector("#jobs-done", timeout=15_000)
+    assert page.input_value("input[name=label_budget]") == "1234"  # not reloaded
+    assert "A job finished: reload the page" in page.inner_text("#jobs-done")
+    assert not page.errors
