@@ -64,7 +64,7 @@ class NextOutput(serializers.Serializer):
         ],  # fmt: skip
         allow_null=True,
         help_text="why assignment is null: preparing, the first pretraining runs; waiting_for_model, a "
-        "retrain runs; pool_labelled, no unlabelled image is left; not_started, nobody asked for pretraining "
+        "retrain runs (or was just asked for: the queue ran dry for everyone); pool_labelled, no unlabelled image is left; not_started, nobody asked for pretraining "
         "yet; training_failed, the queue is empty for "
         "everyone and the latest training job failed or was cancelled; queue_empty, nothing is free for this annotator now",
     )
