@@ -107,8 +107,19 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "label_budget_max": LABEL_BUDGET_MAX,
         "active_text": _hours(data["budget"]["active_hours"]),
         "hours_left_text": _hours(data["budget"]["labelling_hours_left"]),
+        "hours_to_target_text": _hours_to_target(data),
     }
     return render(request, "web/dashboard.html", context)
+
+
+def _hours_to_target(data: dict) -> str:
+    """The labels to the target at the team's labelling rate (the budget card's, last 7 days), as
+    labelling time: what an admin plans with ("" without a forecast or a rate)."""
+    more = data["forecast"]["more_labels_to_target"]
+    per_hour = data["budget"]["labels_per_hour"]
+    if not more or not more[0] or not per_hour:
+        return ""
+    return _hours(more[0] / per_hour)
 
 
 @login_required

@@ -74,6 +74,14 @@ def test_dashboard_shows_the_selectors_numbers(users, project):
     more = data["forecast"]["more_labels_to_target"]
     assert more == [math.ceil(v / 0.95) for v in (135, 95, 205)] == [143, 100, 216]
     assert f'data-point="{more[0]}"' in page
+    # And as time: the labels to the target at the team's rate (an admin's review asked for it).
+    from labelling.web.dashboard import _hours
+
+    per_hour = data["budget"]["labels_per_hour"]
+    assert (
+        per_hour > 0
+        and f'<span id="hours-to-target">{_hours(more[0] / per_hour)}</span> of labelling' in page
+    )
     # The exports and the current model are a click away (they were API-only: a review).
     assert f'href="/api/projects/{project.id}/export/labels.csv"' in page
     assert f'href="/api/models/{project.current_model_id}/download"' in page
