@@ -45,7 +45,7 @@ from labelling.services.projects import (
 from labelling.services.queue import image_unflag
 from labelling.services.training import pretraining_pool_check, training_job_request
 from labelling.web.charts import class_bars_svg, confusion_svg, learning_curve_svg, stop_rule_svg
-from labelling.web.fields import budget_from_form, page_project, posted_id, posted_number
+from labelling.web.fields import budget_from_form, page_project, posted_id, posted_number, settings_from_form
 
 
 def _hours(hours: float | None) -> str:
@@ -108,6 +108,8 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "active_text": _hours(data["budget"]["active_hours"]),
         "hours_left_text": _hours(data["budget"]["labelling_hours_left"]),
         "hours_to_target_text": _hours_to_target(data),
+        "target_percent": f"{project.target_accuracy * 100:g}",
+        "audit_percent": f"{project.audit_fraction * 100:g}",
     }
     return render(request, "web/dashboard.html", context)
 
@@ -143,6 +145,10 @@ def dashboard_action(request: HttpRequest, project_id: int) -> HttpResponse:
                 )
             else:
                 messages.success(request, "Budget saved.")
+        elif action == "settings":
+            fields = settings_from_form(request.POST)
+            project_update(project=project, **fields)
+            messages.success(request, "Settings saved." if fields else "Nothing to change.")
         elif action in ("pause", "resume"):
             project_update(project=project, labelling_paused=action == "pause")
             messages.success(request, "Labelling paused." if action == "pause" else "Labelling resumed.")

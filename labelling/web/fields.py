@@ -56,3 +56,31 @@ def budget_from_form(raw: str) -> int | None:
     if not 1 <= budget <= LABEL_BUDGET_MAX:
         raise InvalidInput(f"the budget must be at least 1 label and at most {LABEL_BUDGET_MAX:,}")
     return budget
+
+
+def settings_from_form(post) -> dict:
+    """The dashboard's project settings, as ``project_update`` takes them: target and audit share
+    typed in percent, the stop rule's kappa as a number, the rest whole numbers; a field left empty
+    is left as it is. A value that is not a number is a ValueError naming it; the model's ranges are
+    checked by ``project_update`` (nothing is saved when one is out)."""
+    fields: dict = {}
+    for name, key, kind in (
+        ("target_percent", "target_accuracy", "percent"),
+        ("audit_percent", "audit_fraction", "percent"),
+        ("stop_kappa", "stop_kappa", "number"),
+        ("annotations_per_image", "annotations_per_image", "whole"),
+        ("cycle_every", "cycle_every", "whole"),
+        ("batch_size", "batch_size", "whole"),
+    ):
+        raw = post.get(name, "").strip().replace(",", ".")
+        if not raw:
+            continue
+        if kind == "whole":
+            if not re.fullmatch(r"[0-9]{1,9}", raw):
+                raise ValueError(f"{key.replace('_', ' ')} must be a whole number, not {raw[:20]!r}")
+            fields[key] = int(raw)
+            continue
+        if not re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,6})?", raw):
+            raise ValueError(f"{key.replace('_', ' ')} must be a number, not {raw[:20]!r}")
+        fields[key] = float(raw) / 100 if kind == "percent" else float(raw)
+    return fields

@@ -673,3 +673,27 @@ def test_a_target_the_newest_accuracy_meets_is_said_to_be_met(users, project):
     client.force_login(users["admin"])
     page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
     assert "The newest audit accuracy is at the target 65.0 %" in page and "the target changed" in page
+
+
+def test_the_projects_settings_are_edited_on_the_dashboard(users, project):
+    # They were PATCH-only (an admin's review). Percent in, fractions stored; a bad or out-of-range
+    # value says which and saves nothing.
+    client = Client()
+    client.force_login(users["admin"])
+    url = f"/projects/{project.id}/dashboard/action"
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert 'name="target_percent" type="number" min="0" max="100" step="0.1" value="90"' in page
+    form = {"action": "settings", "target_percent": "85.5", "audit_percent": "10", "stop_kappa": "0.985",
+            "annotations_per_image": "2", "cycle_every": "30", "batch_size": "60"}  # fmt: skip
+    page = client.post(url, form, follow=True).content.decode()
+    assert "Settings saved." in page
+    project.refresh_from_db()
+    assert (project.target_accuracy, project.audit_fraction, project.stop_kappa) == (0.855, 0.1, 0.985)
+    assert (project.annotations_per_image, project.cycle_every, project.batch_size) == (2, 30, 60)
+    assert 'value="85.5"' in page
+    for bad, said in ((("stop_kappa", "0.2"), "stop_kappa"), (("batch_size", "ten"), "batch size"),
+                      (("audit_percent", "80"), "audit_fraction")):  # fmt: skip
+        page = client.post(url, {"action": "settings", "target_percent": "70", bad[0]: bad[1]}, follow=True)
+        assert said in page.content.decode(), bad
+        project.refresh_from_db()
+        assert project.target_accuracy == 0.855  # nothing saved
