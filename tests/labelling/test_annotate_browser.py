@@ -490,3 +490,24 @@ def test_images_taken_back_leave_the_open_page(live_server, settings, page, user
     page.wait_for_selector("#annotate[data-empty-reason='budget_exhausted']", timeout=10_000)
     assert Annotation.objects.filter(imported=False).count() == 1 and page.errors == []
     assert len(images) == 4
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_long_label_names_wrap_and_a_skip_reason_is_a_tap(live_server, settings, page, users):
+    # A review: 72-80 character names made every button 635 px wide in a 280 px column (cut off);
+    # the skip window's reasons were keys only, so a tap on Skip saved "no reason given".
+    from labelling.models import Assignment
+
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    names = ["Crested_porcupine_juvenile_nocturnal_foraging_behaviour_observed_in_thermal_imagery",
+             "Eurasian red squirrel (Sciurus vulgaris) partially hidden behind a branch", "cat"]  # fmt: skip
+    open_labelling(page, live_server, users, names)
+    widths = page.eval_on_selector("#labels", "e => [e.scrollWidth, e.clientWidth]")
+    assert widths[0] <= widths[1] + 1, widths  # nothing cut off sideways
+    page.keyboard.press("s")
+    page.wait_for_selector("#dlg-skip[open]")
+    page.click("#dlg-skip [data-reason='cannot see it well']")
+    page.wait_for_selector("#annotate[data-pending='0']")
+    assert Assignment.objects.get(state="skipped").skip_reason == "cannot see it well"
+    assert not page.errors

@@ -362,7 +362,10 @@
   function showSuggestion(suggestion) {
     document.querySelectorAll("#labels button").forEach((b) => b.classList.remove("suggested"));
     const label = suggestion && labelById.get(suggestion.label);
-    $("suggestion").hidden = !label;
+    // No suggestion (an audit image): its space is kept, so the label buttons stay where they were
+    // under a finger (they moved a row between images on a phone).
+    $("suggestion").hidden = false;
+    $("suggestion").style.visibility = label ? "" : "hidden";
     if (!label) return;
     $("suggestion-label").textContent = label.name;
     $("suggestion-conf").textContent =
@@ -486,8 +489,16 @@
     input.value = "";
     dialog.returnValue = "";
     dialog.showModal();
-    input.focus();
+    // A touch screen's keyboard would cover half the page: there the reasons are buttons to tap.
+    if (window.matchMedia("(pointer: fine)").matches) input.focus();
   }
+
+  document.querySelectorAll("#dlg-skip [data-reason]").forEach((button) =>
+    button.addEventListener("click", () => {
+      $("skip-reason").value = button.dataset.reason;
+      closeDialog($("dlg-skip"), "skip");
+    }),
+  );
 
   // A key that closes a window is used up here: by the time it bubbles to the page-wide handler
   // no window is open any more, and `1`-`3` would be taken for label hotkeys.
