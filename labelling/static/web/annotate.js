@@ -303,6 +303,7 @@
       img.dataset.for = String(a.id);
       img.hidden = false;
       img.src = a.image.url;
+      img.alt = "Image #" + a.image.id + " to label"; // a screen reader says a new image came
       $("meta").textContent = "Image #" + a.image.id + " · " + a.image.width + "×" + a.image.height + " px";
       showSuggestion(a.suggestion);
     } else if (!a) {
