@@ -144,6 +144,9 @@ def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
         )
     elif reach:
         per_image = project.labels_per_training_image()
+        pool = stored.get("pool_images")
+        if pool and reach[2] is not None and reach[2] > pool:
+            reach = [reach[0], reach[1], None]  # past the pool's images: open-ended, not a number
         more_images = [None if v is None else max(0, round(v - images)) for v in reach]
         more_labels = [None if v is None else math.ceil(v * per_image) for v in more_images]
     newest = latest.metrics.get("audit_accuracy") if latest else None

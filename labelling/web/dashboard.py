@@ -110,6 +110,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "hours_to_target_text": _hours_to_target(data),
         "target_percent": f"{project.target_accuracy * 100:g}",
         "audit_percent": f"{project.audit_fraction * 100:g}",
+        "audit_every": round(1 / project.audit_fraction) if project.audit_fraction else None,
     }
     return render(request, "web/dashboard.html", context)
 

@@ -697,3 +697,18 @@ def test_the_projects_settings_are_edited_on_the_dashboard(users, project):
         assert said in page.content.decode(), bad
         project.refresh_from_db()
         assert project.target_accuracy == 0.855  # nothing saved
+
+
+def test_a_forecast_past_the_pool_or_out_of_reach_within_its_interval_says_so(users, project):
+    # A review: "up to 4,689 more labels" with 1,900 images left; "levels off below 85 %" while the
+    # interval at the budget's end reached 91 %.
+    page, api = _forecast(project, users, labels_to_target=[150.0, 100.0, 5000.0], reachable=True,
+                          target_accuracy=project.target_accuracy, pool_images=1000)  # fmt: skip
+    assert api["more_labels_to_target"][2] is None and "or more" in page
+    ModelVersion.objects.all().delete()
+    project.label_budget = 500
+    project.save()
+    page, api = _forecast(project, users, labels_to_target=None, reachable=False, label_budget=500,
+                          target_accuracy=project.target_accuracy, budget_images=475.0,
+                          accuracy_at_budget=[0.8, 0.7, 0.95])  # fmt: skip
+    assert "though its interval at the budget's end reaches up to 95.0 %" in page

@@ -100,6 +100,13 @@ def test_campaign_through_the_api(celery_worker, client_for, users):
     assert eng.get(f"/api/projects/{project_id}/review").status_code == 200
     models = eng.get(f"/api/projects/{project_id}/models").json()["results"]
     assert len(models) == 1 and models[0]["is_current"] and models[0]["train_label_count"] >= 10
+    # Its predictions for every audit image, labelled or not yet, for later versions to rescore.
+    from labelling.models import Image
+
+    kept = ModelVersion.objects.get(pk=models[0]["id"]).metrics["audit_predictions"]["ids"]
+    audit_now = set(Image.objects.filter(project_id=project_id, is_audit=True).values_list("id", flat=True))
+    assert set(kept) <= audit_now and len(kept) >= models[0]["metrics"]["audit_labels"]
+    assert "audit_predictions" not in models[0]["metrics"]  # the worker's, not the API's
     metrics = eng.get(f"/api/projects/{project_id}/metrics").json()
     assert len(metrics["learning_curve"]) == 1
     point = metrics["learning_curve"][0]

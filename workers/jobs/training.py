@@ -638,6 +638,8 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
     seconds = time.monotonic() - started
 
     audited = audit >= 0
+    audit_ids = set(Image.objects.filter(project=project, is_audit=True).values_list("id", flat=True))
+    audit_rows = np.isin(ids, np.fromiter(audit_ids, dtype=np.int64, count=len(audit_ids))) | audited
     correct = int((probs.argmax(1)[audited] == audit[audited]).sum())
     n_audit = int(audited.sum())
     low, high = wilson_interval(correct, n_audit)
@@ -652,11 +654,12 @@ def _finetune(job, version, ids, Z, train, audit, progress=None):
         # (true class, predicted class, count) for every non-empty cell of the audit slice's
         # confusion matrix: per-class accuracy on the dashboard; bounded by the audit labels.
         "audit_confusion": _confusion_cells(audit[audited], probs.argmax(1)[audited]),
-        # What it predicted for each audit image, so later versions can score it against the audit
-        # labels as they are then (a review corrects them); bounded by the audit labels.
+        # What it predicted for each audit image of the pool (labelled or not yet, or tied), so later
+        # versions can score it against the audit labels as they are then (a review corrects them,
+        # decides a tie); bounded by the audit slice.
         "audit_predictions": {
-            "ids": ids[audited].tolist(),
-            "predicted": probs.argmax(1)[audited].tolist(),
+            "ids": ids[audit_rows].tolist(),
+            "predicted": probs.argmax(1)[audit_rows].tolist(),
         },
         # the second view: True / False as judged (held-out accuracy at weights 0, w/2, w), None
         # where this fit did not judge it
