@@ -17,11 +17,7 @@ def test_admin_sees_curve_forecast_and_numbers(live_server, settings, page, user
     demo_state(project, users)
     expected = project_dashboard(project)
 
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", users["admin"].username)
-    page.fill("input[name=password]", "pw-for-tests")
-    page.press("input[name=password]", "Enter")
-    page.wait_for_url(live_server.url + "/")
+    log_in(page, live_server, users["admin"])
     page.goto(f"{live_server.url}/projects/{project.id}/dashboard/")
 
     # The learning curve: one point per model version, at the measured accuracy, above the band's low.
@@ -88,11 +84,7 @@ def test_a_finished_job_keeps_a_form_being_filled(live_server, settings, page, u
 
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     job = Job.objects.create(project=project, kind="cycle", state="running")
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", users["admin"].username)
-    page.fill("input[name=password]", "pw-for-tests")
-    page.press("input[name=password]", "Enter")
-    page.wait_for_url(live_server.url + "/")
+    log_in(page, live_server, users["admin"])
     page.goto(f"{live_server.url}/projects/{project.id}/dashboard/")
     page.fill("input[name=label_budget]", "1234")
     Job.objects.filter(pk=job.pk).update(state="succeeded", progress=1.0, message="done")

@@ -22,6 +22,13 @@ def _version(project, encoder, stop_set: dict, labels: int = 0) -> ModelVersion:
     )
 
 
+def _stop_rule_after(project, last: ModelVersion) -> dict:
+    """The stop rule's state the forecast update stores on ``last``, the newest version."""
+    _update_forecast(project, last)
+    last.refresh_from_db()
+    return last.metrics["forecast"]["stop_rule"]
+
+
 def _measured(project, encoder, labels, accuracies, audit_labels) -> ModelVersion:
     """Model versions at ``labels`` training labels with these audit accuracies, each measured on
     ``audit_labels`` audit images (one count, or one per version); the newest."""
@@ -290,9 +297,7 @@ def test_stop_rule_keeps_its_history_when_the_pool_loses_an_image(project):
         {"ids": kept, "predictions": [p for k, p in enumerate(pred) if k not in (5, 7)]},
         400,
     )
-    _update_forecast(project, last)
-    last.refresh_from_db()
-    state = last.metrics["forecast"]["stop_rule"]
+    state = _stop_rule_after(project, last)
     assert state["kappas"] == [1.0, 1.0, 1.0] and state["fired"] is True
 
 
@@ -346,9 +351,7 @@ def test_a_small_pool_that_grows_keeps_its_stop_set_and_tops_it_up(project):
     last = _version(
         project, encoder, {"ids": big[rows].tolist(), "predictions": pred + [1] * 1000}, labels=400
     )
-    _update_forecast(project, last)
-    last.refresh_from_db()
-    state = last.metrics["forecast"]["stop_rule"]
+    state = _stop_rule_after(project, last)
     assert state["kappas"] == [1.0, 1.0, 1.0] and state["fired"] is True
 
 
