@@ -3,12 +3,37 @@ for training and the exports; the annotations themselves stay as they were given
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from labelling.models import Image
 from labelling.services.errors import Conflict, InvalidInput
+
+logger = logging.getLogger(__name__)
+
+
+def _measure_again(image: Image) -> None:
+    """An audit image's label changed: the accuracy the models measured on it, the learning curve's
+    earlier points with it, are scored again by a retrain, queued after the commit (coalesced: a run
+    of decisions asks once). Without one, a corrected audit label changed nothing on the dashboard
+    until labelling went on, and with the budget spent it never did (a review)."""
+    if not image.is_audit or image.project.current_model_id is None:
+        return
+
+    def request() -> None:
+        from labelling.services.training import training_job_request  # training -> review
+
+        try:
+            training_job_request(
+                project=image.project, kind="cycle", params={"trigger": "review"}, coalesce=True
+            )
+        except Exception:  # the decision is saved; the next retrain measures with it anyway
+            logger.exception("could not queue a retrain after a review in project %s", image.project_id)
+
+    transaction.on_commit(request)
 
 
 @transaction.atomic
@@ -25,6 +50,7 @@ def image_review(*, image: Image, label_id: int, reviewer: AbstractBaseUser) -> 
     # is never listed as a suspect, and "back to the votes" lists it again.
     image.reviewed_label, image.reviewed_by, image.reviewed_at = label, reviewer, timezone.now()
     image.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at"])
+    _measure_again(image)
     return image
 
 
@@ -34,4 +60,5 @@ def image_review_clear(*, image: Image) -> Image:
     image = Image.objects.select_for_update().get(pk=image.pk)
     image.reviewed_label = image.reviewed_by = image.reviewed_at = None
     image.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at"])
+    _measure_again(image)
     return image

@@ -250,3 +250,39 @@ def test_an_audit_image_its_annotators_dispute_measures_nothing_until_decided(us
     assert audit.tolist() == [-1, 0, -1] and train.tolist() == [-1, -1, 1]
     Image.objects.filter(pk=audit_tied.pk).update(reviewed_label=cat)  # decided: it measures again
     assert pool_labels(project, ids)[1].tolist() == [0, 0, -1]
+
+
+def test_deciding_an_audit_image_queues_the_retrain_that_measures_with_it(
+    users, project, client_for, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A review: decisions on tied audit images changed nothing on the dashboard until a retrain
+    someone started by hand (none comes by itself with the budget spent)."""
+    from labelling.models import EncoderVersion, Job, ModelVersion
+    from workers.celery import app
+
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args=None, **kw: sent.append(name))
+
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    project.current_encoder = encoder
+    project.current_model = ModelVersion.objects.create(
+        project=project, encoder_version=encoder, mode="probe", artifact_key="m"
+    )
+    project.save()
+    cat, dog = project.label_classes.order_by("order")[:2]
+    audit, plain = pool(project, 2)
+    Image.objects.filter(pk=audit.pk).update(is_audit=True)
+    for image in (audit, plain):
+        Annotation.objects.create(image=image, annotator=users["annotator"], label=cat)
+    eng = client_for(users["engineer"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert eng.post(f"/api/images/{plain.id}/review", {"label": dog.id}, format="json").status_code == 200
+    assert not Job.objects.exists()  # a training image waits for the next retrain, as labels do
+    for _ in range(2):  # a run of decisions asks once
+        with django_capture_on_commit_callbacks(execute=True):
+            assert (
+                eng.post(f"/api/images/{audit.id}/review", {"label": dog.id}, format="json").status_code
+                == 200
+            )
+    job = Job.objects.get()
+    assert job.kind == "cycle" and job.params == {"trigger": "review"} and sent == ["workers.cycle"]
