@@ -18,6 +18,23 @@ def given_labels(project: Project):
     return Annotation.objects.filter(image__project=project, imported=False)
 
 
+def labelled_training_images(project: Project) -> int:
+    """Training images labelled now (audit ones never train): what the retrain trigger counts."""
+    return project.images.filter(is_audit=False, status=ImageStatus.LABELLED).count()
+
+
+def newest_per_count(points: list, count) -> list:
+    """One of ``points`` per label count (``count(point)``), the last given (the newest version's),
+    in the order of those last ones: a retrain without new labels (a finetune, a hand-run cycle)
+    measures the same labels again, and as separate points it flipped a forecast and drew a
+    vertical jump on the chart."""
+    newest: dict = {}
+    for point in points:
+        newest.pop(count(point), None)  # re-inserted: the order is that of each count's newest
+        newest[count(point)] = point
+    return list(newest.values())
+
+
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion ``correct / n`` ((0, 1) when n = 0)."""
     if n == 0:

@@ -36,6 +36,7 @@ from labelling.models import (
 from labelling.models.image import ImageStatus
 from labelling.models.job import TRAINING_KINDS, JobState
 from labelling.models.queue import AssignmentState, QueueState
+from labelling.selectors.metrics import labelled_training_images
 from labelling.selectors.rows import Columns
 from labelling.services.errors import Conflict, InvalidInput, NotFound
 
@@ -276,12 +277,8 @@ def queue_empty_reason(*, project: Project) -> str:
     ):
         # Or cancelled: either way no round comes by itself (items everyone skipped stay queued).
         return "training_failed" if items == "none" else "queue_empty"
-    if project.current_encoder_id is not None:
-        try:
-            if _next_round_request(project) is not None:
-                return "waiting_for_model"
-        except Exception:  # the broker is down, say: the job is marked failed; the answer still comes
-            logger.exception("could not ask for the next round of project %s", project.pk)
+    if project.current_encoder_id is not None and _next_round_request(project) is not None:
+        return "waiting_for_model"
     return "queue_empty"
 
 
@@ -313,7 +310,7 @@ def _next_round_request(project: Project):
     would queue the next round (a round that ended below ``cycle_every`` labels: a budget left
     smaller, raised later, or a ``cycle_every`` over the round's size; items skipped by all). A
     retrain then (a selection alone without new training labels), so labelling never stalls."""
-    from labelling.services.training import training_job_request  # training -> queue
+    from labelling.services.training import training_job_request_quietly  # training -> queue
 
     last = project.jobs.filter(kind__in=TRAINING_KINDS).order_by("-id").first()
     if (
@@ -327,11 +324,8 @@ def _next_round_request(project: Project):
         .exists()
     ):
         return None  # the last one found nothing to select, and nothing changed since: not again
-    trained = Image.objects.filter(project=project, is_audit=False, status=ImageStatus.LABELLED).count()
-    kind = "cycle" if trained > project.labels_at_last_cycle else "select"
-    return training_job_request(
-        project=project, kind=kind, params={"trigger": "queue_drained"}, coalesce=True
-    )
+    kind = "cycle" if labelled_training_images(project) > project.labels_at_last_cycle else "select"
+    return training_job_request_quietly(project=project, kind=kind, trigger="queue_drained")
 
 
 # --- reserving -------------------------------------------------------------------------------------
@@ -810,9 +804,7 @@ def retrain_if_due(project: Project) -> None:
         return
     if running_training_job(project) is not None:
         return
-    training_labels = Image.objects.filter(
-        project=project, is_audit=False, status=ImageStatus.LABELLED
-    ).count()
+    training_labels = labelled_training_images(project)
     if training_labels - project.labels_at_last_cycle < due:
         return
     trigger = (

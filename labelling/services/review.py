@@ -3,16 +3,12 @@ for training and the exports; the annotations themselves stay as they were given
 
 from __future__ import annotations
 
-import logging
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from labelling.models import Image
 from labelling.services.errors import Conflict, InvalidInput
-
-logger = logging.getLogger(__name__)
 
 
 def _measure_again(image: Image) -> None:
@@ -23,17 +19,11 @@ def _measure_again(image: Image) -> None:
     if not image.is_audit or image.project.current_model_id is None:
         return
 
-    def request() -> None:
-        from labelling.services.training import training_job_request  # training -> review
+    from labelling.services.training import training_job_request_quietly  # training -> review
 
-        try:
-            training_job_request(
-                project=image.project, kind="cycle", params={"trigger": "review"}, coalesce=True
-            )
-        except Exception:  # the decision is saved; the next retrain measures with it anyway
-            logger.exception("could not queue a retrain after a review in project %s", image.project_id)
-
-    transaction.on_commit(request)
+    transaction.on_commit(
+        lambda: training_job_request_quietly(project=image.project, kind="cycle", trigger="review")
+    )
 
 
 @transaction.atomic

@@ -96,20 +96,26 @@ def unembedded_images(project: Project) -> bool:
     return pool.count() > int(emb.get("count", 0))  # embedded before the newest id was kept
 
 
+def training_job_request_quietly(*, project: Project, kind: str, trigger: str) -> Job | None:
+    """An automatic training job (coalesced, ``params.trigger`` saying why) asked for beside what a
+    request did (an upload, a review, a look at an empty queue): a failure to queue it (the broker
+    down: the job is marked failed) is logged, and None, never that request's error. The next
+    trigger asks again."""
+    try:
+        return training_job_request(project=project, kind=kind, params={"trigger": trigger}, coalesce=True)
+    except Exception:
+        logger.exception("could not queue a %s job (%s) for project %s", kind, trigger, project.pk)
+        return None
+
+
 def images_added(project: Project) -> Job | None:
     """Images were added to the pool (an upload, a zip or dataset import, import_images): once the
     project has an embedded encoder, a retrain embeds them and then trains, scores and selects with
     them in the pool (coalesced with the training job queued or running; one that is running asks
-    again when it ends)."""
-    try:
-        if not unembedded_images(project):
-            return None
-        return training_job_request(
-            project=project, kind="cycle", params={"trigger": "images"}, coalesce=True
-        )
-    except Exception:  # the images are stored: their upload succeeded (the next retrain embeds them)
-        logger.exception("could not queue a retrain for the images added to project %s", project.pk)
+    again when it ends). The images are stored whatever happens to that request."""
+    if not unembedded_images(project):
         return None
+    return training_job_request_quietly(project=project, kind="cycle", trigger="images")
 
 
 def pretraining_pool_check(*, project: Project) -> None:

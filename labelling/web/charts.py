@@ -6,6 +6,8 @@ from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
+from labelling.selectors.metrics import newest_per_count
+
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 640, 260, 48, 16, 16, 36
 
 
@@ -37,13 +39,8 @@ def learning_curve_svg(
         return mark_safe(
             '<p class="empty">No accuracy measured yet: it appears after the first retrain with audit labels.</p>'
         )
-    # One point per label count, the newest version's (the forecast's fit counts them so too): several
-    # versions at one count (a finetune, a hand-run cycle) drew a vertical jump (a review).
-    newest: dict[float, dict] = {}
-    for p in points:
-        newest.pop(p["labels"], None)
-        newest[p["labels"]] = p
-    points = sorted(newest.values(), key=lambda p: p["labels"])
+    # One point per label count, the newest version's, as the forecast's fit counts them.
+    points = sorted(newest_per_count(points, lambda p: p["labels"]), key=lambda p: p["labels"])
     forecast = forecast or {}
     ahead = forecast.get("projection") or None
     reach = forecast.get("labels_to_target") if forecast.get("reachable") else None

@@ -36,7 +36,12 @@ from labelling.models import (
 )
 from labelling.models.image import ImageStatus
 from labelling.models.job import JobKind, JobState
-from labelling.selectors.metrics import given_labels, wilson_interval
+from labelling.selectors.metrics import (
+    given_labels,
+    labelled_training_images,
+    newest_per_count,
+    wilson_interval,
+)
 from labelling.services.jobs import job_fail, job_finish, job_is_cancelled, job_progress
 from labelling.services.queue import Pick, queue_fill
 from labelling.services.training import encoder_version_publish, job_follow_up, model_version_publish
@@ -787,14 +792,7 @@ def _update_forecast(project: Project, model: ModelVersion, audit_now: dict[int,
         return v.metrics.get("audit_accuracy"), v.metrics.get("audit_labels", 0)
 
     points = [(v.train_label_count, *measured(v)) for v in versions if measured(v)[0] is not None]
-    # One point per label count, the newest version's: a retrain without new labels (a finetune, a
-    # cycle asked for by hand) measures the same model again; as independent points they flipped
-    # the forecast with no label added.
-    newest_at: dict[int, tuple] = {}
-    for point in points:  # re-inserted: the dict stays in the order of each count's newest version
-        newest_at.pop(point[0], None)
-        newest_at[point[0]] = point
-    points = list(newest_at.values())
+    points = newest_per_count(points, lambda p: p[0])  # one per label count, the newest version's
     forecast: dict[str, Any] = {"points": len(points)}
     if points and len({p[0] for p in points}) >= 3 and points[-1][2] < MIN_AUDIT_FOR_FORECAST:
         forecast["error"] = (
@@ -836,7 +834,7 @@ def _update_forecast(project: Project, model: ModelVersion, audit_now: dict[int,
                     # From the training images labelled now, not the model's snapshot: labels given
                     # while this retrain ran are spent and will train the next model (counting from
                     # the snapshot put the end ~9 images short at two annotators' pace, a review).
-                    labelled_now = project.images.filter(is_audit=False, status=ImageStatus.LABELLED).count()
+                    labelled_now = labelled_training_images(project)
                     trained = max(model.train_label_count, labelled_now)
                     ahead = trained + left / project.labels_per_training_image()
                     budget_images = round(min(float(pool), ahead), 1)
