@@ -288,10 +288,17 @@ def load_dataset(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def campaign(
-    strategy: str, data: tuple, budgets: list[int], seed: int, *, stop_set: np.ndarray | None = None
+    strategy: str,
+    data: tuple,
+    budgets: list[int],
+    seed: int,
+    *,
+    stop_set: np.ndarray | None = None,
+    test_correct: list | None = None,
 ) -> tuple[list[float], list[np.ndarray], list[np.ndarray]]:
     """Accuracy on the test set after each budget; per round, the predictions on ``stop_set`` and
-    which of its items were labelled."""
+    which of its items were labelled. ``test_correct``: a list to append, per round, which test
+    items (bool (N_test,)) the model got right."""
     from sklearn.linear_model import LogisticRegression
 
     from models_zoo.selection import resolve, select
@@ -325,13 +332,18 @@ def campaign(
         seen = np.unique(y[labelled])
         if seen.size < 2:  # a one-class "model" predicts that class
             accs.append(float(np.mean(yte == seen[0])))
+            if test_correct is not None:
+                test_correct.append(yte == seen[0])
             probs = None
             if stop_set is not None:
                 stop_preds.append(np.full(len(stop_set), seen[0]))
                 stop_labelled.append(labelled[stop_set].copy())
             continue
         clf = LogisticRegression(max_iter=2000, C=10.0).fit(x[labelled], y[labelled])
-        accs.append(float(clf.score(xte, yte)))
+        right = clf.predict(xte) == yte
+        accs.append(float(right.mean()))
+        if test_correct is not None:
+            test_correct.append(right)
         probs = np.zeros((len(x), c), np.float32)
         probs[:, seen] = clf.predict_proba(x)
         if stop_set is not None:
@@ -483,6 +495,75 @@ def run_stop_study(seeds: int, datasets: list[str], draws: int = 30) -> list[dic
     return records
 
 
+FORECAST_BUDGETS = [20, 40, 60, 80, 100, 150, 200, 300, 500]
+FORECAST_FIT_UPTO = 100  # a service retraining every 20 labels has these 5 versions at 100 labels
+
+
+def run_forecast_audit(seeds: int, datasets: list[str], draws: int = 20, n_boot: int = 100) -> list[dict]:
+    """The forecast's interval when its points are measured on a small audit slice, as in the
+    service: ``auto``'s campaign (seeds 0..seeds-1) with a model at each of FORECAST_BUDGETS, every
+    test item's right/wrong kept per model; ``draws`` audit slices of 10, 20 and 40 test items per
+    seed, every model scored on the same slice (as the service rescores its versions). The curve is
+    fitted at 20-100 labels and judged at 500 against the whole test set's accuracy there, with each
+    point's count alone (``evaluated=``, independent draws per point) and with the shared items
+    (``outcomes=``). One record per dataset, slice size and method: how often the 10-90 % interval
+    holds the true accuracy at 500 (80 % would be exact), how often it is above / below it, the
+    point error, the interval's width, and how often the labels-to-reach interval of that accuracy
+    holds 500. Writes bench/results/forecast_audit.json."""
+    from bench.common import write_results
+    from models_zoo.forecast import fit_learning_curve
+
+    fit = np.asarray(FORECAST_BUDGETS) <= FORECAST_FIT_UPTO
+    n = np.asarray(FORECAST_BUDGETS, float)[fit]
+    rng = np.random.default_rng(0)
+    rows: dict[tuple, list] = {}
+    for ds in datasets:
+        for seed in range(seeds):
+            correct: list = []
+            campaign("auto", load_dataset(ds, seed), FORECAST_BUDGETS, seed, test_correct=correct)
+            right = np.array(correct, float)  # (rounds, N_test)
+            truth = right[-1].mean()
+            for m in (10, 20, 40):
+                for _ in range(draws):
+                    outcomes = right[fit][:, rng.choice(right.shape[1], m, replace=False)]
+                    for method in ("independent", "shared"):
+                        extra = (
+                            {"outcomes": outcomes}
+                            if method == "shared"
+                            else {"evaluated": np.full(n.size, m)}
+                        )
+                        lc = fit_learning_curve(n, outcomes.mean(1), seed=0, n_boot=n_boot, **extra)
+                        point, lo, hi = lc.accuracy_at(500.0)
+                        reach = lc.labels_to_reach(truth)
+                        rows.setdefault((ds, m, method), []).append(
+                            (lo <= truth <= hi, truth < lo, truth > hi, point - truth, hi - lo,
+                             reach is not None and reach[1] <= 500 <= reach[2])
+                        )  # fmt: skip
+            print(f"{ds} seed {seed}: {100 * truth:.1f} % at 500 labels", flush=True)
+    records = []
+    for (ds, m, method), r in rows.items():
+        a = np.array(r, float)
+        records.append({
+            "dataset": ds, "audit_items": m, "method": method, "fits": len(r), "covered": a[:, 0].mean(),
+            "true_below_interval": a[:, 1].mean(), "true_above_interval": a[:, 2].mean(),
+            "error_points": 100 * a[:, 3].mean(), "error_sd_points": 100 * a[:, 3].std(),
+            "width_points": 100 * a[:, 4].mean(), "labels_interval_holds_500": a[:, 5].mean(),
+        })  # fmt: skip
+    note = (
+        f"bench.select --forecast-audit: auto campaign (PCA-64 + logistic regression), seeds 0-{seeds - 1}, "
+        f"{draws} audit slices per seed and size, fit at {FORECAST_BUDGETS[: int(fit.sum())]} labels, "
+        f"judged at 500, {n_boot} bootstrap refits, 10-90 % interval"
+    )
+    write_results("forecast_audit", records, note=note)
+    print("\nforecast at 500 labels from audit slices: interval holds the truth (80 % is exact)")
+    for r in records:
+        print(f"{r['dataset']:14s} {r['audit_items']:3d} items {r['method']:12s} holds {r['covered']:4.0%} "
+              f"(truth below {r['true_below_interval']:4.0%}, above {r['true_above_interval']:4.0%}), "
+              f"error {r['error_points']:+5.1f} sd {r['error_sd_points']:4.1f}, width {r['width_points']:5.1f} points; "
+              f"labels interval holds 500: {r['labels_interval_holds_500']:4.0%}")  # fmt: skip
+    return records
+
+
 def print_stop_study(records: list[dict]) -> None:
     print("\nstop rule: rounds from the plateau to where it fires (mean over seeds and draws; sd over draws")
     print(
@@ -626,6 +707,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="the stop rule over seeds, stop-set sizes and thresholds (bench/results/stop_rule_seeds.json)",
     )
+    ap.add_argument(
+        "--forecast-audit",
+        action="store_true",
+        help="the forecast's interval from small audit slices (bench/results/forecast_audit.json)",
+    )
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--datasets", default="fashion-mnist,digits")
     ap.add_argument(
@@ -637,6 +723,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.stop_rule:
         run_stop_study(args.seeds, args.datasets.split(","))
+        return
+    if args.forecast_audit:
+        run_forecast_audit(args.seeds, args.datasets.split(","))
         return
     if args.quality:
         only = None if not args.variants else [v for v in args.variants.split(",") if v != "none"]

@@ -188,3 +188,40 @@ def test_stop_rule_compares_rounds_on_the_items_both_scored():
     assert stop_rule_state([a[:100], b[:100]], window=1)["kappas"][0] < 0.5
     with pytest.raises(ValueError, match="one id vector per round"):
         stop_rule_state([a, b], ids_per_round=[ids_a])
+
+
+def _nested_outcomes(right: list[int], items: int) -> np.ndarray:
+    """(len(right), items): point p right on the first right[p] items, wrong on the rest (later
+    models get the earlier ones' items right too, as on a real audit slice)."""
+    return (np.arange(items)[None, :] < np.array(right)[:, None]).astype(float)
+
+
+def test_points_scored_on_the_same_items_redraw_those_items_together():
+    # Five versions scored on one 20-item audit slice: an easy slice lifts all of them at once,
+    # so their errors do not cancel across points as independent draws from each count would.
+    n = np.array([20.0, 40.0, 60.0, 80.0, 100.0])
+    outcomes = _nested_outcomes([10, 12, 14, 15, 16], 20)
+    acc = outcomes.mean(1)
+    shared = fit_learning_curve(n, acc, seed=0, outcomes=outcomes)
+    independent = fit_learning_curve(n, acc, seed=0, evaluated=np.full(5, 20))
+    # The same counts: the same shrunk estimates, the same fitted curve; only the interval differs.
+    np.testing.assert_allclose(shared.params_, independent.params_)
+    _, lo_s, hi_s = shared.accuracy_at(500.0)
+    _, lo_i, hi_i = independent.accuracy_at(500.0)
+    assert hi_s - lo_s > 1.2 * (hi_i - lo_i)
+    again = fit_learning_curve(n, acc, seed=0, outcomes=outcomes)
+    np.testing.assert_array_equal(again.boot_params_, shared.boot_params_)
+
+
+def test_items_a_version_did_not_score_are_left_out_of_its_point():
+    n = np.array([20.0, 40.0, 60.0, 80.0])
+    outcomes = _nested_outcomes([5, 6, 8, 9], 10)
+    outcomes[0, 8:] = np.nan  # the first version never saw the last two items (added since)
+    lc = fit_learning_curve(n, np.nanmean(outcomes, 1), seed=0, outcomes=outcomes)
+    assert np.all(np.isfinite(lc.boot_params_))
+    with pytest.raises(ValueError, match="mean outcome"):
+        fit_learning_curve(n, np.array([0.5, 0.6, 0.8, 0.9]), seed=0, outcomes=outcomes)
+    with pytest.raises(ValueError, match="not both"):
+        fit_learning_curve(n, np.nanmean(outcomes, 1), seed=0, outcomes=outcomes, evaluated=[8, 10, 10, 10])
+    with pytest.raises(ValueError, match="1, 0 or NaN"):
+        fit_learning_curve(n, np.full(4, 0.5), seed=0, outcomes=np.full((4, 2), 0.5))
