@@ -391,3 +391,45 @@ def test_earlier_versions_are_scored_against_the_audit_labels_as_they_are_now(pr
     _update_forecast(project, last, dict(zip(audit_ids, wrong_then, strict=True)))
     last.refresh_from_db()
     assert {p["labels"]: p["accuracy"] for p in learning_curve(project)}[100] == 0.7
+
+
+def test_versions_scored_on_todays_audit_images_share_them_in_the_interval(project):
+    # Every version kept its predictions for the same 20 audit images: the forecast's interval
+    # redraws those images once for all points (an easy slice lifts every point), so it is the fit
+    # with the versions' per-image outcomes, wider than one drawing each point's count on its own.
+    # A version from before predictions were kept puts it back on the counts alone.
+    from models_zoo.forecast import fit_learning_curve
+
+    Image.objects.bulk_create(
+        [Image(project=project, sha256=f"{i:064x}", storage_key=f"k/{i}", width=1, height=1, format="PNG")
+         for i in range(1000)]
+    )  # fmt: skip
+    project.label_budget, project.audit_fraction = 2000, 0.0
+    project.save()
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    audit_ids = list(range(7000, 7020))
+    truth = [i % 3 for i in range(20)]
+    labels, right = [20, 40, 60, 80, 100], [10, 12, 14, 15, 16]
+    for n, k in zip(labels, right, strict=True):  # right on the first k audit images
+        predicted = truth[:k] + [(t + 1) % 3 for t in truth[k:]]
+        last = ModelVersion.objects.create(
+            project=project, encoder_version=encoder, mode="probe", artifact_key="m", train_label_count=n,
+            metrics={"audit_accuracy": k / 20, "audit_labels": 20,
+                     "audit_predictions": {"ids": audit_ids, "predicted": predicted}},
+        )  # fmt: skip
+    outcomes = (np.arange(20)[None, :] < np.array(right)[:, None]).astype(float)
+    n, acc = np.array(labels, float), np.array(right) / 20
+    shared = fit_learning_curve(n, acc, seed=0, outcomes=outcomes).accuracy_at(1000)
+    alone = fit_learning_curve(n, acc, seed=0, evaluated=np.full(5, 20.0)).accuracy_at(1000)
+
+    def at_budget() -> list[float]:
+        _update_forecast(project, last, dict(zip(audit_ids, truth, strict=True)))
+        last.refresh_from_db()
+        return last.metrics["forecast"]["accuracy_at_budget"]
+
+    assert at_budget() == pytest.approx(list(shared))
+    assert shared[2] - shared[1] > alone[2] - alone[1]
+    first = ModelVersion.objects.order_by("id").first()
+    first.metrics.pop("audit_predictions")
+    first.save()
+    assert at_budget() == pytest.approx(list(alone))

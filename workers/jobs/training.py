@@ -776,6 +776,22 @@ def _audit_rescored(versions: list[ModelVersion], audit_now: dict[int, int]) -> 
     return out
 
 
+def _audit_outcomes(versions: list[ModelVersion], audit_now: dict[int, int]) -> np.ndarray | None:
+    """(versions, audit images) float: 1 where a version predicted today's audit label, 0 where it
+    did not, NaN where it kept no prediction for the image; None when a version kept none (from
+    before they were kept)."""
+    column = {image_id: j for j, image_id in enumerate(sorted(audit_now))}
+    out = np.full((len(versions), len(column)), np.nan)
+    for row, v in enumerate(versions):
+        kept = v.metrics.get("audit_predictions")
+        if not kept:
+            return None
+        for image_id, predicted in zip(kept["ids"], kept["predicted"], strict=True):
+            if image_id in column:
+                out[row, column[image_id]] = float(audit_now[image_id] == predicted)
+    return out
+
+
 def _update_forecast(project: Project, model: ModelVersion, audit_now: dict[int, int] | None = None) -> None:
     """Learning curve, forecast and stop rule over this project's model versions, stored on the
     newest one so the web process only reads them. ``audit_now``: the audit labels as they are now
@@ -791,7 +807,7 @@ def _update_forecast(project: Project, model: ModelVersion, audit_now: dict[int,
             return (correct / n if n else None), n
         return v.metrics.get("audit_accuracy"), v.metrics.get("audit_labels", 0)
 
-    points = [(v.train_label_count, *measured(v)) for v in versions if measured(v)[0] is not None]
+    points = [(v.train_label_count, *measured(v), v) for v in versions if measured(v)[0] is not None]
     points = newest_per_count(points, lambda p: p[0])  # one per label count, the newest version's
     forecast: dict[str, Any] = {"points": len(points)}
     if points and len({p[0] for p in points}) >= 3 and points[-1][2] < MIN_AUDIT_FOR_FORECAST:
@@ -802,12 +818,17 @@ def _update_forecast(project: Project, model: ModelVersion, audit_now: dict[int,
     elif len({p[0] for p in points}) >= 3:
         try:
             # Each point is an audit accuracy measured on few images: the fit counts how many
-            # (shrunk estimates, weights, and their sampling spread in the interval).
+            # (shrunk estimates, weights, and their sampling spread in the interval), and when every
+            # version scored today's audit images, which ones: the points share their audit images,
+            # so the interval redraws those images once for all points.
+            outcomes = _audit_outcomes([p[3] for p in points], audit_now) if rescored else None
+            counts = np.array([max(1, p[2]) for p in points], float)  # 0: stored before counts
             curve = fit_learning_curve(
                 np.array([p[0] for p in points], float),
                 np.array([p[1] for p in points], float),
                 seed=0,
-                evaluated=np.array([max(1, p[2]) for p in points], float),  # 0: stored before counts
+                evaluated=counts if outcomes is None else None,
+                outcomes=outcomes,
             )
             # The curve counts training images; the budget counts labels (several per image, and
             # the audit slice's). The target and budget are kept so the page can tell when an admin
