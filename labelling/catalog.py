@@ -25,4 +25,4 @@ NEEDS_MODEL = {"badge", "bald", "balanced_margin", "entropy", "least_confidence"
 # Job kinds that take minutes at most and that annotators wait on: their own Celery queue and worker
 # (workers/celery.py), so one project's long pretraining or import never holds them.
 QUICK_QUEUE = "quick"
-QUICK_KINDS = ("cycle", "finetune", "predict", "select")
+QUICK_KINDS = ("cycle", "finetune", "predict", "select", "forecast")

@@ -50,3 +50,8 @@ def select(job_id: int) -> None:
 @app.task(name="workers.cycle")
 def cycle(job_id: int) -> None:
     run_job(job_id, training.cycle)
+
+
+@app.task(name="workers.forecast")
+def forecast(job_id: int) -> None:
+    run_job(job_id, training.forecast)

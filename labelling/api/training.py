@@ -73,6 +73,11 @@ class PredictParams(serializers.Serializer):
     """A predict job takes no params: it scores the pool with the current model."""
 
 
+class ForecastParams(serializers.Serializer):
+    """A forecast job takes no params: it refits the newest model version's forecast for the
+    project's target, budget and labels per image as they are now (a change to them queues one)."""
+
+
 class EmbedParams(serializers.Serializer):
     encoder_version = serializers.IntegerField(required=False, min_value=1)
 
@@ -84,6 +89,7 @@ PARAMS = {
     "predict": PredictParams,
     "select": SelectParams,
     "cycle": CycleParams,
+    "forecast": ForecastParams,
 }
 
 
@@ -196,6 +202,11 @@ class JobCreateApi(APIView):
             )
         if kind == "predict" and project.current_model_id is None:
             raise InvalidInput("the project has no model yet: run finetune or cycle first", code="no_model")
+        if kind == "forecast" and not project.model_versions.exists():
+            raise InvalidInput(
+                "the project has no model version yet: a forecast comes with the first retrain",
+                code="no_model",
+            )
         job = training_job_request(project=project, kind=kind, params=params, created_by=request.user)
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 

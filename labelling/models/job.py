@@ -17,10 +17,14 @@ class JobKind(models.TextChoices):
     PREDICT = "predict", "Score the pool"
     SELECT = "select", "Select images to label"
     CYCLE = "cycle", "Retrain, score and select"
+    FORECAST = "forecast", "Refit the forecast"
 
 
-# Kinds that train or rewrite the project's model state: at most one runs per project at a time.
-TRAINING_KINDS = ("pretrain", "embed", "finetune", "predict", "select", "cycle")
+# Kinds that train or rewrite the project's model state.
+MODEL_KINDS = ("pretrain", "embed", "finetune", "predict", "select", "cycle")
+# Those and the forecast's refit for changed settings (it rewrites the newest model version's
+# forecast): at most one of them runs per project at a time.
+TRAINING_KINDS = (*MODEL_KINDS, "forecast")
 
 
 class JobState(models.TextChoices):

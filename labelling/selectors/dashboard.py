@@ -17,7 +17,7 @@ from django.utils import timezone
 from labelling.catalog import QUICK_KINDS
 from labelling.models import Annotation, Assignment, Image, Job, Project, QueueItem
 from labelling.models.image import ImageStatus
-from labelling.models.job import TRAINING_KINDS, JobState
+from labelling.models.job import MODEL_KINDS, JobState
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.selectors.metrics import audit_by_class, forecast, given_labels, learning_curve
 from labelling.selectors.review import review_counts
@@ -257,7 +257,7 @@ def overview_row(project: Project) -> dict[str, Any]:
         "accuracy": curve[-1] if curve else None,
         "forecast": forecast(project, spent=budget["labels_used"]),
         "last_activity": last_label or project.created_at,
-        "training_failed": project.jobs.filter(kind__in=TRAINING_KINDS)
+        "training_failed": project.jobs.filter(kind__in=MODEL_KINDS)
         .order_by("-id")
         .values_list("state", flat=True)
         .first()

@@ -135,7 +135,8 @@ def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
     The stored curve counts training images (``labels_to_target``, ``more_images_to_target``);
     ``more_labels_to_target`` converts to budget labels (several per image, and the audit slice's).
     A bound the bootstrap never reached is ``None`` ("or more"). Numbers computed for another
-    target or budget than the project's now are left out until the next model version."""
+    target or budget than the project's now are left out until they are refitted (the change queued a
+    ``forecast`` job: seconds)."""
     latest = project.model_versions.order_by("-id").first()
     stored = (latest.metrics.get("forecast") if latest else None) or {}
     images = (  # training images, as the worker counts them (pool_labels)
@@ -150,7 +151,7 @@ def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
     reachable = stored.get("reachable", True if reach else None)  # forecasts stored before it: from reach
     if stored.get("target_accuracy", project.target_accuracy) != project.target_accuracy:
         reach = reachable = None
-        note = "the target changed since the last model version; the forecast follows the next one"
+        note = "the target changed since this forecast was made; it is being refitted for the new one"
     more_images = more_labels = None
     if reachable is False and not reach and not note:
         note = f"the fitted curve levels off below {project.target_accuracy:.0%}"

@@ -74,7 +74,23 @@ def retrain_for_changes_during(job: Job) -> Job | None:
         trigger = "import" if imported.exists() else "images"
         return training_job_request(project=project, kind="cycle", params={"trigger": trigger}, coalesce=True)
     retrain_if_due(project)
+    forecast_if_stale(project)
     return None
+
+
+def forecast_if_stale(project: Project) -> Job | None:
+    """Queue a forecast refit when the newest model version's forecast was made for another target,
+    budget or labels per image than the project's now (they changed while a job that had read them
+    ran; the change's own refit was coalesced into it)."""
+    newest = project.model_versions.order_by("-id").values_list("metrics__forecast", flat=True).first()
+    if not newest or "target_accuracy" not in newest:
+        return None  # no fitted forecast: nothing answers for the old settings
+    made_for = (newest["target_accuracy"], newest.get("label_budget"))
+    if made_for == (project.target_accuracy, project.label_budget) and (
+        not project.label_budget or newest.get("labels_per_image") == project.labels_per_training_image()
+    ):
+        return None
+    return training_job_request_quietly(project=project, kind="forecast", trigger="settings")
 
 
 def unembedded_images(project: Project) -> bool:

@@ -60,7 +60,7 @@ def test_schema_is_served_and_lists_every_api_route(client_for, users):
     # A job's body is one shape per kind, each with its own params (one untyped object before).
     schemas = schema["components"]["schemas"]
     body = schemas["JobCreateInputRequest"]
-    assert body["discriminator"]["propertyName"] == "kind" and len(body["oneOf"]) == 6
+    assert body["discriminator"]["propertyName"] == "kind" and len(body["oneOf"]) == 7
     assert {"max_minutes", "method", "from_encoder"} <= set(schemas["PretrainParamsRequest"]["properties"])
     assert "consistency_steps" in schemas["CycleParamsRequest"]["properties"]
 
@@ -73,6 +73,7 @@ def test_schema_is_served_and_lists_every_api_route(client_for, users):
     assert "bald" in enum(schemas["CycleParamsRequest"]["properties"]["strategy"])
     assert set(schemas["FinetuneParamsRequest"]["properties"]) == {"seed", "consistency_steps"}
     assert "params" not in schemas["PredictJobInputRequest"]["properties"]  # it takes none
+    assert "params" not in schemas["ForecastJobInputRequest"]["properties"]
     # Every list says what page_size it takes (the server answers 400 past 500).
     for path, ops in schema["paths"].items():
         for name, op in ops.items():

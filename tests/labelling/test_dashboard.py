@@ -337,7 +337,7 @@ def test_forecast_numbers_wait_for_a_changed_target_or_budget(users, project):
     project.save()
     page, api = _forecast(project, users, **stored)
     assert api["accuracy_at_budget"] is None and "86.0 %" not in page
-    assert "budget of 2,000 labels: with the next model version" in page
+    assert "budget of 2,000 labels: being refitted for it" in page
     project.target_accuracy = 0.95
     project.save()
     page, api = _forecast(project, users, **stored)

@@ -387,3 +387,51 @@ def test_a_long_job_of_one_project_does_not_hold_another_projects_retrain(
         assert eng.post(f"/api/jobs/{long_id}/cancel").status_code == 200
     finally:
         stop_process(quick, timeout=20)
+
+
+def test_a_changed_target_or_budget_is_forecast_again_by_the_worker(
+    celery_worker, client_for, users, project
+):
+    """An admin who changed the target saw no forecast until the next retrain, and none came while
+    labelling was paused: the change queues a forecast refit on the quick queue, which a real worker
+    runs in a second, and the metrics answer for the new target and budget."""
+    from labelling.models import Annotation, Image
+    from tests.factories import pool
+
+    project.labelling_paused, project.audit_fraction = True, 0.0
+    project.save()
+    images = pool(project, 30)
+    Image.objects.filter(pk__in=[im.id for im in images[:20]]).update(is_audit=True)
+    labels = list(project.label_classes.order_by("order", "id"))
+    truth = [i % 3 for i in range(20)]
+    for image, t in zip(images, truth, strict=False):
+        Annotation.objects.create(image=image, annotator=users["annotator"], label=labels[t])
+    encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
+    audit_ids = [im.id for im in images[:20]]
+    for n, k in zip([20, 40, 60, 80, 100], [11, 13, 15, 16, 17], strict=True):  # right on the first k
+        ModelVersion.objects.create(
+            project=project, encoder_version=encoder, mode="probe", artifact_key="m", train_label_count=n,
+            metrics={"audit_accuracy": k / 20, "audit_labels": 20, "audit_predictions": {
+                "ids": audit_ids, "predicted": truth[:k] + [(t + 1) % 3 for t in truth[k:]]}},
+        )  # fmt: skip
+    eng, admin = client_for(users["engineer"]), client_for(users["admin"])
+    started = eng.post(f"/api/projects/{project.id}/jobs", {"kind": "forecast"}, format="json")
+    assert started.status_code == 202, started.content
+    first = wait_for_job(started.json()["id"], timeout=60, worker=celery_worker)
+    assert first.state == "succeeded" and "refitted" in first.message, (first.error, first.message)
+    before = eng.get(f"/api/projects/{project.id}/metrics").json()["forecast"]
+    assert before["target_accuracy"] == project.target_accuracy and before["labels_to_target"] is not None
+
+    changed = admin.patch(
+        f"/api/projects/{project.id}", {"target_accuracy": 0.7, "label_budget": 400}, format="json"
+    )
+    assert changed.status_code == 200, changed.content
+    refit = Job.objects.filter(project=project, kind="forecast").order_by("-id").first()
+    assert refit.id != first.id and refit.params == {"trigger": "settings"}
+    assert wait_for_job(refit.id, timeout=60, worker=celery_worker).state == "succeeded"
+    after = eng.get(f"/api/projects/{project.id}/metrics").json()["forecast"]
+    assert after["target_accuracy"] == 0.7 and "target changed" not in after["note"]
+    assert (
+        after["labels_to_target"] is not None and after["labels_to_target"][0] < before["labels_to_target"][0]
+    )
+    assert after["label_budget"] == 400 and after["accuracy_at_budget"] is not None

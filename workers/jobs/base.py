@@ -118,7 +118,7 @@ def _run_job(job_id: int, fn: JobFunction) -> None:
         training_job_request(
             project=job.project, kind=then["kind"], params=then.get("params", {}), coalesce=True
         )
-    elif finished and job.kind in ("cycle", "finetune", "predict", "select"):
+    elif finished and job.kind in ("cycle", "finetune", "predict", "select", "forecast"):
         from labelling.services.training import retrain_for_changes_during
 
         try:

@@ -588,6 +588,29 @@ def cycle(job: Job, progress) -> dict[str, Any]:
     return result
 
 
+def forecast(job: Job, progress) -> dict[str, Any]:
+    """The forecast of the newest model version refitted for the project's target, budget and labels
+    per image as they are now, and scored against its audit labels as they are now: an admin who
+    changed them saw no forecast until the next retrain, and none came while labelling was paused."""
+    project = job.project
+    model = project.model_versions.order_by("-id").first()
+    if model is None:
+        raise ValueError("the project has no model version yet: a forecast comes with the first retrain")
+    audit_ids = np.fromiter(
+        Image.objects.filter(project=project, is_audit=True).values_list("id", flat=True), dtype=np.int64
+    )
+    _, audit = pool_labels(project, audit_ids)
+    _update_forecast(
+        project, model, {int(i): int(c) for i, c in zip(audit_ids, audit, strict=True) if c >= 0}
+    )
+    made = model.metrics["forecast"]
+    return {
+        "model_version": model.id,
+        "_message": f"forecast of model #{model.id} refitted"
+        + (f" (not yet: {made['error']})" if made.get("error") else ""),
+    }
+
+
 def _learner_config(params: dict):
     """The learner's settings for a finetune or cycle job: its defaults, and ``consistency_steps``
     when the job asks (automatic cycles never do)."""
@@ -798,6 +821,11 @@ def _update_forecast(project: Project, model: ModelVersion, audit_now: dict[int,
     ({image id: class}); the versions that kept their audit predictions are scored against them."""
     from models_zoo.forecast import fit_learning_curve, stop_rule_state
 
+    # The settings as they are now, not as the job read them when it started: an admin may have
+    # changed the target or budget while it ran (their change queued a refit that waited for it).
+    project.refresh_from_db(
+        fields=["target_accuracy", "label_budget", "annotations_per_image", "audit_fraction"]
+    )
     versions = list(project.model_versions.order_by("id"))
     rescored = _audit_rescored(versions, audit_now) if audit_now is not None else {}
 
