@@ -2,8 +2,10 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.urls import include, path
+from django.views.generic import TemplateView
 
 from labelling.web.views import LoginView
 
@@ -13,6 +15,13 @@ urlpatterns = [
     # Django's account pages, less password reset (it mails a link, and no mail is set up).
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Where the labelling page's "Log in again" tab lands: a second labelling tab there (the login's
+    # usual next) would hold images of its own beside the first one's (a review).
+    path(
+        "accounts/logged-in/",
+        login_required(TemplateView.as_view(template_name="web/logged_in.html")),
+        name="logged-in",
+    ),
     # The service's own pages (named: django.contrib.admin's registration templates come first).
     path(
         "accounts/password_change/",

@@ -40,7 +40,7 @@ def annotate_page(request: HttpRequest, project_id: int) -> HttpResponse:
             "next": reverse("api-queue-next", args=[project.id]) + "?lookahead=1",
             "undo": reverse("api-queue-undo", args=[project.id]),
             "assignment": "/api/assignments/",
-            "login": reverse("login") + "?next=" + request.path,
+            "login": reverse("login") + "?next=" + reverse("logged-in"),  # a tab that says go back
         },
     }
     # A command whose letter a label took (given explicitly) is Shift+letter: its hint says so.

@@ -278,9 +278,15 @@ def test_twenty_labels_a_double_click_the_flag_window_and_a_lost_session(live_se
     page.wait_for_selector("#annotate[data-state='logged-out']")
     assert page.get_attribute("#stage-login", "target") == "_blank"
     assert image not in stored()
-    # Logging in again in another tab: back here, the kept answer goes out by itself.
+    # Logging in again in the tab the page's link opens, which then says to go back (it opened a
+    # second labelling page, holding images of its own): back here, the kept answer goes out by itself.
     other = page.context.new_page()
-    log_in(other)
+    other.goto(live_server.url + page.get_attribute("#stage-login", "href"))
+    other.fill("input[name=username]", annotator.username)
+    other.fill("input[name=password]", "pw-for-tests")
+    other.press("input[name=password]", "Enter")
+    other.wait_for_url(live_server.url + "/accounts/logged-in/")
+    assert "Close this tab and go back to the labelling tab" in other.inner_text("main")
     other.close()
     page.bring_to_front()
     page.wait_for_selector("#annotate[data-pending='0']:not([data-state='logged-out'])", timeout=20_000)
