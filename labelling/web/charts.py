@@ -203,7 +203,13 @@ def stop_rule_svg(
     first = max(0, n - last)  # kappas[i] compares version i + 1 with version i + 2 (1-based)
     shown = range(first, n)
     lo = int(min(0.95, threshold, *(kappas[i] for i in shown)) * 100) / 100  # down to a whole hundredth
-    sx = _scale(first, max(n - 1, first + 1), PAD_L + 10, W - PAD_R - 10)
+    if by_labels:  # placed by training labels: versions come at uneven label counts (a review)
+        at = _scale(labels[first], max(labels[-1], labels[first] + 1), PAD_L + 10, W - PAD_R - 10)
+
+        def sx(i: int) -> float:
+            return at(labels[i])
+    else:
+        sx = _scale(first, max(n - 1, first + 1), PAD_L + 10, W - PAD_R - 10)
     sy = _scale(lo, 1.0, H - PAD_B, PAD_T)
     parts = [
         f'<svg class="chart" id="stop-rule-chart" viewBox="0 0 {W} {H}" role="img" '
@@ -216,11 +222,16 @@ def stop_rule_svg(
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.2f}</text>')
         tick = round(tick - step, 6)
-    names = [f"{c:,}" for c in labels] if by_labels else [str(i + 2) for i in range(n)]
-    every = max(1, -(-len(shown) // 8)) if by_labels else 1  # label numbers are wide: at most 8
-    for i in shown:
-        if (n - 1 - i) % every == 0:
-            parts.append(f'<text x="{sx(i):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{names[i]}</text>')
+    if by_labels:  # round label counts across the shown span, as the learning curve's axis
+        step = max(1.0, _nice_step(labels[-1] - labels[first], ticks=6))
+        tick = step * -(-labels[first] // step)
+        while tick <= labels[-1]:
+            x = at(tick)
+            parts.append(f'<text x="{x:.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{tick:,.0f}</text>')
+            tick += step
+    else:
+        for i in shown:
+            parts.append(f'<text x="{sx(i):.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{i + 2}</text>')
     axis = (
         "training labels (κ against the version compared before)"
         if by_labels

@@ -438,6 +438,25 @@ def test_stop_rule_chart_marks_the_mean_points_so_a_single_one_shows():
     assert 'class="mean-point"' not in str(stop_rule_svg([0.95, 0.97], [200, 300]))
 
 
+def test_stop_rule_chart_places_versions_by_their_training_labels():
+    # Versions compared at 200, 300 and 1,000 labels: the third is 7 times as far from the second as
+    # the second from the first (they were drawn evenly spaced), and the axis counts labels in round
+    # steps, not one tick per version.
+    import re
+
+    from labelling.web.charts import stop_rule_svg
+
+    svg = str(stop_rule_svg([0.95, 0.97, 0.99], [200, 300, 1000], threshold=0.99))
+    xs = [float(x) for x in re.findall(r'<circle class="point" cx="([\d.]+)"', svg)]
+    assert (xs[2] - xs[1]) == pytest.approx(7 * (xs[1] - xs[0]), rel=0.01)
+    ticks = re.findall(r'text-anchor="middle">([\d,]+)</text>', svg)
+    assert ticks == ["200", "400", "600", "800", "1,000"]
+    assert re.findall(r'text-anchor="middle">(\d+)</text>', str(stop_rule_svg([0.95, 0.97], None))) == [
+        "2",
+        "3",
+    ]
+
+
 def test_stop_rule_chart_says_why_there_is_no_kappa_yet():
     from labelling.web.charts import stop_rule_svg
 
