@@ -25,7 +25,7 @@ from labelling.models import (
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.services.errors import Conflict, InvalidInput, NotFound
 from labelling.services.text import nfc
-from labelling.services.training import training_job_request_quietly
+from labelling.services.training import forecast_if_stale
 
 _HOTKEYS = "1234567890" + "abcdefghijklmnopqrstuvwxyz"  # what a label may be given
 # Handed out in this order to labels without one: never the labelling page's command letters (skip,
@@ -133,7 +133,6 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     images when they are queued)."""
     before = project.annotations_per_image
     budget_before = project.label_budget
-    forecast_before = _forecast_settings(project)
     for key, value in fields.items():
         setattr(project, key, value)
     _clean(project)
@@ -147,16 +146,10 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         open_items = QueueItem.objects.filter(project=project, state=QueueState.OPEN)
         open_items.filter(annotations_done__gte=k).update(annotations_needed=k, state=QueueState.DONE)
         open_items.update(annotations_needed=k)
-    if _forecast_settings(project) != forecast_before and project.model_versions.exists():
-        # The forecast answers for a target and budget: refitted now for the new ones (a job on the
-        # quick queue, a second), rather than gone from the dashboard until the next retrain.
-        training_job_request_quietly(project=project, kind="forecast", trigger="settings")
+    # The forecast answers for a target and budget: refitted now for new ones (a job on the quick
+    # queue, a second), rather than gone from the dashboard until the next retrain.
+    forecast_if_stale(project)
     return project
-
-
-def _forecast_settings(project: Project) -> tuple:
-    """What a stored forecast was made for: the target, the budget, and labels per training image."""
-    return project.target_accuracy, project.label_budget, project.labels_per_training_image()
 
 
 def _check_label(

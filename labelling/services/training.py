@@ -80,8 +80,9 @@ def retrain_for_changes_during(job: Job) -> Job | None:
 
 def forecast_if_stale(project: Project) -> Job | None:
     """Queue a forecast refit when the newest model version's forecast was made for another target,
-    budget or labels per image than the project's now (they changed while a job that had read them
-    ran; the change's own refit was coalesced into it)."""
+    budget or labels per image than the project's now: an admin changed them (``project_update``), or
+    did while a job that had read them ran (the change's own refit was coalesced into it). Labels per
+    image count only with a budget: without one they convert the stored curve when a page is read."""
     newest = project.model_versions.order_by("-id").values_list("metrics__forecast", flat=True).first()
     if not newest or "target_accuracy" not in newest:
         return None  # no fitted forecast: nothing answers for the old settings

@@ -436,8 +436,9 @@ def test_versions_scored_on_todays_audit_images_share_them_in_the_interval(proje
 
 
 def test_only_a_change_the_forecast_answers_for_queues_its_refit(project, client_for, users):
-    # The target, the budget and the labels per image: a refit (after the first model version);
-    # the stop rule's threshold is judged when the page is read, and a name changes no number.
+    # The target and the budget, and the labels per image where a budget converts them: a refit of a
+    # fitted forecast. The stop rule's threshold is judged when the page is read, labels per image
+    # without a budget convert the stored curve then too, and a name changes no number.
     from labelling.models import Job
     from labelling.services.projects import project_update
     from labelling.services.training import forecast_if_stale
@@ -448,23 +449,28 @@ def test_only_a_change_the_forecast_answers_for_queues_its_refit(project, client
     eng = client_for(users["engineer"])
     refused = eng.post(f"/api/projects/{project.id}/jobs", {"kind": "forecast"}, format="json")
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "no_model"
-    project_update(project=project, target_accuracy=0.7)
+    project_update(project=project, target_accuracy=0.7, label_budget=None)
     assert refits() == 0  # no model version: nothing to refit
     encoder = EncoderVersion.objects.create(project=project, artifact_key="e", embeddings={"shards": ["s"]})
     last = _measured(project, encoder, [100, 200, 300], [0.6, 0.7, 0.75], 20)
-    project_update(project=project, stop_kappa=0.95, name="Renamed")
+    _update_forecast(project, last)
+    assert last.metrics["forecast"]["target_accuracy"] == 0.7
+    project_update(project=project, stop_kappa=0.95, name="Renamed", annotations_per_image=2)
     assert refits() == 0
-    project_update(project=project, annotations_per_image=2)
+    project_update(project=project, label_budget=900)
     job = Job.objects.get(project=project, kind="forecast")
     assert job.params == {"trigger": "settings"} and job.state == "queued"
-    project_update(project=project, label_budget=900)  # coalesced into the refit on its way
+    project_update(project=project, target_accuracy=0.8)  # coalesced into the refit on its way
     assert refits() == 1
-    # A job that had read the settings before a change stores a forecast for the old ones; after it
-    # ends, another refit is asked for. One made for the settings as they are now asks for none.
+    # The refit stores a forecast for the settings as they are now: nothing more is asked for, until
+    # a change lands after a job read them (the target, here, saved behind the service's back).
     Job.objects.filter(pk=job.pk).update(state="succeeded")
     _update_forecast(project, last)
     assert forecast_if_stale(project) is None
-    project.refresh_from_db()
+    project_update(project=project, audit_fraction=0.2)  # labels per image, with a budget
+    assert refits() == 2
+    Job.objects.filter(project=project).update(state="succeeded")
+    _update_forecast(project, last)
     project.target_accuracy = 0.95
     project.save(update_fields=["target_accuracy"])
-    assert forecast_if_stale(project).kind == "forecast" and refits() == 2
+    assert forecast_if_stale(project).kind == "forecast" and refits() == 3
