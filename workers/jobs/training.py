@@ -781,6 +781,17 @@ def _probs_over(model: ModelVersion, project: Project, version: EncoderVersion, 
     return learner.predict_proba(images_for(project, ids), features=Z).astype(np.float32)
 
 
+def _audit_hits(version: ModelVersion, audit_now: dict[int, int]) -> dict[int, bool] | None:
+    """{audit image id: whether the version predicted its label as it is now} over the audit images
+    it kept a prediction for; None for a version from before they were kept."""
+    kept = version.metrics.get("audit_predictions")
+    if not kept:
+        return None
+    return {
+        i: audit_now[i] == p for i, p in zip(kept["ids"], kept["predicted"], strict=True) if i in audit_now
+    }
+
+
 def _audit_rescored(versions: list[ModelVersion], audit_now: dict[int, int]) -> dict[str, list]:
     """Each version's audit accuracy against today's audit labels, {version id: [correct, n]}, for
     the versions that kept their audit predictions. An audit label corrected on the Review page, an
@@ -789,13 +800,9 @@ def _audit_rescored(versions: list[ModelVersion], audit_now: dict[int, int]) -> 
     fixed, and its forecast called a target out of reach that the model had met."""
     out: dict[str, list] = {}
     for v in versions:
-        kept = v.metrics.get("audit_predictions")
-        if not kept:
-            continue
-        pairs = [
-            (audit_now[i], p) for i, p in zip(kept["ids"], kept["predicted"], strict=True) if i in audit_now
-        ]
-        out[str(v.id)] = [sum(t == p for t, p in pairs), len(pairs)]
+        hits = _audit_hits(v, audit_now)
+        if hits is not None:
+            out[str(v.id)] = [sum(hits.values()), len(hits)]
     return out
 
 
@@ -806,12 +813,11 @@ def _audit_outcomes(versions: list[ModelVersion], audit_now: dict[int, int]) -> 
     column = {image_id: j for j, image_id in enumerate(sorted(audit_now))}
     out = np.full((len(versions), len(column)), np.nan)
     for row, v in enumerate(versions):
-        kept = v.metrics.get("audit_predictions")
-        if not kept:
+        hits = _audit_hits(v, audit_now)
+        if hits is None:
             return None
-        for image_id, predicted in zip(kept["ids"], kept["predicted"], strict=True):
-            if image_id in column:
-                out[row, column[image_id]] = float(audit_now[image_id] == predicted)
+        for image_id, hit in hits.items():
+            out[row, column[image_id]] = float(hit)
     return out
 
 
