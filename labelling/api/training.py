@@ -18,12 +18,13 @@ from labelling.api.base import ListApi, paginated, strict
 from labelling.api.jobs import JobOutput, ProjectJobListApi
 from labelling.catalog import SSL_METHODS, STRATEGIES
 from labelling.models import EncoderVersion, ModelVersion, Role, SelectionRound
-from labelling.models.job import TRAINING_KINDS
+from labelling.models.job import FORECAST_KIND, TRAINING_KINDS
 from labelling.selectors.access import access_encoder_version, access_model_version, access_project
 from labelling.selectors.metrics import audit_by_class, forecast, learning_curve
 from labelling.services.errors import InvalidInput, NotFound, PayloadTooLarge
 from labelling.services.training import (
     encoder_version_activate,
+    forecast_refit_request,
     model_version_activate,
     pretraining_pool_check,
     training_job_request,
@@ -82,6 +83,7 @@ class EmbedParams(serializers.Serializer):
     encoder_version = serializers.IntegerField(required=False, min_value=1)
 
 
+JOB_KINDS = (*TRAINING_KINDS, FORECAST_KIND)  # what POST /api/projects/{id}/jobs starts
 PARAMS = {
     "pretrain": PretrainParams,
     "embed": EmbedParams,
@@ -117,7 +119,7 @@ def _job_input(kind: str) -> type[serializers.Serializer]:
 # One body per kind in the schema (a discriminated oneOf on "kind"), so clients see each kind's params.
 JOB_INPUT_SCHEMA = PolymorphicProxySerializer(
     component_name="JobCreateInput",
-    serializers={kind: _job_input(kind) for kind in TRAINING_KINDS},
+    serializers={kind: _job_input(kind) for kind in JOB_KINDS},
     resource_type_field_name="kind",
 )
 
@@ -152,7 +154,7 @@ class JobCreateApi(APIView):
     """Start a training job (202). At most one runs per project: a second answers 409 naming it."""
 
     class JobCreateInput(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=TRAINING_KINDS)
+        kind = serializers.ChoiceField(choices=JOB_KINDS)
         params = serializers.DictField(required=False, default=dict)
 
     @extend_schema(request=JOB_INPUT_SCHEMA, responses={202: JobOutput}, operation_id="jobs_create")
@@ -202,11 +204,14 @@ class JobCreateApi(APIView):
             )
         if kind == "predict" and project.current_model_id is None:
             raise InvalidInput("the project has no model yet: run finetune or cycle first", code="no_model")
-        if kind == "forecast" and not project.model_versions.exists():
-            raise InvalidInput(
-                "the project has no model version yet: a forecast comes with the first retrain",
-                code="no_model",
-            )
+        if kind == FORECAST_KIND:
+            if not project.model_versions.exists():
+                raise InvalidInput(
+                    "the project has no model version yet: a forecast comes with the first retrain",
+                    code="no_model",
+                )
+            job = forecast_refit_request(project=project, params=params, created_by=request.user)
+            return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
         job = training_job_request(project=project, kind=kind, params=params, created_by=request.user)
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 

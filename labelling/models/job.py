@@ -20,11 +20,11 @@ class JobKind(models.TextChoices):
     FORECAST = "forecast", "Refit the forecast"
 
 
-# Kinds that train or rewrite the project's model state.
-MODEL_KINDS = ("pretrain", "embed", "finetune", "predict", "select", "cycle")
-# Those and the forecast's refit for changed settings (it rewrites the newest model version's
-# forecast): at most one of them runs per project at a time.
-TRAINING_KINDS = (*MODEL_KINDS, "forecast")
+# Kinds that train or rewrite the project's model state: at most one runs per project at a time.
+TRAINING_KINDS = ("pretrain", "embed", "finetune", "predict", "select", "cycle")
+# A forecast refit (new settings) only rewrites the newest model version's forecast: it runs beside
+# those, one at a time per project, and a training job never waits for it nor is merged into it.
+FORECAST_KIND = "forecast"
 
 
 class JobState(models.TextChoices):

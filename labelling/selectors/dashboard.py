@@ -17,7 +17,7 @@ from django.utils import timezone
 from labelling.catalog import QUICK_KINDS
 from labelling.models import Annotation, Assignment, Image, Job, Project, QueueItem
 from labelling.models.image import ImageStatus
-from labelling.models.job import MODEL_KINDS, JobState
+from labelling.models.job import FORECAST_KIND, TRAINING_KINDS, JobState
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.selectors.metrics import audit_by_class, forecast, given_labels, learning_curve
 from labelling.selectors.review import review_counts
@@ -193,10 +193,16 @@ def queue_wait(project: Project, *, now=None) -> dict[str, Any] | None:
 
 
 def jobs_summary(project: Project, limit: int = 10) -> dict[str, Any]:
-    jobs = list(project.jobs.order_by("-id")[:limit])
+    # A forecast refit that succeeded says nothing the forecast does not show: every settings change
+    # adds one, and ten of them hid the retrains (a review). Failed ones stay listed.
+    jobs = list(project.jobs.exclude(kind=FORECAST_KIND, state=JobState.SUCCEEDED).order_by("-id")[:limit])
     running = next((j for j in jobs if j.state in (JobState.RUNNING, JobState.QUEUED)), None)
     return {
         "running": running,
+        # a training job on its way (the budget's last labels are being trained on; a refit is not that)
+        "retrain_running": any(
+            j.kind in TRAINING_KINDS for j in jobs if j.state in (JobState.RUNNING, JobState.QUEUED)
+        ),
         "waiting": queue_wait(project),
         "recent": [
             {
@@ -257,7 +263,7 @@ def overview_row(project: Project) -> dict[str, Any]:
         "accuracy": curve[-1] if curve else None,
         "forecast": forecast(project, spent=budget["labels_used"]),
         "last_activity": last_label or project.created_at,
-        "training_failed": project.jobs.filter(kind__in=MODEL_KINDS)
+        "training_failed": project.jobs.filter(kind__in=TRAINING_KINDS)
         .order_by("-id")
         .values_list("state", flat=True)
         .first()

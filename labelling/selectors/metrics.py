@@ -127,6 +127,22 @@ def learning_curve(project: Project) -> list[dict[str, Any]]:
     return points
 
 
+def forecast_made_for_other_settings(project: Project, stored: dict | None) -> bool:
+    """Whether a stored forecast was fitted for another target or budget than the project's now, or,
+    with a budget, another number of labels per training image: a ``forecast`` job refits it (queued
+    by the change); without a budget, labels per image convert the stored curve when it is read."""
+    if not stored or "target_accuracy" not in stored:
+        return False  # none fitted (too few points, or an error): no numbers to answer for old settings
+    if (stored["target_accuracy"], stored.get("label_budget")) != (
+        project.target_accuracy,
+        project.label_budget,
+    ):
+        return True
+    return (
+        bool(project.label_budget) and stored.get("labels_per_image") != project.labels_per_training_image()
+    )
+
+
 def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
     """The newest forecast: labels to the target (point, low, high), accuracy at the budget's end,
     and the stop rule's state; ``None`` fields where there is not enough data yet. ``spent``: the
@@ -156,10 +172,11 @@ def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
     if reachable is False and not reach and not note:
         note = f"the fitted curve levels off below {project.target_accuracy:.0%}"
     if reach and reachable is False:  # the curve gets there only beyond the pool's images
-        note = (
-            f"the curve reaches the target only after about {round(reach[0]):,} training images; "
-            f"the pool holds {stored.get('pool_images', 0):,}"
+        pool = stored.get("pool_images", 0)
+        after = (  # a flat curve put it at a 60-digit number of images (a review)
+            f"about {round(reach[0]):,}" if reach[0] < 100 * max(pool, 1) else "over 100 times as many"
         )
+        note = f"the curve reaches the target only after {after} training images; the pool holds {pool:,}"
     elif reach:
         per_image = project.labels_per_training_image()
         pool = stored.get("pool_images")
@@ -218,6 +235,7 @@ def forecast(project: Project, *, spent: int | None = None) -> dict[str, Any]:
             "spacing": stop.get("spacing"),
         },
         "points": stored.get("points", 0),
+        "refitting": forecast_made_for_other_settings(project, stored),  # numbers left out meanwhile
         "projection": projection,
         "projection_ends": _projection_ends(projection, budget_images, reach, stored),
         "note": note,

@@ -34,7 +34,7 @@ from labelling.models import (
     SelectionRound,
 )
 from labelling.models.image import ImageStatus
-from labelling.models.job import MODEL_KINDS, JobState
+from labelling.models.job import TRAINING_KINDS, JobState
 from labelling.models.queue import AssignmentState, QueueState
 from labelling.selectors.metrics import labelled_training_images
 from labelling.selectors.rows import Columns
@@ -257,7 +257,7 @@ def queue_empty_reason(*, project: Project) -> str:
         _, spent = _project_and_spent(project.pk, now=timezone.now(), held=True)
         if spent >= project.label_budget:
             return "budget_exhausted"  # spent, or the rest is held by others right now
-    training = project.jobs.filter(kind__in=MODEL_KINDS)
+    training = project.jobs.filter(kind__in=TRAINING_KINDS)
     if training.filter(state__in=(JobState.QUEUED, JobState.RUNNING)).exists():
         # The first images come after pretraining, embedding and the first selection (minutes);
         # later ones after a retrain.
@@ -312,7 +312,7 @@ def _next_round_request(project: Project):
     retrain then (a selection alone without new training labels), so labelling never stalls."""
     from labelling.services.training import training_job_request_quietly  # training -> queue
 
-    last = project.jobs.filter(kind__in=MODEL_KINDS).order_by("-id").first()
+    last = project.jobs.filter(kind__in=TRAINING_KINDS).order_by("-id").first()
     if (
         last is not None
         and last.params.get("trigger") == "queue_drained"

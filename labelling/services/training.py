@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from labelling.models import EncoderVersion, Job, ModelVersion, Project
-from labelling.models.job import TRAINING_KINDS, JobState
+from labelling.models.job import FORECAST_KIND, TRAINING_KINDS, JobState
 from labelling.services.errors import Conflict, InvalidInput
 from labelling.services.jobs import job_create
 
@@ -79,19 +79,46 @@ def retrain_for_changes_during(job: Job) -> Job | None:
 
 
 def forecast_if_stale(project: Project) -> Job | None:
-    """Queue a forecast refit when the newest model version's forecast was made for another target,
-    budget or labels per image than the project's now: an admin changed them (``project_update``), or
-    did while a job that had read them ran (the change's own refit was coalesced into it). Labels per
-    image count only with a budget: without one they convert the stored curve when a page is read."""
+    """Queue a forecast refit when the newest model version's forecast was made for other settings
+    than the project's now (``forecast_made_for_other_settings``): an admin changed them
+    (``project_update``), or did while a job that had read them ran."""
+    from labelling.selectors.metrics import forecast_made_for_other_settings
+
     newest = project.model_versions.order_by("-id").values_list("metrics__forecast", flat=True).first()
-    if not newest or "target_accuracy" not in newest:
-        return None  # no fitted forecast: nothing answers for the old settings
-    made_for = (newest["target_accuracy"], newest.get("label_budget"))
-    if made_for == (project.target_accuracy, project.label_budget) and (
-        not project.label_budget or newest.get("labels_per_image") == project.labels_per_training_image()
-    ):
+    if not forecast_made_for_other_settings(project, newest):
         return None
-    return training_job_request_quietly(project=project, kind="forecast", trigger="settings")
+    try:
+        return forecast_refit_request(project=project, params={"trigger": "settings"}, coalesce=True)
+    except Exception:  # the broker down: that request still succeeds, and the next change asks again
+        logger.exception("could not queue a forecast refit for project %s", project.pk)
+        return None
+
+
+def forecast_refit_request(
+    *,
+    project: Project,
+    params: dict[str, Any] | None = None,
+    created_by: AbstractBaseUser | None = None,
+    coalesce: bool = False,
+) -> Job:
+    """A ``forecast`` job unless one is queued or running for the project (``coalesce``: that one,
+    else Conflict ``job_running``). It runs beside the training jobs: merged into one of them, a
+    settings change during a pretraining that was then cancelled got no refit, and a review's retrain
+    asked for during a refit was merged into the refit and never came (a review)."""
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        on_its_way = project.jobs.filter(
+            kind=FORECAST_KIND, state__in=(JobState.QUEUED, JobState.RUNNING)
+        ).first()
+        if on_its_way is not None:
+            if coalesce:
+                return on_its_way
+            raise Conflict(
+                f"a forecast job (#{on_its_way.id}) is already {on_its_way.state} for this project",
+                code="job_running",
+                details={"job_id": on_its_way.id, "kind": on_its_way.kind, "state": on_its_way.state},
+            )
+        return job_create(project=project, kind=FORECAST_KIND, params=params or {}, created_by=created_by)
 
 
 def unembedded_images(project: Project) -> bool:

@@ -4,6 +4,7 @@ a page is about, with the API's access rule."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
@@ -82,5 +83,7 @@ def settings_from_form(post) -> dict:
             continue
         if not re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,6})?", raw):
             raise ValueError(f"{key.replace('_', ' ')} must be a number, not {raw[:20]!r}")
-        fields[key] = float(raw) / 100 if kind == "percent" else float(raw)
+        # A percent in decimal: float("56.7") / 100 is 0.5670000000000001, so saving the form unchanged
+        # changed a target of 0.567 set by the API (and asked for a forecast refit; a review).
+        fields[key] = float(Decimal(raw) / 100) if kind == "percent" else float(raw)
     return fields

@@ -716,6 +716,42 @@ def test_the_projects_settings_are_edited_on_the_dashboard(users, project):
         assert said in page.content.decode(), bad
         project.refresh_from_db()
         assert project.target_accuracy == 0.855  # nothing saved
+    # A target set by the API to 0.567 shows as 56.7; the form saved unchanged keeps it 0.567 (it
+    # became 0.5670000000000001, a changed target that asked for a forecast refit; a review).
+    project.target_accuracy = 0.567
+    project.save()
+    page = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert 'step="0.1" value="56.7"' in page
+    client.post(url, {**form, "target_percent": "56.7"})
+    project.refresh_from_db()
+    assert project.target_accuracy == 0.567
+
+
+def test_the_jobs_table_leaves_out_forecast_refits_that_succeeded(users, project):
+    # Every settings change adds a refit: ten of them hid the retrains from the table. One running
+    # is not "the retrain running now" of a spent budget.
+    from labelling.models import Job
+    from labelling.selectors.dashboard import jobs_summary
+
+    cycle = Job.objects.create(project=project, kind="cycle", state="succeeded")
+    for _ in range(12):
+        Job.objects.create(project=project, kind="forecast", state="succeeded")
+    failed = Job.objects.create(project=project, kind="forecast", state="failed")
+    running = Job.objects.create(project=project, kind="forecast", state="running")
+    jobs = jobs_summary(project)
+    assert [r["job"].id for r in jobs["recent"]] == [running.id, failed.id, cycle.id]
+    assert jobs["running"] == running and jobs["retrain_running"] is False
+    Job.objects.create(project=project, kind="cycle", state="queued")
+    assert jobs_summary(project)["retrain_running"] is True
+
+
+def test_a_target_far_past_the_pool_is_no_sixty_digit_number(users, project):
+    page, api = _forecast(project, users, labels_to_target=[4.2e59, 1e6, None], reachable=False,
+                          target_accuracy=project.target_accuracy, pool_images=1000)  # fmt: skip
+    assert "after over 100 times as many training images; the pool holds 1,000" in api["note"]
+    page, api = _forecast(project, users, labels_to_target=[4200.0, 3000.0, None], reachable=False,
+                          target_accuracy=project.target_accuracy, pool_images=1000)  # fmt: skip
+    assert "after about 4,200 training images" in api["note"]
 
 
 def test_a_forecast_past_the_pool_or_out_of_reach_within_its_interval_says_so(users, project):

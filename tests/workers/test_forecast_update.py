@@ -473,4 +473,17 @@ def test_only_a_change_the_forecast_answers_for_queues_its_refit(project, client
     _update_forecast(project, last)
     project.target_accuracy = 0.95
     project.save(update_fields=["target_accuracy"])
-    assert forecast_if_stale(project).kind == "forecast" and refits() == 3
+    refit = forecast_if_stale(project)
+    assert refit.kind == "forecast" and refits() == 3
+    # A refit and the training jobs stand side by side, neither merged into the other: a retrain
+    # asked for during a refit was lost in it, and a refit asked for during a pretraining that was
+    # then cancelled never came (a review).
+    from labelling.services.training import training_job_request
+
+    cycle = training_job_request(project=project, kind="cycle", params={"trigger": "review"}, coalesce=True)
+    assert cycle.kind == "cycle" and cycle.id != refit.id
+    Job.objects.filter(pk=refit.pk).update(state="succeeded")
+    project_update(project=project, target_accuracy=0.9)
+    assert refits() == 4 and Job.objects.get(pk=cycle.pk).state == "queued"
+    again = eng.post(f"/api/projects/{project.id}/jobs", {"kind": "forecast"}, format="json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "job_running"

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from labelling.models import Job
+from labelling.models import Job, Project
 from labelling.services.jobs import (
     job_fail,
     job_finish,
@@ -118,7 +118,11 @@ def _run_job(job_id: int, fn: JobFunction) -> None:
         training_job_request(
             project=job.project, kind=then["kind"], params=then.get("params", {}), coalesce=True
         )
-    elif finished and job.kind in ("cycle", "finetune", "predict", "select", "forecast"):
+    elif finished and job.kind == "forecast":  # settings changed after it read them: once more
+        from labelling.services.training import forecast_if_stale
+
+        forecast_if_stale(Project.objects.get(pk=job.project_id))
+    elif finished and job.kind in ("cycle", "finetune", "predict", "select"):
         from labelling.services.training import retrain_for_changes_during
 
         try:
