@@ -23,10 +23,13 @@ logger = logging.getLogger(__name__)
 
 
 def running_training_job(project: Project) -> Job | None:
+    return _on_its_way(project, TRAINING_KINDS)
+
+
+def _on_its_way(project: Project, kinds: tuple[str, ...]) -> Job | None:
+    """The project's oldest job of one of ``kinds`` queued or running."""
     return (
-        Job.objects.filter(
-            project=project, kind__in=TRAINING_KINDS, state__in=(JobState.QUEUED, JobState.RUNNING)
-        )
+        Job.objects.filter(project=project, kind__in=kinds, state__in=(JobState.QUEUED, JobState.RUNNING))
         .order_by("id")
         .first()
     )
@@ -43,10 +46,16 @@ def training_job_request(
     """Create a training job unless one is already queued or running for the project."""
     if kind not in TRAINING_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(TRAINING_KINDS)}", code="invalid_kind")
+    return _single_flight(project, kind, TRAINING_KINDS, params, created_by, coalesce)
+
+
+def _single_flight(project, kind, kinds, params, created_by, coalesce) -> Job:
+    """A new job of ``kind`` unless one of ``kinds`` is queued or running for the project: then that
+    one (``coalesce``) or Conflict ``job_running``."""
     with transaction.atomic():
         # The project row lock serialises concurrent requests (SQLite serialises all writers anyway).
         Project.objects.select_for_update().get(pk=project.pk)
-        running = running_training_job(project)
+        running = _on_its_way(project, kinds)
         if running is not None:
             if coalesce:
                 return running
@@ -105,20 +114,7 @@ def forecast_refit_request(
     else Conflict ``job_running``). It runs beside the training jobs: merged into one of them, a
     settings change during a pretraining that was then cancelled got no refit, and a review's retrain
     asked for during a refit was merged into the refit and never came (a review)."""
-    with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)
-        on_its_way = project.jobs.filter(
-            kind=FORECAST_KIND, state__in=(JobState.QUEUED, JobState.RUNNING)
-        ).first()
-        if on_its_way is not None:
-            if coalesce:
-                return on_its_way
-            raise Conflict(
-                f"a forecast job (#{on_its_way.id}) is already {on_its_way.state} for this project",
-                code="job_running",
-                details={"job_id": on_its_way.id, "kind": on_its_way.kind, "state": on_its_way.state},
-            )
-        return job_create(project=project, kind=FORECAST_KIND, params=params or {}, created_by=created_by)
+    return _single_flight(project, FORECAST_KIND, (FORECAST_KIND,), params, created_by, coalesce)
 
 
 def unembedded_images(project: Project) -> bool:
