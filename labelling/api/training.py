@@ -211,8 +211,8 @@ class JobCreateApi(APIView):
                     code="no_model",
                 )
             job = forecast_refit_request(project=project, params=params, created_by=request.user)
-            return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
-        job = training_job_request(project=project, kind=kind, params=params, created_by=request.user)
+        else:
+            job = training_job_request(project=project, kind=kind, params=params, created_by=request.user)
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
